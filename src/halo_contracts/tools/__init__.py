@@ -1,0 +1,26 @@
+"""Tool modules, one per capability. Importing a module declares its tools."""
+
+from __future__ import annotations
+
+import importlib
+
+TOOL_MODULES = (
+    "lookups",
+    "contracts",
+    "recurring",
+    "prepaid",
+    "renewals",
+    "reconciliation",
+    "reports",
+    "licence_sync",
+    "plans",
+)
+
+
+def load_tool_modules() -> None:
+    for name in TOOL_MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise

@@ -1,0 +1,75 @@
+"""Plan and Step: every write the server makes is one of these.
+
+INTERFACE FIRST (shared by every write tool): a tool validates, then builds a ``Plan`` of
+domain-level ``Step``s, each with a one-line summary, its friendly parameters, the natural
+key that finds its object again, and a preview of the Halo request. Nothing is sent while
+building. ``plans.executor.apply_plan`` runs the steps through the journal.
+
+Step parameters may refer to the result of an earlier step with a reference string
+``"$step:<index>.<field>"`` (e.g. ``"$step:0.id"`` for the contract created by step 0);
+the executor substitutes them before the step runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+StepKind = Literal[
+    "create_contract",  # params: {"fields": ContractFields-as-json}
+    "update_contract",  # params: {"contract_id": int | ref, "fields": {...}}
+    "create_recurring_invoice",  # params: {"client_id", "contract_id", "contract_ref"}
+    "add_recurring_lines",  # params: {"recurring_invoice_id", "contract_id", "items": [RecurringItemFields-json]}
+    "update_recurring_line",  # params: {"line_id", "recurring_invoice_id", "fields": {...}}
+    "create_licence",  # params: {"fields": LicenceFields-json}
+    "update_licence",  # params: {"licence_id", "fields": {...}}
+    "delete_licence",  # params: {"licence_id"}
+]
+
+StepStatus = Literal["pending", "done", "failed", "unknown", "skipped"]
+PlanStatus = Literal["planned", "applying", "applied", "failed", "partial"]
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    kind: StepKind
+    summary: str  # one line, plain words: "Create contract 'Acme - Managed Services 2026' for Acme Ltd"
+    params: dict[str, Any]  # friendly, JSON-serialisable (dates as ISO strings, money as strings)
+    natural_key: dict[str, Any] = Field(default_factory=dict)  # e.g. {"client_id": 5, "ref": "…"}
+    request: dict[str, Any] | None = None  # preview: {"method", "path", "body"}
+    group: str | None = None  # e.g. the contract a renewal step belongs to (progress per group)
+    status: StepStatus = "pending"
+    result: dict[str, Any] | None = None  # e.g. {"id": 5012}
+    error: str | None = None
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=lambda: "plan_" + uuid.uuid4().hex[:12])
+    tool: str  # the tool that built it
+    title: str  # one line: what the whole plan does
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    steps: list[Step] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)  # things deliberately left out, with reasons
+    summary: dict[str, Any] = Field(default_factory=dict)  # tool-specific totals for the preview
+    status: PlanStatus = "planned"
+
+    def add(self, kind: StepKind, summary: str, params: dict[str, Any], *,
+            natural_key: dict[str, Any] | None = None, request: dict[str, Any] | None = None,
+            group: str | None = None) -> Step:
+        step = Step(index=len(self.steps), kind=kind, summary=summary, params=params,
+                    natural_key=natural_key or {}, request=request, group=group)
+        self.steps.append(step)
+        return step
+
+    @staticmethod
+    def ref(index: int, field: str = "id") -> str:
+        """A reference to a field of an earlier step's result."""
+        return f"$step:{index}.{field}"

@@ -1,0 +1,216 @@
+"""What every tool module shares: the tool registry, strict argument types, the app
+context, and the one place Halo errors become ``ToolError``s a model can act on.
+
+Tools are declared with ``@halo_tool(...)`` at import time; ``server.build_server`` decides
+which of them to register (read-only mode, tool selection) and registers them on the
+``MCPServer``. A tool is thin: strict arguments -> domain validation -> a Halo read or a
+Plan -> a compact pydantic result.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from halo_contracts.halo.errors import (
+    HaloError,
+    HaloIncompleteRead,
+    HaloNotFound,
+    HaloPermissionError,
+    HaloRateLimited,
+    HaloUnknownOutcome,
+    HaloValidationError,
+)
+
+if TYPE_CHECKING:
+    from halo_contracts.config import CodeMaps, Settings
+    from halo_contracts.halo.client import HaloClient
+    from halo_contracts.plans.journal import Journal
+
+ToolKind = Literal["read", "write", "destructive"]
+
+# Tool groups (HALO_TOOLS / HALO_DISABLED_TOOLS select by these or by tool name).
+GROUPS = ("lookups", "contracts", "recurring", "prepaid", "renewals", "reconciliation", "reports",
+          "license-sync", "plans")
+
+
+@dataclass
+class ToolSpec:
+    fn: Callable[..., Any]
+    name: str
+    group: str
+    kind: ToolKind
+    title: str
+    annotations: ToolAnnotations
+    description: str | None = None
+
+
+REGISTRY: dict[str, ToolSpec] = {}
+
+
+def halo_tool(*, group: str, kind: ToolKind, title: str, idempotent: bool | None = None,
+              name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a tool. ``kind`` sets the annotations: reads are read-only; writes are not
+    destructive; ``destructive`` is for tools that remove or overwrite data in Halo."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown tool group {group!r}")
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        tool_name = name or fn.__name__
+        annotations = ToolAnnotations(
+            title=title,
+            read_only_hint=kind == "read",
+            destructive_hint=kind == "destructive",
+            idempotent_hint=True if kind == "read" else bool(idempotent),
+            open_world_hint=False,
+        )
+        REGISTRY[tool_name] = ToolSpec(fn=fn, name=tool_name, group=group, kind=kind, title=title,
+                                       annotations=annotations)
+        return fn
+
+    return decorate
+
+
+# ---- the application context the lifespan yields ---------------------------------------
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    halo: HaloClient
+    journal: Journal
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def codes(self) -> CodeMaps:
+        return self.settings.code_maps
+
+
+def app(ctx: Context) -> AppContext:
+    """The AppContext of the running server, from a tool's ``ctx``."""
+    return ctx.request_context.lifespan_context
+
+
+# ---- strict argument types ---------------------------------------------------------------
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date(value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("expected a date as text in the form YYYY-MM-DD, e.g. 2026-01-31")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a real calendar date (YYYY-MM-DD)") from None
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise ValueError("expected a number, e.g. 2500 or 49.95 (not text)")
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError("expected a finite number") from None
+    if not result.is_finite():
+        raise ValueError("expected a finite number")
+    return result
+
+
+IsoDate = Annotated[
+    date,
+    BeforeValidator(_iso_date),
+    PlainSerializer(lambda d: d.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date", "description": "YYYY-MM-DD"}),
+]
+Number = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    WithJsonSchema({"type": "number"}),
+]
+
+
+def _money_text(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.01"), rounding="ROUND_HALF_UP"))
+
+
+# Money in results: a JSON string with two decimals (DESIGN: never floats on the way out).
+Money = Annotated[
+    Decimal,
+    PlainSerializer(_money_text, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+\.\d{2}$", "description": "amount, two decimals"}),
+]
+Hours = Annotated[
+    Decimal,
+    PlainSerializer(lambda v: float(v.quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")), return_type=float),
+    WithJsonSchema({"type": "number", "description": "hours"}),
+]
+
+StrictInt = Annotated[int, Field(strict=True)]
+StrictBool = Annotated[bool, Field(strict=True)]
+StrictStr = Annotated[str, Field(strict=True)]
+ContractId = Annotated[int, Field(strict=True, gt=0, description="Halo contract id")]
+ClientId = Annotated[int, Field(strict=True, gt=0, description="Halo client id")]
+DryRun = Annotated[bool, Field(strict=True, description="Preview only: return the plan and its plan_id, "
+                                                       "send nothing to Halo. Apply later with apply_plan.")]
+ResultFormat = Literal["json", "csv"]
+
+
+class ArgModel(BaseModel):
+    """Base for object arguments: strict types, unknown keys rejected."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class Result(BaseModel):
+    """Base for tool results."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+
+def invalid(field: str, rule: str, fix: str) -> ToolError:
+    """A validation error a model can act on: which field, which rule, how to fix it."""
+    return ToolError(f"Invalid '{field}': {rule}. Fix: {fix}. Nothing was sent to Halo.")
+
+
+def halo_error_message(exc: HaloError) -> str:
+    if isinstance(exc, HaloNotFound):
+        hint = "Check the id (search first) and try again."
+    elif isinstance(exc, HaloPermissionError):
+        hint = ("Halo refused this with a valid token: give the API application (and the agent it logs in "
+                "as) permission for this area in Halo, then retry.")
+    elif isinstance(exc, HaloValidationError):
+        hint = "Halo rejected the values; correct the fields named above."
+    elif isinstance(exc, HaloRateLimited):
+        hint = "Halo's request limit is exhausted; wait a few minutes and retry."
+    elif isinstance(exc, HaloUnknownOutcome):
+        hint = "The answer was lost; run apply_plan again with the same plan_id to settle it safely."
+    elif isinstance(exc, HaloIncompleteRead):
+        hint = "Nothing was changed; retry once Halo answers completely."
+    else:
+        hint = "Retry later; if it persists, run `halopsa-contracts-mcp doctor`."
+    return f"{exc} {hint}"
+
+
+@asynccontextmanager
+async def halo_errors():
+    """Turn Halo errors into ToolErrors with Halo's own message and a next step."""
+    try:
+        yield
+    except HaloError as exc:
+        raise ToolError(halo_error_message(exc)) from exc
