@@ -18,6 +18,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.types import CallToolResult, TextContent
 
 from halo_contracts import __version__
+from halo_contracts.access import TokenStore, caller_is_read_only
 from halo_contracts.config import Settings
 from halo_contracts.halo.client import HaloClient
 from halo_contracts.plans.journal import Journal
@@ -71,16 +72,49 @@ def _unknown_argument_guard(server: MCPServer) -> Any:
                     allowed = ", ".join(sorted(schema.get("properties", {}))) or "none"
                     text = (f"Error executing tool {name}: unknown argument(s) {unknown}. "
                             f"This tool accepts: {allowed}. Nothing was sent to Halo.")
-                    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+                    return _error_result(text)
         return await call_next(ctx)
 
     return forbid_unknown_args
 
 
+def _error_result(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def _access_guard(read_only: bool, tokens: TokenStore | None) -> Any:
+    """Read-only mode and read-only HTTP tokens: write tools are hidden and refused."""
+
+    async def guard(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        caller_read_only = read_only or caller_is_read_only(ctx.headers, tokens)
+        if not caller_read_only:
+            return await call_next(ctx)
+        if ctx.method == "tools/call" and isinstance(ctx.params, dict):
+            spec = REGISTRY.get(str(ctx.params.get("name")))
+            if spec is not None and spec.kind != "read":
+                why = ("this server runs read-only (HALO_READ_ONLY=true / --read-only)" if read_only
+                       else "your access token is read-only")
+                return _error_result(f"Error executing tool {spec.name}: refused because {why}; "
+                                     "only read tools are available. Nothing was sent to Halo.")
+        result = await call_next(ctx)
+        if ctx.method == "tools/list" and result is not None:
+            data = result.model_dump(by_alias=True, exclude_none=True) if hasattr(result, "model_dump") else result
+            data["tools"] = [t for t in data.get("tools", [])
+                             if REGISTRY.get(t.get("name")) is None or REGISTRY[t["name"]].kind == "read"]
+            return data
+        return result
+
+    return guard
+
+
 def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None = None, *,
                  journal_path: str | Path | None = None, read_only: bool | None = None,
-                 extras: dict[str, Any] | None = None) -> MCPServer:
-    """The MCP server. ``transport`` replaces the network (tests, the embedded sandbox)."""
+                 tokens: TokenStore | None = None, extras: dict[str, Any] | None = None) -> MCPServer:
+    """The MCP server. ``transport`` replaces the network (tests, the embedded sandbox).
+
+    ``tokens`` (HTTP only) lets read-only bearer tokens see and call only read tools.
+    """
+    read_only = settings.read_only if read_only is None else read_only
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer) -> AsyncIterator[AppContext]:
@@ -103,6 +137,7 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
     )
+    server.middleware.append(_access_guard(read_only, tokens))
     server.middleware.append(_unknown_argument_guard(server))
     for spec in selected_tools(settings, read_only=read_only):
         server.tool(name=spec.name, title=spec.title, annotations=spec.annotations,

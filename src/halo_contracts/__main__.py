@@ -1,0 +1,5 @@
+import sys
+
+from halo_contracts.cli import main
+
+sys.exit(main())

@@ -1,0 +1,86 @@
+"""Who may do what: HTTP bearer tokens (full or read-only) and the read-only guard.
+
+Tokens come from ``HALO_MCP_TOKENS`` (comma separated; prefix ``readonly:`` for a
+read-only token) and/or ``HALO_MCP_TOKEN_FILE`` (one token per line, same prefix, ``#``
+comments). They are compared in constant time. The caller's token is never passed on to
+Halo: the server talks to Halo with its own credentials.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from halo_contracts.config import ConfigError, Settings
+
+READONLY_PREFIX = "readonly:"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    label: str  # "token 1", never the token itself
+    read_only: bool
+
+
+class TokenStore:
+    def __init__(self, tokens: dict[str, TokenInfo]):
+        self._tokens = tokens
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def check(self, presented: str | None) -> TokenInfo | None:
+        """The token's info when it is one of ours; constant-time over every token."""
+        if not presented:
+            return None
+        found: TokenInfo | None = None
+        given = presented.encode()
+        for token, info in self._tokens.items():
+            if hmac.compare_digest(token.encode(), given):
+                found = info
+        return found
+
+    def from_authorization(self, header: str | None) -> TokenInfo | None:
+        if not header:
+            return None
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return self.check(value.strip())
+
+
+def _parse(entries: list[str], where: str) -> dict[str, TokenInfo]:
+    tokens: dict[str, TokenInfo] = {}
+    for entry in entries:
+        entry = entry.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        read_only = entry.lower().startswith(READONLY_PREFIX)
+        token = entry[len(READONLY_PREFIX):].strip() if read_only else entry
+        if len(token) < 16:
+            raise ConfigError(f"{where}: a token is shorter than 16 characters; use long random tokens "
+                              "(e.g. `python -c \"import secrets; print(secrets.token_urlsafe(32))\"`).")
+        tokens[token] = TokenInfo(label=f"token {len(tokens) + 1}", read_only=read_only)
+    return tokens
+
+
+def load_tokens(settings: Settings) -> TokenStore:
+    tokens: dict[str, TokenInfo] = {}
+    if settings.mcp_tokens:
+        tokens.update(_parse(settings.mcp_tokens.get_secret_value().split(","), "HALO_MCP_TOKENS"))
+    if settings.mcp_token_file:
+        path = settings.mcp_token_file.expanduser()
+        if not path.is_file():
+            raise ConfigError(f"HALO_MCP_TOKEN_FILE: no file at '{path}'. Example: "
+                              "HALO_MCP_TOKEN_FILE=/etc/halopsa-contracts-mcp/tokens")
+        tokens.update(_parse(path.read_text(encoding="utf-8").splitlines(), "HALO_MCP_TOKEN_FILE"))
+    return TokenStore(tokens)
+
+
+def caller_is_read_only(headers: Any, tokens: TokenStore | None) -> bool:
+    """True when the request carries a read-only bearer token."""
+    if tokens is None or headers is None:
+        return False
+    info = tokens.from_authorization(headers.get("authorization"))
+    return bool(info and info.read_only)

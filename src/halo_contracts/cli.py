@@ -1,0 +1,163 @@
+"""Command line: serve (stdio | http), --sandbox, sandbox, doctor, demo.
+
+stdout belongs to the MCP protocol when serving over stdio: everything human goes to
+stderr (logging), except the output of ``sandbox``, ``doctor`` and ``demo``, which are
+not MCP servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from halo_contracts import __version__
+from halo_contracts.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("halo_contracts")
+
+SANDBOX_BASE_URL = "http://sandbox.invalid"
+
+DESCRIPTION = """\
+An MCP server that lets an AI assistant run an MSP's HaloPSA contract book: search,
+create and change contracts, manage their recurring billing lines, check prepaid-hour
+balances, generate renewals, reconcile billing and sync distributor licence counts.
+Every write is previewed as a plan first and validated before it reaches Halo.
+
+Without a command it serves MCP over stdio (what Claude Desktop and most clients use).
+Set HALO_BASE_URL, HALO_CLIENT_ID and HALO_CLIENT_SECRET for your Halo tenant, or add
+--sandbox to try everything against a built-in Halo sandbox with demo data.
+"""
+
+EPILOG = """\
+examples:
+  halopsa-contracts-mcp --sandbox                 stdio server on the built-in sandbox
+  halopsa-contracts-mcp                           stdio server on your tenant (HALO_* set)
+  halopsa-contracts-mcp --transport http          HTTP on 127.0.0.1:8000/mcp (needs HALO_MCP_TOKENS)
+  halopsa-contracts-mcp doctor                    check configuration and Halo access
+  halopsa-contracts-mcp demo                      guided tour on the sandbox, no setup needed
+  halopsa-contracts-mcp sandbox --port 8080       run the Halo sandbox on its own
+"""
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx2", "httpcore", "mcp", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def sandbox_settings(**overrides: Any) -> Settings:
+    """Settings that point the client at the embedded sandbox (demo credentials)."""
+    from halo_contracts.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    values: dict[str, Any] = {"base_url": SANDBOX_BASE_URL, "client_id": DEMO_CLIENT_ID,
+                              "client_secret": DEMO_CLIENT_SECRET, "tenant": None, "auth_url": None}
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def sandbox_transport(**config: Any) -> tuple[Any, Any]:
+    """(app, transport): an in-process Halo sandbox with demo data and a transport to it."""
+    from halo_contracts.sandbox import SandboxConfig, create_app, transport
+
+    app = create_app(SandboxConfig(**config))
+    return app, transport(app)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="halopsa-contracts-mcp", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio",
+                        help="stdio (default) or streamable HTTP")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP: address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP: port (default 8000)")
+    parser.add_argument("--path", default="/mcp", help="HTTP: endpoint path (default /mcp)")
+    parser.add_argument("--stateless", action="store_true",
+                        help="HTTP: stateless mode for several replicas behind a load balancer")
+    parser.add_argument("--sandbox", action="store_true",
+                        help="use the built-in Halo sandbox with demo data (no credentials needed)")
+    parser.add_argument("--read-only", action="store_true", help="expose read tools only; apply_plan refuses")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (to stderr)")
+
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    sb = sub.add_parser("sandbox", help="run the Halo API sandbox on its own (for trying other Halo tools)")
+    sb.add_argument("--port", type=int, default=8080)
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--data", default=None, help="SQLite file to keep the sandbox's data between runs")
+    sb.add_argument("--clients", type=int, default=None, help="demo clients to generate")
+    sb.add_argument("--contracts", type=int, default=None, help="demo contracts to generate")
+    sb.add_argument("--seed", type=int, default=None, help="random seed of the demo data")
+
+    doc = sub.add_parser("doctor", help="check configuration, credentials and read access to Halo")
+    doc.add_argument("--sandbox", action="store_true", help="check against the built-in sandbox")
+
+    sub.add_parser("demo", help="guided tour of the main jobs on the sandbox, printed as a transcript")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        if args.command == "sandbox":
+            from halo_contracts.sandbox.standalone import serve as serve_sandbox
+
+            options = {k: v for k, v in (("clients", args.clients), ("contracts", args.contracts),
+                                         ("seed", args.seed)) if v is not None}
+            serve_sandbox(port=args.port, host=args.host, data=args.data, **options)
+            return 0
+        if args.command == "doctor":
+            from halo_contracts.doctor import run_doctor
+
+            return run_doctor(sandbox=args.sandbox)
+        if args.command == "demo":
+            from halo_contracts.demo import run_demo
+
+            return run_demo()
+        return serve(args)
+    except ConfigError as exc:
+        print(f"halopsa-contracts-mcp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def serve(args: argparse.Namespace) -> int:
+    from halo_contracts.server import build_server
+
+    transport = None
+    journal_path: Path | None = None
+    if args.sandbox:
+        settings = sandbox_settings(**({"read_only": True} if args.read_only else {}))
+        _app, transport = sandbox_transport()
+        # The sandbox lives in memory, so its plans must not outlive it.
+        journal_path = Path(tempfile.mkdtemp(prefix="halo-sandbox-")) / "journal.sqlite3"
+        log.info("Using the built-in Halo sandbox with demo data (nothing leaves this process).")
+    else:
+        settings = load_settings(**({"read_only": True} if args.read_only else {}))
+        settings.require_credentials()
+
+    if args.transport == "stdio":
+        server = build_server(settings, transport, journal_path=journal_path)
+        server.run("stdio")
+        return 0
+
+    from halo_contracts.http import serve_http
+
+    return serve_http(settings, transport=transport, journal_path=journal_path, host=args.host, port=args.port,
+                      path=args.path, stateless=args.stateless)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""``halopsa-contracts-mcp doctor``: is this installation ready to talk to Halo?
+
+Checks the configuration, fetches a token, probes read access to every Halo endpoint the
+tools use (one small request each), shows the code maps and the request budget in force,
+and prints a pass/fail line per check with the fix for each failure. Secrets are masked.
+Exit status: 0 when every check passes, 1 otherwise, 2 for a configuration error.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import anyio
+import httpx2
+
+from halo_contracts import __version__
+from halo_contracts.config import ConfigError, Settings, load_settings
+from halo_contracts.halo.client import HaloClient
+from halo_contracts.halo.errors import (
+    HaloAuthError,
+    HaloError,
+    HaloNotFound,
+    HaloPermissionError,
+    HaloRateLimited,
+    HaloUnavailable,
+)
+
+# What each tool area needs: (label, probe name understood by HaloClient.probe, who needs it)
+PROBES: list[tuple[str, str, str]] = [
+    ("Clients", "clients", "find_clients, licence sync"),
+    ("SLAs", "slas", "list_reference_data, contract SLA checks"),
+    ("Lookups", "lookups", "list_reference_data"),
+    ("Contracts", "contracts", "every contract tool"),
+    ("Recurring invoices", "recurring_invoices", "recurring items, renewals, reconciliation"),
+    ("Invoices", "invoices", "reconciliation, performance review"),
+    ("Ticket actions (time)", "actions", "prepaid balances, reconciliation"),
+    ("Tickets", "tickets", "performance review"),
+    ("Prepay ledger", "prepay", "prepaid balances"),
+    ("Software licences", "licences", "licence sync"),
+]
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def mask(value: str | None) -> str:
+    """Whether a secret is set, and its length; never any of its characters."""
+    return f"set ({len(value)} chars)" if value else "(not set)"
+
+
+def _fix_for(exc: HaloError, area: str) -> str:
+    if isinstance(exc, HaloAuthError):
+        return ("Check HALO_CLIENT_ID and HALO_CLIENT_SECRET (Halo: Configuration > Integrations > Halo API > "
+                "Applications), and HALO_TENANT for Halo-hosted tenants.")
+    if isinstance(exc, HaloPermissionError):
+        return (f"Give the API application and its login agent read access to {area} "
+                "(scope 'all' or the matching read: scope, and the agent's role permissions).")
+    if isinstance(exc, HaloNotFound):
+        return "The endpoint is missing: check HALO_BASE_URL points at the Halo web app (not /api)."
+    if isinstance(exc, HaloUnavailable):
+        return "Check HALO_BASE_URL, DNS, proxy and firewall: the host did not answer."
+    if isinstance(exc, HaloRateLimited):
+        return "Halo's request limit is exhausted right now; wait five minutes and run doctor again."
+    return "Retry; if it persists, check Halo's status and the server log."
+
+
+async def _checks(settings: Settings, transport: httpx2.AsyncBaseTransport | None) -> list[Check]:
+    checks: list[Check] = []
+    codes = settings.code_maps
+    secret = settings.client_secret
+    checks.append(Check("Configuration", True,
+                        f"base URL {settings.base_url}, client id {mask(settings.client_id)}, "
+                        f"secret {mask(secret.get_secret_value() if secret else None)}, "
+                        f"tenant {settings.tenant or '(none)'}, scope '{settings.scope}', "
+                        f"read-only {settings.read_only}"))
+    checks.append(Check("Code maps", True,
+                        "status " + ", ".join(f"{c}={n}" for c, n in codes.statuses.items())
+                        + "; type " + ", ".join(f"{c}={n}" for c, n in codes.types.items())
+                        + "; billing period " + ", ".join(f"{c}={p.name}/{p.months}m"
+                                                          for c, p in codes.billing_periods.items())))
+    checks.append(Check("Request budget", True,
+                        f"{settings.rate_limit_requests} requests per {settings.rate_limit_seconds:g} s "
+                        "(rolling window, shared by every request of this process)"))
+    checks.append(Check("Journal", True, f"{settings.resolved_data_dir / 'journal.sqlite3'}"))
+
+    async with HaloClient(settings, transport=transport) as halo:
+        try:
+            await halo.authenticate()
+            checks.append(Check("Token", True, f"fetched from {settings.token_url}"))
+        except HaloError as exc:
+            checks.append(Check("Token", False, str(exc), _fix_for(exc, "the API")))
+            return checks
+        for label, probe, needed_by in PROBES:
+            try:
+                count = await halo.probe(probe)
+                shown = f"{count} record(s)" if count is not None else "readable"
+                checks.append(Check(f"Read {label}", True, f"{shown} (needed by {needed_by})"))
+            except HaloError as exc:
+                checks.append(Check(f"Read {label}", False, f"{exc} (needed by {needed_by})",
+                                    _fix_for(exc, label.lower())))
+    return checks
+
+
+def render(checks: list[Check], out: TextIO) -> None:
+    for check in checks:
+        mark = "PASS" if check.ok else "FAIL"
+        print(f"[{mark}] {check.name}: {check.detail}", file=out)
+        if not check.ok and check.fix:
+            print(f"       fix: {check.fix}", file=out)
+    failed = sum(not c.ok for c in checks)
+    print(f"\n{len(checks) - failed} passed, {failed} failed", file=out)
+
+
+def run_doctor(*, sandbox: bool = False, settings: Settings | None = None,
+               transport: httpx2.AsyncBaseTransport | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    print(f"halopsa-contracts-mcp {__version__} doctor{' (sandbox)' if sandbox else ''}", file=out)
+    try:
+        if settings is None:
+            if sandbox:
+                from halo_contracts.cli import sandbox_settings, sandbox_transport
+
+                settings = sandbox_settings()
+                _app, transport = sandbox_transport()
+            else:
+                settings = load_settings()
+                settings.require_credentials()
+    except ConfigError as exc:
+        print(f"[FAIL] Configuration: {exc}", file=out)
+        return 2
+    checks: list[Any] = anyio.run(_checks, settings, transport)
+    render(checks, out)
+    return 0 if all(c.ok for c in checks) else 1
