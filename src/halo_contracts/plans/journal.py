@@ -1,33 +1,274 @@
 """The SQLite journal: plans, steps, requests, answers, created ids, remembered mappings.
 
-INTERFACE FIRST (implementation in progress)."""
+One SQLite file (WAL, ``synchronous=FULL``) holds every plan the server built and the
+life of each of its steps:
+
+- ``plans``: id, tool, title, status, warnings/skipped/summary, timestamps;
+- ``steps``: one row per step: kind, summary, params, natural key, the previewed request,
+  its status (``pending`` -> ``sending`` -> ``done`` | ``failed`` | ``unknown``), the request
+  actually sent (after ``$step:N`` references were substituted), Halo's answer summary
+  (``result``: created/changed ids), the error text, attempts and timestamps;
+- ``mappings``: customer name -> Halo client id, per source (licence sync).
+
+The executor writes ``sending`` (with the request) and commits it *before* the request
+leaves, and ``done`` with the answer after it: a crash at any point leaves either a
+``pending`` step (never sent) or a ``sending``/``unknown`` step (maybe sent) that the
+executor settles by natural key before anything is re-sent.
+
+Secrets never enter the journal: requests are stored as method/path/query/body previews
+(no headers), and any key that looks like a credential is masked before writing.
+
+Thread-safety: one connection guarded by a lock; fine for one process with worker threads.
+"""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from halo_contracts.plans.models import Plan, Step
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plans (
+    id TEXT PRIMARY KEY,
+    tool TEXT NOT NULL,
+    title TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    warnings TEXT NOT NULL DEFAULT '[]',
+    skipped TEXT NOT NULL DEFAULT '[]',
+    summary TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS steps (
+    plan_id TEXT NOT NULL REFERENCES plans(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    params TEXT NOT NULL,
+    natural_key TEXT NOT NULL DEFAULT '{}',
+    request TEXT,
+    grp TEXT,
+    status TEXT NOT NULL DEFAULT 'pending',
+    sent TEXT,
+    result TEXT,
+    error TEXT,
+    note TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (plan_id, idx)
+);
+CREATE TABLE IF NOT EXISTS mappings (
+    source TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    client_id INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, customer)
+);
+CREATE INDEX IF NOT EXISTS plans_created ON plans(created_at);
+"""
+
+# Keys whose values are never written to the journal.
+_SECRET_WORDS = ("secret", "password", "token", "authorization", "api_key", "apikey")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def scrub(value: Any) -> Any:
+    """A copy of ``value`` with credential-looking keys masked (defence in depth)."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, str) and any(w in k.lower() for w in _SECRET_WORDS):
+                out[k] = "***"
+            else:
+                out[k] = scrub(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [scrub(v) for v in value]
+    return value
+
+
+def _dump(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(scrub(value), default=str, sort_keys=True)
+
+
+def _load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _normalise_customer(name: str) -> str:
+    return " ".join(name.split()).casefold()
 
 
 class Journal:
     """One SQLite file (``<data dir>/journal.sqlite3``, or ``":memory:"`` in tests)."""
 
     def __init__(self, path: str | Path) -> None:
-        raise NotImplementedError
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                             (str(SCHEMA_VERSION),))
 
-    def close(self) -> None: ...
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.Error:  # pragma: no cover - closing twice
+                pass
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _tx(self):
+        return _Transaction(self._db, self._lock)
+
+    # ---- plans -----------------------------------------------------------------------------
 
     def save_plan(self, plan: Plan) -> None:
         """Store a new plan (status planned) with all its steps."""
+        now = _now()
+        with self._tx() as db:
+            exists = db.execute("SELECT 1 FROM plans WHERE id = ?", (plan.id,)).fetchone()
+            if exists:
+                raise ValueError(f"plan {plan.id} is already in the journal")
+            db.execute(
+                "INSERT INTO plans(id, tool, title, status, created_at, updated_at, warnings, skipped, summary)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (plan.id, plan.tool, plan.title, plan.status, plan.created_at.isoformat(), now,
+                 _dump(plan.warnings), _dump(plan.skipped), _dump(plan.summary)),
+            )
+            for step in plan.steps:
+                db.execute(
+                    "INSERT INTO steps(plan_id, idx, kind, summary, params, natural_key, request, grp, status,"
+                    " sent, result, error, note, attempts, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (plan.id, step.index, step.kind, step.summary, _dump(step.params), _dump(step.natural_key),
+                     _dump(step.request), step.group, step.status, _dump(step.sent), _dump(step.result),
+                     step.error, step.note, step.attempts, now),
+                )
 
-    def get_plan(self, plan_id: str) -> Plan | None: ...
+    def get_plan(self, plan_id: str) -> Plan | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM plans WHERE id = ?", (plan_id,)).fetchone()
+            if row is None:
+                return None
+            step_rows = self._db.execute("SELECT * FROM steps WHERE plan_id = ? ORDER BY idx", (plan_id,)).fetchall()
+        steps = [
+            Step(index=r["idx"], kind=r["kind"], summary=r["summary"], params=_load(r["params"]),
+                 natural_key=_load(r["natural_key"]) or {}, request=_load(r["request"]), group=r["grp"],
+                 status=r["status"], result=_load(r["result"]), error=r["error"], sent=_load(r["sent"]),
+                 note=r["note"], attempts=r["attempts"])
+            for r in step_rows
+        ]
+        return Plan(id=row["id"], tool=row["tool"], title=row["title"],
+                    created_at=datetime.fromisoformat(row["created_at"]), steps=steps,
+                    warnings=_load(row["warnings"]), skipped=_load(row["skipped"]),
+                    summary=_load(row["summary"]), status=row["status"])
+
+    def list_plans(self, *, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest plans: id, tool, title, status, created_at."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, tool, title, status, created_at FROM plans ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [dict(r) for r in rows]
 
     def save_step(self, plan_id: str, step: Step) -> None:
-        """Persist one step's status/result/error (and the request sent / answer received)."""
+        """Persist one step's status/result/error (and the request sent / answer received).
 
-    def set_plan_status(self, plan_id: str, status: str) -> None: ...
+        Committed (and synced) before returning: the executor relies on a ``sending`` mark
+        being on disk before the request leaves."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE steps SET status = ?, sent = ?, result = ?, error = ?, note = ?, attempts = ?,"
+                " params = ?, updated_at = ? WHERE plan_id = ? AND idx = ?",
+                (step.status, _dump(step.sent), _dump(step.result), step.error, step.note, step.attempts,
+                 _dump(step.params), _now(), plan_id, step.index),
+            )
+            if cur.rowcount != 1:
+                raise KeyError(f"no step {step.index} in plan {plan_id}")
+            db.execute("UPDATE plans SET updated_at = ? WHERE id = ?", (_now(), plan_id))
+
+    def set_plan_status(self, plan_id: str, status: str) -> None:
+        with self._tx() as db:
+            cur = db.execute("UPDATE plans SET status = ?, updated_at = ? WHERE id = ?", (status, _now(), plan_id))
+            if cur.rowcount != 1:
+                raise KeyError(f"no plan {plan_id}")
+
+    # ---- mappings (licence sync) ----------------------------------------------------------
 
     # Customer-name -> Halo client id mappings confirmed by a user (licence sync).
-    def remember_mapping(self, source: str, customer: str, client_id: int) -> None: ...
+    def remember_mapping(self, source: str, customer: str, client_id: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO mappings(source, customer, client_id, updated_at) VALUES (?,?,?,?)"
+                " ON CONFLICT(source, customer) DO UPDATE SET client_id = excluded.client_id,"
+                " updated_at = excluded.updated_at",
+                (source, _normalise_customer(customer), int(client_id), _now()),
+            )
 
-    def mappings(self, source: str) -> dict[str, int]: ...
+    def forget_mapping(self, source: str, customer: str) -> bool:
+        with self._tx() as db:
+            cur = db.execute("DELETE FROM mappings WHERE source = ? AND customer = ?",
+                             (source, _normalise_customer(customer)))
+            return cur.rowcount > 0
+
+    def mappings(self, source: str) -> dict[str, int]:
+        """Remembered mappings of one source; keys are normalised (trimmed, single-spaced,
+        case-folded) customer names."""
+        with self._lock:
+            rows = self._db.execute("SELECT customer, client_id FROM mappings WHERE source = ? ORDER BY customer",
+                                    (source,)).fetchall()
+        return {r["customer"]: r["client_id"] for r in rows}
+
+
+class _Transaction:
+    """``with`` block = one IMMEDIATE transaction under the journal's lock."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
+        self.db = db
+        self.lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.db.execute("COMMIT")
+            else:
+                self.db.execute("ROLLBACK")
+        finally:
+            self.lock.release()

@@ -29,7 +29,10 @@ StepKind = Literal[
     "delete_licence",  # params: {"licence_id"}
 ]
 
-StepStatus = Literal["pending", "done", "failed", "unknown", "skipped"]
+# pending: never sent. sending: marked (and committed) just before the request left; a step
+# still "sending" after a crash may or may not have reached Halo. unknown: sent, answer lost.
+# Both are settled by natural key before anything is re-sent (plans/executor.py).
+StepStatus = Literal["pending", "sending", "done", "failed", "unknown", "skipped"]
 PlanStatus = Literal["planned", "applying", "applied", "failed", "partial"]
 
 
@@ -46,6 +49,9 @@ class Step(BaseModel):
     status: StepStatus = "pending"
     result: dict[str, Any] | None = None  # e.g. {"id": 5012}
     error: str | None = None
+    sent: dict[str, Any] | None = None  # the request as sent (references substituted)
+    note: str | None = None  # how the step was settled, e.g. "found by natural key after a lost answer"
+    attempts: int = 0  # how many times the request was sent
 
 
 class Plan(BaseModel):

@@ -1,0 +1,363 @@
+"""Step handlers: how each ``StepKind`` is sent to Halo and how its object is found again.
+
+Each handler knows three things about its kind of step:
+
+- ``send(halo, params)``: call the HaloClient write method and summarise the answer as a
+  small JSON dict (``{"id": ...}``; lines: ``{"ids": [...]}``);
+- ``settle(halo, params, natural_key)``: after a lost answer (step left ``sending`` or
+  ``unknown``), look the object up by its natural key and say whether the step already took
+  effect (``Settlement.result``) and what, if anything, still has to be sent
+  (``Settlement.resend``). Creates look up by natural key; updates are idempotent (the same
+  fields are simply sent again); deletes are done when the object is gone;
+- ``preview(halo, params)``: the Halo request the step sends (``HaloClient.preview_request``).
+
+Params are the JSON form stored in the journal (see ``plans.models.StepKind``); the
+``*Fields`` drafts are rebuilt from them with ``model_validate`` so ``given()`` is exactly
+the set of keys stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from halo_contracts.domain.drafts import ContractFields, LicenceFields, RecurringItemFields
+from halo_contracts.halo.client import ContractQuery, HaloClient
+from halo_contracts.plans.models import Plan, Step, StepKind
+
+REF_PREFIX = "$step:"
+
+
+@dataclass
+class Settlement:
+    """What a lookup by natural key found.
+
+    ``result``: the part of the step that is already in Halo (None: nothing found).
+    ``resend``: params still to send (None: nothing; the step is done with ``result``)."""
+
+    result: dict[str, Any] | None
+    resend: dict[str, Any] | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class StepHandler:
+    kind: StepKind
+    operation: str  # the HaloClient write method
+    creates: str | None  # what kind of object the step creates (ApplyOutcome.created key)
+    send: Callable[[HaloClient, dict[str, Any]], Awaitable[dict[str, Any]]]
+    settle: Callable[[HaloClient, dict[str, Any], dict[str, Any]], Awaitable[Settlement]]
+    args: Callable[[dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
+    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] = field(
+        default=lambda old, new: {**old, **new})
+
+
+def _same_text(a: str | None, b: str | None) -> bool:
+    return " ".join((a or "").split()).casefold() == " ".join((b or "").split()).casefold()
+
+
+# ---- contracts ---------------------------------------------------------------------------------
+
+
+def _contract_result(c: Any) -> dict[str, Any]:
+    return {"id": c.id, "ref": c.ref, "client_id": c.client_id}
+
+
+def _create_contract_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (ContractFields.model_validate(p["fields"]),), {}
+
+
+async def _create_contract(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    args, kwargs = _create_contract_args(p)
+    return _contract_result(await halo.create_contract(*args, **kwargs))
+
+
+async def find_contract(halo: HaloClient, client_id: int, ref: str) -> Any | None:
+    """The contract of ``client_id`` whose ref is ``ref`` (trimmed, case-insensitive), if any;
+    inactive ones included."""
+    rows = await halo.list_contracts(ContractQuery(client_id=client_id, search=ref.strip(), include_inactive=True))
+    for c in rows:
+        if c.client_id == client_id and _same_text(c.ref, ref):
+            return c
+    return None
+
+
+async def _settle_create_contract(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement:
+    client_id = key.get("client_id", p["fields"].get("client_id"))
+    ref = key.get("ref", p["fields"].get("ref"))
+    found = await find_contract(halo, int(client_id), str(ref))
+    if found is not None:
+        return Settlement(_contract_result(found), None, f"found contract {found.id} by client and ref")
+    return Settlement(None, p, "not found by client and ref; sent again")
+
+
+def _update_contract_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (int(p["contract_id"]), ContractFields.model_validate(p["fields"])), {}
+
+
+async def _update_contract(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    args, kwargs = _update_contract_args(p)
+    return _contract_result(await halo.update_contract(*args, **kwargs))
+
+
+async def _resend(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement:
+    return Settlement(None, p, "an update is idempotent: the same fields were sent again")
+
+
+# ---- recurring invoices and lines ---------------------------------------------------------
+
+
+def _create_ri_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (), {"client_id": int(p["client_id"]), "contract_id": int(p["contract_id"]),
+                "contract_ref": p.get("contract_ref")}
+
+
+async def _create_ri(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    args, kwargs = _create_ri_args(p)
+    ri = await halo.create_recurring_invoice(*args, **kwargs)
+    return {"id": ri.id, "contract_id": ri.contract_id}
+
+
+async def _settle_create_ri(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement:
+    contract_id = int(key.get("contract_id", p["contract_id"]))
+    invoices = await halo.list_recurring_invoices(contract_id=contract_id, include_lines=False)
+    for ri in invoices:
+        if ri.contract_id == contract_id:
+            return Settlement({"id": ri.id, "contract_id": ri.contract_id}, None,
+                              f"found recurring invoice {ri.id} of contract {contract_id}")
+    return Settlement(None, p, "no recurring invoice found for the contract; sent again")
+
+
+def _add_lines_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    items = [RecurringItemFields.model_validate(i) for i in p["items"]]
+    return (int(p["recurring_invoice_id"]), int(p["contract_id"]), items), {}
+
+
+async def _add_lines(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    args, kwargs = _add_lines_args(p)
+    lines = await halo.add_recurring_lines(*args, **kwargs)
+    ids = [line.id for line in lines if line.id is not None]
+    return {"ids": ids, "id": ids[0] if ids else None}
+
+
+async def _settle_add_lines(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement:
+    """Lines are found by contract + description among lines that did not exist when the
+    plan was built (``natural_key["existing_line_ids"]``). Items already stored are not
+    sent again; the rest are."""
+    contract_id = int(key.get("contract_id", p["contract_id"]))
+    existing = set(key.get("existing_line_ids") or [])
+    invoices = await halo.list_recurring_invoices(contract_id=contract_id, include_lines=True)
+    candidates = [line for ri in invoices for line in ri.lines
+                  if line.id is not None and line.id not in existing]
+    found_ids: list[int] = []
+    missing: list[dict[str, Any]] = []
+    for item in p["items"]:
+        match = next((line for line in candidates if _same_text(line.description, item.get("description"))), None)
+        if match is None:
+            missing.append(item)
+        else:
+            candidates.remove(match)
+            found_ids.append(match.id)
+    result = {"ids": found_ids, "id": found_ids[0] if found_ids else None} if found_ids else None
+    if not missing:
+        return Settlement(result, None, f"found all {len(found_ids)} line(s) by contract and description")
+    note = (f"found {len(found_ids)} of {len(p['items'])} line(s) by contract and description; sent the rest"
+            if found_ids else "no line found by contract and description; sent again")
+    return Settlement(result, {**p, "items": missing}, note)
+
+
+def _merge_lines(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    ids = list(old.get("ids") or []) + list(new.get("ids") or [])
+    return {"ids": ids, "id": ids[0] if ids else None}
+
+
+def _update_line_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (int(p["line_id"]), int(p["recurring_invoice_id"]), RecurringItemFields.model_validate(p["fields"])), {}
+
+
+async def _update_line(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    args, kwargs = _update_line_args(p)
+    line = await halo.update_recurring_line(*args, **kwargs)
+    return {"id": line.id if line.id is not None else int(p["line_id"])}
+
+
+# ---- licences ----------------------------------------------------------------------------------
+
+
+def _licence_result(lic: Any) -> dict[str, Any]:
+    return {"id": lic.id, "client_id": lic.client_id, "product_code": lic.product_code}
+
+
+def _create_licence_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (LicenceFields.model_validate(p["fields"]),), {}
+
+
+async def _create_licence(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    args, kwargs = _create_licence_args(p)
+    return _licence_result(await halo.create_licence(*args, **kwargs))
+
+
+async def _settle_create_licence(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement:
+    client_id = int(key.get("client_id", p["fields"].get("client_id")))
+    code = key.get("product_code", p["fields"].get("product_code"))
+    for lic in await halo.list_licences(client_id=client_id):
+        if lic.client_id in (None, client_id) and _same_text(lic.product_code, code):
+            return Settlement(_licence_result(lic), None, f"found licence {lic.id} by client and product code")
+    return Settlement(None, p, "not found by client and product code; sent again")
+
+
+def _update_licence_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (int(p["licence_id"]), LicenceFields.model_validate(p["fields"])), {}
+
+
+async def _update_licence(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    args, kwargs = _update_licence_args(p)
+    return _licence_result(await halo.update_licence(*args, **kwargs))
+
+
+def _delete_licence_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (int(p["licence_id"]),), {}
+
+
+async def _delete_licence(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    await halo.delete_licence(int(p["licence_id"]))
+    return {"id": int(p["licence_id"]), "deleted": True}
+
+
+async def _settle_delete_licence(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement:
+    """Done when the licence is gone (natural key ``client_id`` narrows the read)."""
+    licence_id = int(p["licence_id"])
+    client_id = key.get("client_id")
+    rows = await halo.list_licences(client_id=int(client_id) if client_id is not None else None)
+    if all(lic.id != licence_id for lic in rows):
+        return Settlement({"id": licence_id, "deleted": True}, None, f"licence {licence_id} is already gone")
+    return Settlement(None, p, f"licence {licence_id} still exists; delete sent again")
+
+
+HANDLERS: dict[str, StepHandler] = {
+    h.kind: h
+    for h in (
+        StepHandler("create_contract", "create_contract", "contract", _create_contract, _settle_create_contract,
+                    _create_contract_args),
+        StepHandler("update_contract", "update_contract", None, _update_contract, _resend, _update_contract_args),
+        StepHandler("create_recurring_invoice", "create_recurring_invoice", "recurring_invoice", _create_ri,
+                    _settle_create_ri, _create_ri_args),
+        StepHandler("add_recurring_lines", "add_recurring_lines", "recurring_item", _add_lines, _settle_add_lines,
+                    _add_lines_args, _merge_lines),
+        StepHandler("update_recurring_line", "update_recurring_line", None, _update_line, _resend,
+                    _update_line_args),
+        StepHandler("create_licence", "create_licence", "licence", _create_licence, _settle_create_licence,
+                    _create_licence_args),
+        StepHandler("update_licence", "update_licence", None, _update_licence, _resend, _update_licence_args),
+        StepHandler("delete_licence", "delete_licence", None, _delete_licence, _settle_delete_licence,
+                    _delete_licence_args),
+    )
+}
+
+
+def is_delete(kind: str) -> bool:
+    return kind.startswith("delete_")
+
+
+# ---- references -----------------------------------------------------------------------------
+
+
+class UnresolvedReference(ValueError):
+    """A ``$step:N.field`` reference to a step that has no such result (yet)."""
+
+
+def _parse_ref(value: str) -> tuple[int, str] | None:
+    if not value.startswith(REF_PREFIX):
+        return None
+    body = value[len(REF_PREFIX):]
+    index, _, fld = body.partition(".")
+    if not index.isdigit() or not fld:
+        return None
+    return int(index), fld
+
+
+def references(value: Any) -> set[int]:
+    """Indexes of the steps ``value`` refers to."""
+    if isinstance(value, str):
+        ref = _parse_ref(value)
+        return {ref[0]} if ref else set()
+    if isinstance(value, dict):
+        return set().union(*(references(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(references(v) for v in value)) if value else set()
+    return set()
+
+
+def resolve(value: Any, results: dict[int, dict[str, Any] | None]) -> Any:
+    """``value`` with every ``$step:N.field`` string replaced by that field of step N's result."""
+    if isinstance(value, str):
+        ref = _parse_ref(value)
+        if ref is None:
+            return value
+        index, fld = ref
+        result = results.get(index)
+        if not result or result.get(fld) is None:
+            raise UnresolvedReference(f"{value}: step {index} has no '{fld}' in its result")
+        return result[fld]
+    if isinstance(value, dict):
+        return {k: resolve(v, results) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, results) for v in value]
+    return value
+
+
+# ---- previews ---------------------------------------------------------------------------------
+
+
+def preview(halo: HaloClient, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The Halo request a step with these params sends (references may still be unresolved:
+    they appear as ``"$step:N.id"`` in the preview)."""
+    handler = HANDLERS[kind]
+    try:
+        args, kwargs = handler.args(params)
+    except (TypeError, ValueError):
+        # an unresolved reference where an int is needed: preview with a placeholder, then
+        # put the reference text back where the placeholder landed
+        placeholders: dict[int, str] = {}
+        patched = _placeholder_refs(params, placeholders)
+        args, kwargs = handler.args(patched)
+        request = halo.preview_request(handler.operation, *args, **kwargs)
+        return _restore_refs(request, placeholders)
+    return halo.preview_request(handler.operation, *args, **kwargs)
+
+
+_PLACEHOLDER_BASE = -987_654_000
+
+
+def _placeholder_refs(value: Any, table: dict[int, str]) -> Any:
+    if isinstance(value, str) and _parse_ref(value):
+        number = _PLACEHOLDER_BASE - len(table)
+        table[number] = value
+        return number
+    if isinstance(value, dict):
+        return {k: _placeholder_refs(v, table) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placeholder_refs(v, table) for v in value]
+    return value
+
+
+def _restore_refs(value: Any, table: dict[int, str]) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and value in table:
+        return table[value]
+    if isinstance(value, str):
+        for number, ref in table.items():
+            value = value.replace(str(number), ref)
+        return value
+    if isinstance(value, dict):
+        return {k: _restore_refs(v, table) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore_refs(v, table) for v in value]
+    return value
+
+
+def add_step(plan: Plan, halo: HaloClient, kind: StepKind, summary: str, params: dict[str, Any], *,
+             natural_key: dict[str, Any] | None = None, group: str | None = None) -> Step:
+    """``plan.add`` with the Halo request preview filled in (nothing is sent)."""
+    return plan.add(kind, summary, params, natural_key=natural_key, request=preview(halo, kind, params),
+                    group=group)
