@@ -1,0 +1,716 @@
+"""Distributor licence sync: read the feed, decide every licence action (pure).
+
+Two halves, both free of I/O:
+
+* **Reading the feed** (:func:`parse_csv`, :func:`parse_rows`): CSV text with
+  case-insensitive headers and common aliases, or a list of row objects. Every problem is
+  collected with its line (CSV: the physical line number, the header being line 1; a list:
+  the 1-based row number) and raised together as one :class:`FeedError`, so nothing is
+  planned from a feed that is partly wrong.
+* **Deciding** (:func:`decide`): given every Halo client and every Halo licence (complete
+  lists - the caller must not pass a partial picture), match customers
+  (:mod:`halo_contracts.domain.matching`) and apply the distributor rules per matched client
+  and product code:
+
+  ============================  ===============================================
+  Halo licence for the code      feed says
+  ============================  ===============================================
+  none                           quantity > 0 -> **create**; 0 -> nothing
+  exists                         quantity 0 -> **delete**
+  exists                         quantity > 0, quantity/price/billing cycle/term
+                                 differ -> **update** (only what differs)
+  exists                         nothing differs -> nothing
+  exists, code not in the feed   with ``cleanup`` -> **delete**
+  ============================  ===============================================
+
+  Products of unmatched, ambiguous or excluded customers are skipped and listed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from halo_contracts.domain.drafts import LicenceFields
+from halo_contracts.domain.matching import (
+    DEFAULT_MARGIN,
+    DEFAULT_THRESHOLD,
+    MatchDecision,
+    match_customers,
+    name_key,
+)
+from halo_contracts.domain.models import Client, Licence
+from halo_contracts.domain.money import ZERO, cents
+
+# ---- billing cycles and terms -------------------------------------------------------------
+
+# canonical name -> months per billing period (None: charged once, not recurring)
+BILLING_CYCLES: dict[str, int | None] = {
+    "Monthly": 1,
+    "Quarterly": 3,
+    "Semi-Annual": 6,
+    "Annual": 12,
+    "Biennial": 24,
+    "Triennial": 36,
+    "One-Time": None,
+}
+_CYCLE_ALIASES: dict[str, str] = {}
+for _name, _words in {
+    "Monthly": ("monthly", "month", "months", "mo", "per month", "1 month", "p1m", "1m", "month to month",
+                "monthly billing", "mtm"),
+    "Quarterly": ("quarterly", "quarter", "3 months", "p3m", "3m", "per quarter"),
+    "Semi-Annual": ("semi annual", "semiannual", "semi annually", "half yearly", "halfyearly", "biannual",
+                    "6 months", "p6m", "6m"),
+    "Annual": ("annual", "annually", "yearly", "year", "per year", "1 year", "12 months", "p1y", "1y", "p12m",
+               "12m", "annual billing"),
+    "Biennial": ("biennial", "2 years", "24 months", "p2y", "2y", "p24m"),
+    "Triennial": ("triennial", "3 years", "36 months", "p3y", "3y", "p36m"),
+    "One-Time": ("one time", "onetime", "once", "one off", "oneoff", "single"),
+}.items():
+    for _w in (*_words, _name.casefold().replace("-", " ")):
+        _CYCLE_ALIASES[_w] = _name
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.casefold()).split())
+
+
+def canonical_cycle(text: str | None) -> str | None:
+    """``"yearly"``, ``"P1Y"``, ``"12 Months"`` -> ``"Annual"``; unknown or blank -> None."""
+    if text is None:
+        return None
+    return _CYCLE_ALIASES.get(_plain(text))
+
+
+def cycle_months(text: str | None) -> int | None:
+    """Months per billing period of a cycle name, or None (unknown, blank or one-time)."""
+    name = canonical_cycle(text)
+    return BILLING_CYCLES.get(name) if name else None
+
+
+_TERM = re.compile(r"^p?(\d+)\s*(m|mo|mos|month|months|y|yr|yrs|year|years)$")
+
+
+def term_months(text: str | None) -> int | None:
+    """A commitment term in months when it can be read (``P1Y``, ``12 months``, ``Annual``)."""
+    if text is None or not text.strip():
+        return None
+    plain = _plain(text).replace(" ", "")
+    m = _TERM.match(plain)
+    if m:
+        n = int(m.group(1))
+        return n * 12 if m.group(2).startswith("y") else n
+    return cycle_months(text)
+
+
+def same_term(a: str | None, b: str | None) -> bool:
+    if (a or "").strip().casefold() == (b or "").strip().casefold():
+        return True
+    ma, mb = term_months(a), term_months(b)
+    return ma is not None and ma == mb
+
+
+def same_cycle(feed: str | None, halo: str | None) -> bool:
+    if (feed or "").strip().casefold() == (halo or "").strip().casefold():
+        return True
+    cf, ch = canonical_cycle(feed), canonical_cycle(halo)
+    return cf is not None and cf == ch
+
+
+def monthly_amount(quantity: int, unit_price: Decimal | None, billing_cycle: str | None) -> Decimal:
+    """Seats x price normalised to one month (annual / 12, quarterly / 3 …). A licence with
+    no price, or a one-time charge, is worth 0 a month; an unknown cycle counts as monthly
+    (callers note it)."""
+    if unit_price is None or quantity <= 0:
+        return ZERO
+    name = canonical_cycle(billing_cycle)
+    if name is not None and BILLING_CYCLES[name] is None:
+        return ZERO
+    months = BILLING_CYCLES[name] if name else 1
+    return Decimal(quantity) * unit_price / Decimal(months or 1)
+
+
+# ---- reading the feed -----------------------------------------------------------------------
+
+FIELDS = ("customer", "product_code", "product_name", "quantity", "unit_price", "billing_cycle", "term")
+REQUIRED = ("customer", "product_code", "quantity")
+
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "customer": ("customer", "customer name", "company", "company name", "client", "client name",
+                 "organisation", "organization", "account name", "end customer"),
+    "product_code": ("product code", "productcode", "sku", "product sku", "part number", "part no", "part",
+                     "partnumber", "mpn", "product id", "offer id"),
+    "product_name": ("product name", "product", "description", "product description", "name", "offer name",
+                     "item"),
+    "quantity": ("quantity", "qty", "seats", "licenses", "licences", "license count", "licence count",
+                 "count", "units"),
+    "unit_price": ("unit price", "price", "unit sell price", "sell price", "sale price", "price each",
+                   "price per unit", "unitprice"),
+    "billing_cycle": ("billing cycle", "billing frequency", "cycle", "frequency", "billing period",
+                      "billingcycle"),
+    "term": ("term", "term duration", "commitment", "commitment term", "term length", "contract term",
+             "termduration"),
+}
+_ALIAS_TO_FIELD = {alias: f for f, aliases in COLUMN_ALIASES.items() for alias in aliases}
+
+
+def _header_key(text: str) -> str:
+    return " ".join(re.sub(r"[_\-./]+", " ", text.strip().lstrip("\ufeff").casefold()).split())
+
+
+class SourceLine(BaseModel):
+    """One validated feed line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line: int
+    customer: str
+    product_code: str
+    product_name: str | None = None
+    quantity: int
+    unit_price: Decimal | None = None
+    billing_cycle: str | None = None  # canonical (see BILLING_CYCLES)
+    term: str | None = None
+
+    @property
+    def code_key(self) -> str:
+        return self.product_code.strip().casefold()
+
+
+class FeedProblem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line: int | None  # None: the feed as a whole
+    field: str | None
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line is not None else "feed"
+        if self.field:
+            where += f", {self.field}"
+        return f"{where}: {self.problem}. Fix: {self.fix}"
+
+
+class FeedError(ValueError):
+    """The feed cannot be used; ``problems`` lists every one found (line, field, rule, fix)."""
+
+    def __init__(self, problems: list[FeedProblem], *, unit: str = "line"):
+        self.problems = problems
+        self.unit = unit
+        shown = [str(p) if unit == "line" else str(p).replace("line ", "row ", 1) for p in problems[:25]]
+        more = f" (and {len(problems) - 25} more)" if len(problems) > 25 else ""
+        super().__init__(f"{len(problems)} problem(s) in the feed{more}: " + "; ".join(shown))
+
+
+class Feed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lines: list[SourceLine]
+    columns: dict[str, str] = Field(default_factory=dict)  # field -> the header used (CSV)
+    warnings: list[str] = Field(default_factory=list)
+
+
+_CURRENCY = re.compile(r"^[\s$£€¥]*|[\s$£€¥]*$|^(usd|gbp|eur|aud|nzd|cad)\s*|\s*(usd|gbp|eur|aud|nzd|cad)$",
+                       re.IGNORECASE)
+_THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _number(value: Any) -> Decimal | None:
+    """A Decimal from a number or text (currency signs and 1,234.50 separators allowed)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("is true/false, not a number")
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(str(value))
+    text = _CURRENCY.sub("", str(value).strip())
+    if not text:
+        return None
+    if "," in text:
+        if not _THOUSANDS.match(text):
+            raise ValueError("is not a number")
+        text = text.replace(",", "")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError("is not a number") from None
+    if not number.is_finite():
+        raise ValueError("is not a finite number")
+    return number
+
+
+def _validate(values: Mapping[str, Any], line: int, problems: list[FeedProblem]) -> SourceLine | None:
+    before = len(problems)
+
+    def bad(field: str, problem: str, fix: str) -> None:
+        problems.append(FeedProblem(line=line, field=field, problem=problem, fix=fix))
+
+    customer = _text(values.get("customer"))
+    if customer is None:
+        bad("customer", "the customer name is blank", "fill in the distributor's customer name")
+    code = _text(values.get("product_code"))
+    if code is None:
+        bad("product_code", "the product code is blank", "fill in the distributor's product code (SKU)")
+
+    quantity: int | None = None
+    raw_q = values.get("quantity")
+    try:
+        q = _number(raw_q)
+        if q is None:
+            bad("quantity", "the quantity is blank", "give the number of seats (0 to remove the licence)")
+        elif q != q.to_integral_value():
+            bad("quantity", f"'{raw_q}' is not a whole number", "give a whole number of seats")
+        elif q < 0:
+            bad("quantity", f"'{raw_q}' is negative", "give 0 or more seats (0 removes the licence)")
+        else:
+            quantity = int(q)
+    except ValueError as exc:
+        bad("quantity", f"'{raw_q}' {exc}", "give a whole number of seats, e.g. 25")
+
+    price: Decimal | None = None
+    raw_p = values.get("unit_price")
+    try:
+        price = _number(raw_p)
+        if price is not None and price < 0:
+            bad("unit_price", f"'{raw_p}' is negative", "give the price per seat, 0 or more")
+    except ValueError as exc:
+        bad("unit_price", f"'{raw_p}' {exc}", "give the price per seat as a number, e.g. 12.50")
+
+    cycle_text = _text(values.get("billing_cycle"))
+    cycle = canonical_cycle(cycle_text) if cycle_text else None
+    if cycle_text and cycle is None:
+        bad("billing_cycle", f"'{cycle_text}' is not a billing cycle this sync knows",
+            "use one of " + ", ".join(BILLING_CYCLES) + " (yearly, P1M, 12 months … are also understood)")
+
+    if len(problems) > before:
+        return None
+    return SourceLine(line=line, customer=customer or "", product_code=code or "",
+                      product_name=_text(values.get("product_name")), quantity=quantity or 0,
+                      unit_price=price, billing_cycle=cycle, term=_text(values.get("term")))
+
+
+def _check_duplicates(lines: list[SourceLine], problems: list[FeedProblem]) -> None:
+    first: dict[tuple[str, str], int] = {}
+    for sl in lines:
+        key = (name_key(sl.customer), sl.code_key)
+        if key in first:
+            problems.append(FeedProblem(
+                line=sl.line, field="product_code",
+                problem=f"customer '{sl.customer}' already lists product '{sl.product_code}' on line {first[key]}",
+                fix="keep one line per customer and product (add the quantities together)"))
+        else:
+            first[key] = sl.line
+
+
+def parse_csv(text: str) -> Feed:
+    """Read CSV text. Headers are matched case-insensitively against :data:`COLUMN_ALIASES`;
+    unknown columns are ignored (and named in the warnings)."""
+    body = text.lstrip("\ufeff")
+    if not body.strip():
+        raise FeedError([FeedProblem(line=None, field=None, problem="the CSV text is empty",
+                                     fix="paste the distributor's export including its header row")])
+    first_line = body.splitlines()[0]
+    delimiter = ","
+    if first_line.count(",") == 0:
+        for d in (";", "\t", "|"):
+            if first_line.count(d) > 0:
+                delimiter = d
+                break
+    reader = csv.reader(io.StringIO(body), delimiter=delimiter, strict=True)
+    problems: list[FeedProblem] = []
+    warnings: list[str] = []
+    try:
+        header = next(reader)
+    except csv.Error as exc:
+        raise FeedError([FeedProblem(line=1, field=None, problem=f"the header row cannot be read ({exc})",
+                                     fix="check quoting in the first line")]) from None
+
+    index: dict[str, int] = {}
+    columns: dict[str, str] = {}
+    ignored: list[str] = []
+    for i, name in enumerate(header):
+        field = _ALIAS_TO_FIELD.get(_header_key(name))
+        if field is None:
+            if name.strip():
+                ignored.append(name.strip())
+            continue
+        if field in index:
+            warnings.append(f"columns '{columns[field]}' and '{name.strip()}' both mean {field}; "
+                            f"'{columns[field]}' was used")
+            continue
+        index[field] = i
+        columns[field] = name.strip()
+    if ignored:
+        warnings.append("columns ignored: " + ", ".join(ignored))
+    missing = [f for f in REQUIRED if f not in index]
+    if missing:
+        shown = ", ".join(h.strip() for h in header)
+        raise FeedError([
+            FeedProblem(line=1, field=f, problem=f"no column for {f} in the header ({shown})",
+                        fix="name a column one of: " + ", ".join(COLUMN_ALIASES[f]))
+            for f in missing
+        ])
+
+    lines: list[SourceLine] = []
+    width = len(header)
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(FeedProblem(line=start, field=None, problem=f"the row cannot be read ({exc})",
+                                        fix="check the quotes on this line"))
+            break
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != width:
+            problems.append(FeedProblem(
+                line=start, field=None,
+                problem=f"the row has {len(row)} fields but the header has {width}",
+                fix="quote values that contain the delimiter, or remove the extra/missing separators"))
+            continue
+        values = {f: row[i] for f, i in index.items()}
+        sl = _validate(values, start, problems)
+        if sl is not None:
+            lines.append(sl)
+    _check_duplicates(lines, problems)
+    if problems:
+        problems.sort(key=lambda p: (p.line or 0))
+        raise FeedError(problems)
+    if not lines:
+        warnings.append("the feed has a header but no rows")
+    return Feed(lines=lines, columns=columns, warnings=warnings)
+
+
+def parse_rows(rows: Sequence[Mapping[str, Any]]) -> Feed:
+    """Validate row objects (``customer``, ``product_code``, ``quantity``, optional
+    ``product_name``, ``unit_price``, ``billing_cycle``, ``term``). Problems are numbered by
+    row, starting at 1."""
+    problems: list[FeedProblem] = []
+    lines: list[SourceLine] = []
+    for n, row in enumerate(rows, start=1):
+        unknown = sorted(set(row) - set(FIELDS))
+        if unknown:
+            problems.append(FeedProblem(line=n, field=unknown[0], problem=f"unknown field(s) {unknown}",
+                                        fix="use only " + ", ".join(FIELDS)))
+            continue
+        sl = _validate(row, n, problems)
+        if sl is not None:
+            lines.append(sl)
+    _check_duplicates(lines, problems)
+    if problems:
+        problems.sort(key=lambda p: (p.line or 0))
+        raise FeedError(problems, unit="row")
+    return Feed(lines=lines)
+
+
+# ---- deciding ------------------------------------------------------------------------------
+
+ActionKind = Literal["create", "update", "delete"]
+
+
+class Change(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    before: Any = None
+    after: Any = None
+
+
+class LicenceAction(BaseModel):
+    """One licence write the sync wants, with the reason in plain words."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ActionKind
+    client_id: int
+    client_name: str
+    customer: str | None  # None: a cleanup delete (the code is not in the feed)
+    product_code: str
+    product_name: str | None = None
+    line: int | None = None
+    licence_id: int | None = None
+    fields: LicenceFields | None = None  # create/update: exactly the fields to send
+    changes: list[Change] = Field(default_factory=list)
+    reason: str
+    summary: str
+
+
+class SkippedLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer: str | None
+    product_code: str | None
+    line: int | None = None
+    client_id: int | None = None
+    licence_id: int | None = None
+    reason: str
+
+
+class ClientMoney(BaseModel):
+    """What the client's licences are worth per month, before and after the plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: int
+    client_name: str
+    customers: list[str]
+    monthly_before: Decimal
+    monthly_after: Decimal
+    monthly_change: Decimal
+    notes: list[str] = Field(default_factory=list)
+
+
+class SyncSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customers: dict[str, int]  # matched / ambiguous / unmatched / excluded
+    actions: dict[str, int]  # create / update / delete / unchanged / nothing_to_do / skipped
+    monthly_before: Decimal
+    monthly_after: Decimal
+    money: list[ClientMoney]
+
+
+class SyncDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    matching: list[MatchDecision]
+    actions: list[LicenceAction]
+    skipped: list[SkippedLine]
+    summary: SyncSummary
+    warnings: list[str] = Field(default_factory=list)
+
+
+def _price(value: Decimal | None) -> str:
+    return "no price" if value is None else str(cents(value))
+
+
+def _label(code: str, name: str | None) -> str:
+    return f"'{name}' ({code})" if name and name.strip().casefold() != code.strip().casefold() else f"'{code}'"
+
+
+def _changes(sl: SourceLine, lic: Licence) -> tuple[LicenceFields, list[Change]]:
+    data: dict[str, Any] = {}
+    changes: list[Change] = []
+    if sl.quantity != lic.quantity:
+        data["quantity"] = sl.quantity
+        changes.append(Change(field="quantity", before=lic.quantity, after=sl.quantity))
+    if sl.unit_price is not None and (lic.unit_price is None or cents(lic.unit_price) != cents(sl.unit_price)):
+        data["unit_price"] = sl.unit_price
+        changes.append(Change(field="unit_price", before=None if lic.unit_price is None else str(lic.unit_price),
+                              after=str(sl.unit_price)))
+    if sl.billing_cycle is not None and not same_cycle(sl.billing_cycle, lic.billing_cycle):
+        data["billing_cycle"] = sl.billing_cycle
+        changes.append(Change(field="billing_cycle", before=lic.billing_cycle, after=sl.billing_cycle))
+    if sl.term is not None and not same_term(sl.term, lic.term):
+        data["term"] = sl.term
+        changes.append(Change(field="term", before=lic.term, after=sl.term))
+    return LicenceFields(**data), changes
+
+
+def decide(
+    lines: Iterable[SourceLine],
+    clients: Iterable[Client],
+    licences: Iterable[Licence],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    margin: float = DEFAULT_MARGIN,
+    explicit: Mapping[str, int] | None = None,
+    remembered: Mapping[str, int] | None = None,
+    exclude: Iterable[str | int] = (),
+    cleanup: bool = True,
+    drop_zero_price_lines: bool = False,
+) -> SyncDecision:
+    """Every licence action for the feed against Halo's complete client and licence lists.
+
+    Raises :class:`halo_contracts.domain.matching.MappingProblem` when an explicit mapping
+    names a client id Halo does not have.
+    """
+    feed = list(lines)
+    all_clients = list(clients)
+    by_id = {c.id: c for c in all_clients}
+    warnings: list[str] = []
+    skipped: list[SkippedLine] = []
+
+    matching = match_customers([sl.customer for sl in feed], all_clients, threshold=threshold, margin=margin,
+                               explicit=explicit, remembered=remembered, exclude=exclude)
+    decision_of = {name_key(d.customer): d for d in matching}
+
+    # Halo licences by client and product code (lowest id first when Halo holds duplicates).
+    held: dict[int, dict[str, list[Licence]]] = {}
+    for lic in sorted(licences, key=lambda x: (x.id is None, x.id or 0)):
+        if lic.client_id is None:
+            continue
+        held.setdefault(lic.client_id, {}).setdefault(lic.product_code.strip().casefold(), []).append(lic)
+
+    # Feed lines per matched client; everything else is skipped with the customer's reason.
+    per_client: dict[int, list[SourceLine]] = {}
+    customers_of: dict[int, list[str]] = {}
+    for sl in feed:
+        d = decision_of[name_key(sl.customer)]
+        if d.status != "matched" or d.client_id is None:
+            skipped.append(SkippedLine(customer=sl.customer, product_code=sl.product_code, line=sl.line,
+                                       client_id=d.client_id, reason=f"customer {d.status}: {d.reason}"))
+            continue
+        per_client.setdefault(d.client_id, []).append(sl)
+        names = customers_of.setdefault(d.client_id, [])
+        if sl.customer not in names:
+            names.append(sl.customer)
+
+    actions: list[LicenceAction] = []
+    unchanged = nothing = 0
+    money: list[ClientMoney] = []
+    for client_id, client_lines in per_client.items():
+        client = by_id[client_id]
+        mine = held.get(client_id, {})
+        protected: set[str] = set()  # codes the feed speaks about (never cleaned up)
+        # two customers mapped to one client listing the same code: leave that code alone
+        owners: dict[str, set[str]] = {}
+        for sl in client_lines:
+            owners.setdefault(sl.code_key, set()).add(name_key(sl.customer))
+        conflicted = {code for code, who in owners.items() if len(who) > 1}
+        if len(customers_of[client_id]) > 1:
+            warnings.append(f"customers {', '.join(repr(c) for c in customers_of[client_id])} all map to "
+                            f"{client.name} (client {client_id}); their lines are combined")
+        after: dict[str, tuple[int, Decimal | None, str | None]] = {
+            code: (lics[0].quantity, lics[0].unit_price, lics[0].billing_cycle)
+            for code, lics in mine.items() if code
+        }
+        for code, lics in mine.items():
+            if len(lics) > 1 and code:
+                warnings.append(f"{client.name} holds {len(lics)} licences with product code "
+                                f"'{lics[0].product_code}' (ids {', '.join(str(x.id) for x in lics)}); "
+                                f"only id {lics[0].id} is synced, the others are left alone")
+
+        for sl in client_lines:
+            protected.add(sl.code_key)
+            if sl.code_key in conflicted:
+                skipped.append(SkippedLine(customer=sl.customer, product_code=sl.product_code, line=sl.line,
+                                           client_id=client_id,
+                                           reason=f"product '{sl.product_code}' is listed by more than one "
+                                                  f"customer mapped to {client.name}; resolve the mapping"))
+                continue
+            if drop_zero_price_lines and sl.unit_price is not None and sl.unit_price == 0:
+                skipped.append(SkippedLine(customer=sl.customer, product_code=sl.product_code, line=sl.line,
+                                           client_id=client_id,
+                                           reason="zero price line dropped (drop_zero_price_lines); the Halo "
+                                                  "licence, if any, is left as it is"))
+                continue
+            existing = mine.get(sl.code_key, [None])[0]
+            label = _label(sl.product_code, sl.product_name or (existing.name if existing else None))
+            if existing is None:
+                if sl.quantity == 0:
+                    nothing += 1
+                    continue
+                data: dict[str, Any] = {"client_id": client_id, "product_code": sl.product_code,
+                                        "name": sl.product_name or sl.product_code, "quantity": sl.quantity}
+                if sl.unit_price is not None:
+                    data["unit_price"] = sl.unit_price
+                if sl.billing_cycle is not None:
+                    data["billing_cycle"] = sl.billing_cycle
+                if sl.term is not None:
+                    data["term"] = sl.term
+                price = f" at {_price(sl.unit_price)}" + (f" {sl.billing_cycle}" if sl.billing_cycle else "")
+                actions.append(LicenceAction(
+                    kind="create", client_id=client_id, client_name=client.name, customer=sl.customer,
+                    product_code=sl.product_code, product_name=sl.product_name, line=sl.line,
+                    fields=LicenceFields(**data),
+                    reason="no Halo licence with this product code and the feed has seats",
+                    summary=f"Create licence {label} x{sl.quantity}{price} for {client.name}"))
+                after[sl.code_key] = (sl.quantity, sl.unit_price, sl.billing_cycle)
+                continue
+            if sl.quantity == 0:
+                actions.append(LicenceAction(
+                    kind="delete", client_id=client_id, client_name=client.name, customer=sl.customer,
+                    product_code=existing.product_code, product_name=existing.name, line=sl.line,
+                    licence_id=existing.id,
+                    changes=[Change(field="quantity", before=existing.quantity, after=0)],
+                    reason="the feed has 0 seats for this product",
+                    summary=f"Delete licence {label} (id {existing.id}, {existing.quantity} seats) for "
+                            f"{client.name}: 0 seats in the feed"))
+                after.pop(sl.code_key, None)
+                continue
+            fields, changes = _changes(sl, existing)
+            if not changes:
+                unchanged += 1
+                continue
+            what = ", ".join(f"{c.field} {c.before} -> {c.after}" for c in changes)
+            actions.append(LicenceAction(
+                kind="update", client_id=client_id, client_name=client.name, customer=sl.customer,
+                product_code=existing.product_code, product_name=existing.name, line=sl.line,
+                licence_id=existing.id, fields=fields, changes=changes,
+                reason="the feed differs from Halo", summary=f"Update licence {label} (id {existing.id}) for "
+                                                            f"{client.name}: {what}"))
+            after[sl.code_key] = (sl.quantity,
+                                  sl.unit_price if sl.unit_price is not None else existing.unit_price,
+                                  sl.billing_cycle or existing.billing_cycle)
+
+        for code, lics in mine.items():
+            if code in protected:
+                continue
+            lic = lics[0]
+            if not code:
+                for x in lics:
+                    skipped.append(SkippedLine(customer=None, product_code=None, client_id=client_id,
+                                               licence_id=x.id,
+                                               reason=f"Halo licence '{x.name}' of {client.name} has no product "
+                                                      f"code; the sync does not manage it"))
+                continue
+            if not cleanup:
+                continue
+            actions.append(LicenceAction(
+                kind="delete", client_id=client_id, client_name=client.name, customer=None,
+                product_code=lic.product_code, product_name=lic.name, licence_id=lic.id,
+                changes=[Change(field="quantity", before=lic.quantity, after=0)],
+                reason="product code not in the feed (cleanup)",
+                summary=f"Delete licence {_label(lic.product_code, lic.name)} (id {lic.id}, {lic.quantity} seats) "
+                        f"for {client.name}: not in the distributor feed (cleanup)"))
+            after.pop(code, None)
+
+        notes: list[str] = []
+        before_total = ZERO
+        for lics in mine.values():
+            for x in lics:
+                before_total += monthly_amount(x.quantity, x.unit_price, x.billing_cycle)
+                if x.unit_price is not None and x.billing_cycle and canonical_cycle(x.billing_cycle) is None:
+                    notes.append(f"'{x.product_code or x.name}': billing cycle '{x.billing_cycle}' unknown, "
+                                 f"counted as monthly")
+        after_total = ZERO
+        for qty, price, cycle in after.values():
+            after_total += monthly_amount(qty, price, cycle)
+        # licences the sync does not touch (duplicates beyond the first, no product code) stay
+        for code, lics in mine.items():
+            extra = lics if not code else lics[1:]
+            for x in extra:
+                after_total += monthly_amount(x.quantity, x.unit_price, x.billing_cycle)
+        money.append(ClientMoney(client_id=client_id, client_name=client.name, customers=customers_of[client_id],
+                                 monthly_before=before_total, monthly_after=after_total,
+                                 monthly_change=after_total - before_total, notes=sorted(set(notes))))
+
+    counts = {status: sum(1 for d in matching if d.status == status)
+              for status in ("matched", "ambiguous", "unmatched", "excluded")}
+    kinds = {k: sum(1 for a in actions if a.kind == k) for k in ("create", "update", "delete")}
+    kinds.update(unchanged=unchanged, nothing_to_do=nothing,
+                 skipped=sum(1 for s in skipped if s.line is not None))
+    summary = SyncSummary(customers=counts, actions=kinds,
+                          monthly_before=sum((m.monthly_before for m in money), ZERO),
+                          monthly_after=sum((m.monthly_after for m in money), ZERO), money=money)
+    return SyncDecision(matching=matching, actions=actions, skipped=skipped, summary=summary, warnings=warnings)

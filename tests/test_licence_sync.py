@@ -1,0 +1,293 @@
+"""Distributor licence sync, pure half: reading the feed and deciding the actions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from halo_contracts.domain.licence_sync import (
+    FeedError,
+    canonical_cycle,
+    decide,
+    monthly_amount,
+    parse_csv,
+    parse_rows,
+    same_term,
+    term_months,
+)
+from halo_contracts.domain.matching import MappingProblem
+from halo_contracts.domain.models import Client, Licence
+
+D = Decimal
+
+CLIENTS = [
+    Client(id=1, name="Acme Ltd"),
+    Client(id=2, name="Smith & Jones Pty Ltd"),
+    Client(id=3, name="Fabrikam Europe"),
+    Client(id=4, name="Fabrikam Europa"),
+]
+
+
+def lic(id_: int, client: int, code: str, qty: int, price: str | None = "10.00", cycle: str | None = "Monthly",
+        term: str | None = None, name: str = "") -> Licence:
+    return Licence(id=id_, client_id=client, product_code=code, name=name or code, quantity=qty,
+                   unit_price=None if price is None else D(price), billing_cycle=cycle, term=term)
+
+
+def rows(*items: tuple) -> list[dict]:
+    keys = ("customer", "product_code", "quantity", "unit_price", "billing_cycle", "term")
+    return [dict(zip(keys, item, strict=False)) for item in items]
+
+
+def run(feed_rows: list[dict], licences: list[Licence], **kw):
+    return decide(parse_rows(feed_rows).lines, CLIENTS, licences, **kw)
+
+
+# ---- reading CSV ----------------------------------------------------------------------------
+
+
+def test_csv_with_aliases_any_case_and_extra_columns() -> None:
+    text = (
+        "Company Name,Part Number,DESCRIPTION,Seats,Unit Price,Billing Frequency,Commitment,Notes\n"
+        "Acme Ltd,CFQ7-M365BP,Microsoft 365 Business Premium,25,$22.00,monthly,P1Y,hello\n"
+        "\n"
+        "Smith & Jones,AZ-PLAN,Azure plan,1,\"1,250.00\",Yearly,,\n"
+    )
+    feed = parse_csv(text)
+    assert [ln.line for ln in feed.lines] == [2, 4]
+    a, b = feed.lines
+    assert (a.customer, a.product_code, a.product_name, a.quantity, a.unit_price, a.billing_cycle, a.term) == (
+        "Acme Ltd", "CFQ7-M365BP", "Microsoft 365 Business Premium", 25, D("22.00"), "Monthly", "P1Y")
+    assert (b.unit_price, b.billing_cycle, b.term) == (D("1250.00"), "Annual", None)
+    assert feed.columns["quantity"] == "Seats"
+    assert any("Notes" in w for w in feed.warnings)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "customer,product_code,product_name,quantity,unit_price,billing_cycle,term",
+        "Client,SKU,Product,Qty,Price,Cycle,Term Duration",
+        "client name,product code,product name,licenses,unit price,billing cycle,term",
+        "CUSTOMER;PRODUCT CODE;PRODUCT;QUANTITY;PRICE;BILLING CYCLE;TERM",
+    ],
+)
+def test_csv_header_aliases(header: str) -> None:
+    sep = ";" if ";" in header else ","
+    feed = parse_csv(header + "\n" + sep.join(["Acme", "SKU1", "Thing", "3", "4.5", "Monthly", "P1M"]) + "\n")
+    (line,) = feed.lines
+    assert (line.customer, line.product_code, line.quantity, line.unit_price) == ("Acme", "SKU1", 3, D("4.5"))
+
+
+def test_csv_missing_required_columns() -> None:
+    with pytest.raises(FeedError) as err:
+        parse_csv("Customer,Description,Price\nAcme,Thing,3\n")
+    fields = {p.field for p in err.value.problems}
+    assert fields == {"product_code", "quantity"}
+    assert all(p.line == 1 for p in err.value.problems)
+    assert "SKU" in str(err.value) or "sku" in str(err.value)
+
+
+def test_csv_every_row_error_with_its_line_number() -> None:
+    text = (
+        "customer,sku,qty,price,cycle\n"  # 1
+        "Acme,A,5,10,Monthly\n"  # 2 ok
+        ",B,5,10,Monthly\n"  # 3 blank customer
+        "Acme,C,-2,10,Monthly\n"  # 4 negative quantity
+        "Acme,D,5,ten,Monthly\n"  # 5 non-numeric price
+        "Acme,E,2.5,10,Monthly\n"  # 6 fractional quantity
+        "Acme,F,5,10\n"  # 7 too few fields
+        "Acme,G,5,10,Monthly,extra\n"  # 8 too many fields
+        "Acme,H,5,10,Fortnightly\n"  # 9 unknown cycle
+        "acme,a,7,10,Monthly\n"  # 10 duplicate of line 2 (case-insensitive)
+        "Acme,,5,10,Monthly\n"  # 11 blank product code
+        "Acme,J,,10,Monthly\n"  # 12 blank quantity
+        "Acme,K,5,-1,Monthly\n"  # 13 negative price
+    )
+    with pytest.raises(FeedError) as err:
+        parse_csv(text)
+    got = [(p.line, p.field) for p in err.value.problems]
+    assert got == [
+        (3, "customer"), (4, "quantity"), (5, "unit_price"), (6, "quantity"), (7, None), (8, None),
+        (9, "billing_cycle"), (10, "product_code"), (11, "product_code"), (12, "quantity"), (13, "unit_price"),
+    ]
+    message = str(err.value)
+    assert "line 4, quantity: '-2' is negative" in message
+    assert "line 10" in message and "line 2" in message
+    assert "Fix:" in message
+
+
+def test_csv_quoted_multiline_and_bad_quotes() -> None:
+    feed = parse_csv('customer,sku,qty\n"Acme, Ltd",A,1\n"Smith\nJones",B,2\nAcme Ltd,C,3\n')
+    assert [(x.customer, x.line) for x in feed.lines] == [("Acme, Ltd", 2), ("Smith\nJones", 3), ("Acme Ltd", 5)]
+    with pytest.raises(FeedError) as err:
+        parse_csv('customer,sku,qty\nAcme,A,1\n"Acme,B,2\n')
+    assert err.value.problems[0].line == 3
+
+
+def test_csv_empty_and_header_only() -> None:
+    with pytest.raises(FeedError):
+        parse_csv("  \n")
+    feed = parse_csv("\ufeffCustomer,SKU,Qty\n")
+    assert feed.lines == [] and "no rows" in feed.warnings[-1]
+
+
+def test_rows_are_validated_like_csv_and_numbered_from_one() -> None:
+    good = parse_rows([{"customer": "Acme", "product_code": "A", "quantity": 2, "unit_price": 9.99,
+                        "billing_cycle": "annually", "term": "1 year", "product_name": "Thing"}])
+    assert good.lines[0].unit_price == D("9.99") and good.lines[0].billing_cycle == "Annual"
+    with pytest.raises(FeedError) as err:
+        parse_rows([
+            {"customer": "Acme", "product_code": "A", "quantity": 1},
+            {"customer": "  ", "product_code": "B", "quantity": 1},
+            {"customer": "Acme", "product_code": "A", "quantity": 1},
+            {"customer": "Acme", "product_code": "C", "quantity": -1},
+        ])
+    assert [(p.line, p.field) for p in err.value.problems] == [(2, "customer"), (3, "product_code"), (4, "quantity")]
+    assert "row 2" in str(err.value)
+
+
+# ---- cycles, terms, money ---------------------------------------------------------------------
+
+
+def test_cycles_terms_and_monthly_money() -> None:
+    assert [canonical_cycle(x) for x in ("Monthly", "P1M", "yearly", "Annually", "12 Months", "quarterly", "x")] == [
+        "Monthly", "Monthly", "Annual", "Annual", "Annual", "Quarterly", None]
+    assert term_months("P1Y") == term_months("12 months") == term_months("Annual") == 12
+    assert same_term("P1Y", "1 Year") and not same_term("P1M", "P1Y")
+    assert monthly_amount(10, D("120"), "Annual") == D("100")
+    assert monthly_amount(3, D("30"), "Quarterly") == D("30")
+    assert monthly_amount(2, D("5"), "weird") == D("10")  # unknown counts as monthly
+    assert monthly_amount(2, None, "Monthly") == 0
+    assert monthly_amount(2, D("100"), "One-Time") == 0
+
+
+# ---- the sync rules -----------------------------------------------------------------------------
+
+
+def test_rule_create_when_missing_and_quantity_positive() -> None:
+    r = run(rows(("Acme Ltd", "NEW", 5, "12.5", "Monthly", "P1M")), [])
+    (a,) = r.actions
+    assert (a.kind, a.client_id, a.product_code, a.line) == ("create", 1, "NEW", 1)
+    assert a.fields.given() == {"client_id": 1, "product_code": "NEW", "name": "NEW", "quantity": 5,
+                                "unit_price": D("12.5"), "billing_cycle": "Monthly", "term": "P1M"}
+    assert a.summary == "Create licence 'NEW' x5 at 12.50 Monthly for Acme Ltd"
+
+
+def test_rule_nothing_when_missing_and_quantity_zero() -> None:
+    r = run(rows(("Acme Ltd", "NEW", 0)), [])
+    assert r.actions == [] and r.summary.actions["nothing_to_do"] == 1
+
+
+def test_rule_update_only_what_changed() -> None:
+    halo = [lic(10, 1, "A", 5, "10.00", "Monthly", "P1M"), lic(11, 1, "B", 5), lic(12, 1, "C", 5, term="P1M"),
+            lic(13, 1, "D", 5)]
+    r = run(rows(("Acme Ltd", "A", 6, "10", "monthly", "P1M"),  # quantity only
+                 ("Acme Ltd", "B", 5, "11"),  # price only
+                 ("Acme Ltd", "C", 5, "10", "Monthly", "P1Y"),  # term only
+                 ("Acme Ltd", "D", 5, "10", "Annual")),  # cycle only
+            halo)
+    got = {a.licence_id: a.fields.given() for a in r.actions}
+    assert got == {10: {"quantity": 6}, 11: {"unit_price": D("11")}, 12: {"term": "P1Y"},
+                   13: {"billing_cycle": "Annual"}}
+    assert all(a.kind == "update" for a in r.actions)
+    assert "quantity 5 -> 6" in r.actions[0].summary
+
+
+def test_rule_unchanged_means_no_action() -> None:
+    halo = [lic(10, 1, "A", 5, "10.00", "monthly", "1 month")]
+    # same values written differently: price 10 vs 10.00, Monthly vs monthly, P1M vs 1 month; no price given
+    r = run(rows(("ACME LIMITED", "a", 5, "10", "Monthly", "P1M"), ("Acme Ltd", "x", 0)), halo)
+    assert r.actions == []
+    assert r.summary.actions["unchanged"] == 1
+    r = run(rows(("Acme Ltd", "A", 5)), halo)  # no price/cycle/term in the feed: not compared
+    assert r.actions == []
+
+
+def test_rule_delete_when_quantity_zero() -> None:
+    r = run(rows(("Acme Ltd", "A", 0)), [lic(10, 1, "A", 5)])
+    (a,) = r.actions
+    assert (a.kind, a.licence_id, a.customer) == ("delete", 10, "Acme Ltd")
+    assert "0 seats in the feed" in a.summary
+
+
+@pytest.mark.parametrize("cleanup", [True, False])
+def test_cleanup_deletes_codes_missing_from_the_feed_only_for_matched_clients(cleanup: bool) -> None:
+    halo = [lic(10, 1, "A", 5), lic(11, 1, "GONE", 2), lic(12, 2, "OTHER", 1), lic(13, 1, "", 1, name="Manual")]
+    r = run(rows(("Acme Ltd", "A", 5, "10")), halo, cleanup=cleanup)
+    if cleanup:
+        (a,) = r.actions
+        assert (a.kind, a.licence_id, a.customer) == ("delete", 11, None)
+        assert "cleanup" in a.summary
+    else:
+        assert r.actions == []
+    # client 2 is not in the feed: its licence is never touched; a licence without a code is listed
+    assert all(a.client_id == 1 for a in r.actions)
+    assert any(s.licence_id == 13 and "no product code" in s.reason for s in r.skipped)
+
+
+def test_unmatched_and_ambiguous_customers_are_skipped_with_all_their_products() -> None:
+    halo = [lic(20, 3, "Z", 1)]
+    r = run(rows(("Fabrikam Europ", "Z", 0), ("Fabrikam Europ", "Y", 3), ("Nobody Inc", "A", 1),
+                 ("Acme Ltd", "A", 1)), halo)
+    assert [a.client_id for a in r.actions] == [1]
+    assert [(s.customer, s.product_code) for s in r.skipped] == [
+        ("Fabrikam Europ", "Z"), ("Fabrikam Europ", "Y"), ("Nobody Inc", "A")]
+    assert "ambiguous" in r.skipped[0].reason and "unmatched" in r.skipped[2].reason
+    assert r.summary.customers == {"matched": 1, "ambiguous": 1, "unmatched": 1, "excluded": 0}
+
+
+def test_excluded_customers_are_left_alone() -> None:
+    r = run(rows(("Acme Ltd", "A", 1), ("Smith and Jones", "B", 1)), [lic(1, 1, "OLD", 1)], exclude=["acme ltd"])
+    assert [a.client_id for a in r.actions] == [2]
+    assert r.summary.customers["excluded"] == 1
+    assert any(s.customer == "Acme Ltd" and "excluded" in s.reason for s in r.skipped)
+
+
+def test_explicit_and_remembered_mappings() -> None:
+    r = run(rows(("Fabrikam Europ", "Z", 1)), [], explicit={"Fabrikam Europ": 4})
+    assert r.actions[0].client_id == 4 and r.matching[0].method == "explicit"
+    r = run(rows(("Fabrikam Europ", "Z", 1)), [], remembered={"fabrikam europ": 3})
+    assert r.actions[0].client_id == 3 and r.matching[0].method == "remembered"
+    with pytest.raises(MappingProblem):
+        run(rows(("Acme", "Z", 1)), [], explicit={"Acme": 77})
+
+
+def test_drop_zero_price_lines_leaves_the_halo_licence_alone() -> None:
+    halo = [lic(10, 1, "FREE", 5, "0")]
+    feed = rows(("Acme Ltd", "FREE", 9, "0"), ("Acme Ltd", "NEWFREE", 1, "0"))
+    r = run(feed, halo, drop_zero_price_lines=True)
+    assert r.actions == []
+    assert [s.product_code for s in r.skipped] == ["FREE", "NEWFREE"]
+    r = run(feed, halo)
+    assert sorted(a.kind for a in r.actions) == ["create", "update"]
+
+
+def test_two_customers_mapped_to_one_client_combine_and_conflicts_are_skipped() -> None:
+    r = run(rows(("Acme Ltd", "A", 1), ("ACME Limited.", "B", 1), ("ACME Limited.", "A", 2)),
+            [lic(5, 1, "A", 1)], explicit={"ACME Limited.": 1})
+    assert [(a.kind, a.product_code) for a in r.actions] == [("create", "B")]
+    assert sum("more than one customer" in s.reason for s in r.skipped) == 2
+    assert any("combined" in w for w in r.warnings)
+
+
+def test_duplicate_halo_licences_sync_the_first_and_warn() -> None:
+    r = run(rows(("Acme Ltd", "A", 3)), [lic(7, 1, "A", 1), lic(5, 1, "a", 1)])
+    (a,) = r.actions
+    assert a.licence_id == 5
+    assert any("ids 5, 7" in w for w in r.warnings)
+
+
+def test_summary_money_per_month_before_and_after() -> None:
+    halo = [lic(10, 1, "A", 10, "12.00", "Monthly"), lic(11, 1, "B", 2, "120.00", "Annual"),
+            lic(12, 1, "GONE", 1, "5.00", "Monthly"), lic(13, 1, "ODD", 1, "7.00", "Fortnightly")]
+    r = run(rows(("Acme Ltd", "A", 12, "12.00", "Monthly"), ("Acme Ltd", "B", 2, "120.00", "Annual"),
+                 ("Acme Ltd", "ODD", 1), ("Acme Ltd", "C", 3, "30", "Quarterly")), halo)
+    (m,) = r.summary.money
+    # before: 120 + 20 + 5 + 7 ; after: 144 + 20 + 7 + 30 (GONE cleaned up)
+    assert (m.monthly_before, m.monthly_after, m.monthly_change) == (D(152), D(201), D(49))
+    assert m.customers == ["Acme Ltd"] and any("Fortnightly" in n for n in m.notes)
+    assert r.summary.actions == {"create": 1, "update": 1, "delete": 1, "unchanged": 2, "nothing_to_do": 0,
+                                 "skipped": 0}
+    assert r.summary.monthly_after == D(201)
