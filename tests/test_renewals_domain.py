@@ -1,0 +1,237 @@
+"""Unit tests for domain/renewals.py: every rule, no server."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+
+from halo_contracts.domain.models import Contract, Invoice, InvoiceLine, Ticket, TimeEntry
+from halo_contracts.domain.renewals import (
+    RenewalError,
+    apply_uplift,
+    bucket_of,
+    check_renewable,
+    check_term,
+    check_uplift,
+    current_term,
+    is_expiring,
+    margin_percent,
+    renewal_term,
+    revenue_billed,
+    review_performance,
+    roll_ref,
+    sla_compliance,
+    uplift_to_target,
+    whole_months,
+)
+
+TODAY = date(2026, 6, 15)
+
+
+# ---- ref rolling -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("ref", "old", "new", "expected"),
+    [
+        ("Acme Corp - Managed Services 2024", (date(2024, 1, 1), date(2024, 12, 31)),
+         (date(2025, 1, 1), date(2025, 12, 31)), "Acme Corp - Managed Services 2025"),
+        # a term across two years: the year named (start or end year) moves by one
+        ("Acme 2024", (date(2024, 7, 1), date(2025, 6, 30)), (date(2025, 7, 1), date(2026, 6, 30)), "Acme 2025"),
+        ("Acme 2025", (date(2024, 7, 1), date(2025, 6, 30)), (date(2025, 7, 1), date(2026, 6, 30)), "Acme 2026"),
+        # three-year term: every year in the span moves by three
+        ("Acme 2024-2026", (date(2024, 1, 1), date(2026, 12, 31)), (date(2027, 1, 1), date(2029, 12, 31)),
+         "Acme 2027-2029"),
+        # fiscal short pair
+        ("Acme FY2024/25", (date(2024, 7, 1), date(2025, 6, 30)), (date(2025, 7, 1), date(2026, 6, 30)),
+         "Acme FY2025/26"),
+        ("Acme FY 2024-25", (date(2024, 7, 1), date(2025, 6, 30)), (date(2025, 7, 1), date(2026, 6, 30)),
+         "Acme FY 2025-26"),
+        # a year outside the term's span: the last year moves
+        ("Acme (est. 1999) Support 2019", (date(2024, 1, 1), date(2024, 12, 31)),
+         (date(2025, 1, 1), date(2025, 12, 31)), "Acme (est. 1999) Support 2020"),
+        # no year: suffix with the new start year
+        ("Acme Managed Services", (date(2025, 1, 1), date(2025, 12, 31)), (date(2026, 1, 1), date(2026, 12, 31)),
+         "Acme Managed Services (renewal 2026)"),
+        # an earlier suffix is replaced, not stacked
+        ("Acme Managed Services (renewal 2026)", (date(2026, 1, 1), date(2026, 12, 31)),
+         (date(2027, 1, 1), date(2027, 12, 31)), "Acme Managed Services (renewal 2027)"),
+        # short term in the same year: month + year suffix so each renewal differs
+        ("Acme Q1 2026", (date(2026, 1, 1), date(2026, 3, 31)), (date(2026, 4, 1), date(2026, 6, 30)),
+         "Acme Q1 2026 (renewal Apr 2026)"),
+        ("Acme Q1 2026 (renewal Apr 2026)", (date(2026, 4, 1), date(2026, 6, 30)),
+         (date(2026, 7, 1), date(2026, 9, 30)), "Acme Q1 2026 (renewal Jul 2026)"),
+        # digits that are not years are left alone
+        ("Acme 10000 users", (date(2025, 1, 1), date(2025, 12, 31)), (date(2026, 1, 1), date(2026, 12, 31)),
+         "Acme 10000 users (renewal 2026)"),
+    ],
+)
+def test_roll_ref(ref, old, new, expected):
+    assert roll_ref(ref, *old, *new) == expected
+
+
+def test_roll_ref_without_start_date_uses_end():
+    assert roll_ref("X 2025", None, date(2025, 12, 31), date(2026, 1, 1), date(2026, 12, 31)) == "X 2026"
+
+
+# ---- terms ------------------------------------------------------------------------------------
+
+def test_whole_months():
+    assert whole_months(date(2024, 1, 1), date(2024, 12, 31)) == 12
+    assert whole_months(date(2024, 3, 15), date(2024, 6, 14)) == 3
+    assert whole_months(date(2024, 1, 15), date(2024, 12, 31)) is None
+
+
+def test_renewal_term_same_months_by_default():
+    assert renewal_term(date(2024, 1, 1), date(2024, 12, 31)) == (date(2025, 1, 1), date(2025, 12, 31), 12)
+    assert renewal_term(date(2024, 1, 1), date(2024, 3, 31)) == (date(2024, 4, 1), date(2024, 6, 30), 3)
+    # month-end start: dateutil clips to the month's last day
+    assert renewal_term(date(2023, 12, 1), date(2024, 1, 30), 1) == (date(2024, 1, 31), date(2024, 2, 28), 1)
+
+
+def test_renewal_term_given_months_and_irregular_days():
+    assert renewal_term(date(2024, 1, 1), date(2024, 12, 31), 24) == (date(2025, 1, 1), date(2026, 12, 31), 24)
+    # 351-day term repeats as 351 days
+    start, end, months = renewal_term(date(2024, 1, 15), date(2024, 12, 31))
+    assert (start, end, months) == (date(2025, 1, 1), date(2025, 12, 18), None)
+    assert (end - start).days == (date(2024, 12, 31) - date(2024, 1, 15)).days
+
+
+def test_renewal_term_errors():
+    with pytest.raises(RenewalError, match="no end date"):
+        renewal_term(date(2024, 1, 1), None)
+    with pytest.raises(RenewalError, match="pass term_months"):
+        renewal_term(None, date(2024, 12, 31))
+    assert renewal_term(None, date(2024, 12, 31), 12)[1] == date(2025, 12, 31)
+    with pytest.raises(RenewalError, match="after its end date"):
+        renewal_term(date(2025, 1, 1), date(2024, 12, 31))
+
+
+# ---- uplift and limits --------------------------------------------------------------------------
+
+def test_uplift_to_the_cent_half_up():
+    assert apply_uplift(D("2500"), D("10")) == D("2750.00")
+    assert apply_uplift(D("2500"), D("3.5")) == D("2587.50")
+    assert apply_uplift(D("99.99"), D("3")) == D("102.99")  # 102.9897
+    assert apply_uplift(D("0.05"), D("50")) == D("0.08")  # 0.075 -> 0.08 (half-up, not banker's)
+    assert apply_uplift(D("1234.56"), D("0")) == D("1234.56")
+    assert apply_uplift(D("100"), D("-50")) == D("50.00")
+
+
+def test_limits():
+    assert check_uplift(D("-50")) is None and check_uplift(D("100")) is None
+    assert "between -50 and 100" in check_uplift(D("100.01"))
+    assert check_uplift(D("-50.5"))
+    assert check_term(1) is None and check_term(60) is None
+    assert "between 1 and 60" in check_term(0)
+    assert check_term(61)
+
+
+# ---- renewability ------------------------------------------------------------------------------
+
+def c(**kw) -> Contract:
+    base = dict(id=1, client_id=1, ref="Acme 2026", status="Active", type="Recurring",
+                start_date=date(2025, 7, 1), end_date=date(2026, 6, 30), value=D("1000"), billing_frequency="Monthly")
+    base.update(kw)
+    return Contract(**base)
+
+
+def test_renewable_rules():
+    assert check_renewable(c(), TODAY).ok
+    r = check_renewable(c(status="Cancelled"), TODAY)
+    assert not r.ok and "Cancelled" in r.errors[0]
+    r = check_renewable(c(end_date=None), TODAY)
+    assert not r.ok and "no end date" in r.errors[0]
+    r = check_renewable(c(end_date=date(2027, 12, 31)), TODAY)
+    assert r.ok and "does not end within a year" in r.warnings[0]
+    r = check_renewable(c(status="On Hold"), TODAY)
+    assert r.ok and "On Hold" in r.warnings[0]
+
+
+# ---- expiring ------------------------------------------------------------------------------
+
+def test_buckets_and_window():
+    assert [bucket_of(d) for d in (0, 30, 31, 60, 61, 90, 91, -1)] == [
+        "0-30", "0-30", "31-60", "31-60", "61-90", "61-90", "over 90", "ended"]
+    assert is_expiring(c(end_date=TODAY), TODAY, 90)
+    assert is_expiring(c(end_date=date(2026, 9, 13)), TODAY, 90)  # 90 days
+    assert not is_expiring(c(end_date=date(2026, 9, 14)), TODAY, 90)  # 91 days
+    assert not is_expiring(c(end_date=date(2026, 6, 14)), TODAY, 90)  # already ended
+    assert not is_expiring(c(status="Pending"), TODAY, 90)
+    assert not is_expiring(c(end_date=None), TODAY, 90)
+
+
+# ---- performance ------------------------------------------------------------------------------
+
+def test_sla_compliance_ignores_untracked():
+    tickets = [Ticket(id=1, sla_met=True), Ticket(id=2, sla_met=False), Ticket(id=3, sla_met=None),
+               Ticket(id=4, sla_met=True)]
+    tracked, met, pct = sla_compliance(tickets)
+    assert (tracked, met) == (3, 2) and pct == D(200) / 3
+    assert sla_compliance([Ticket(id=1)]) == (0, 0, None)
+
+
+def test_revenue_lines_of_the_contract_in_period_credits_subtract_voided_ignored():
+    invoices = [
+        Invoice(id=1, invoice_date=date(2026, 1, 31), lines=[
+            InvoiceLine(contract_id=1, total=D("1000")), InvoiceLine(contract_id=2, total=D("500"))]),
+        Invoice(id=2, invoice_date=date(2026, 2, 28), contract_id=1, lines=[InvoiceLine(total=D("1000"))]),
+        Invoice(id=3, invoice_date=date(2026, 3, 5), is_credit=True, lines=[
+            InvoiceLine(contract_id=1, total=D("-200"))]),
+        Invoice(id=4, invoice_date=date(2026, 3, 6), is_credit=True, lines=[
+            InvoiceLine(contract_id=1, total=D("50"))]),  # credit stored positive: still subtracts
+        Invoice(id=5, invoice_date=date(2026, 3, 31), voided=True, lines=[InvoiceLine(contract_id=1, total=D("9"))]),
+        Invoice(id=6, invoice_date=date(2025, 12, 31), lines=[InvoiceLine(contract_id=1, total=D("9"))]),
+    ]
+    assert revenue_billed(invoices, 1, date(2026, 1, 1), date(2026, 12, 31)) == D("1750")
+
+
+def test_margin_and_uplift_to_target():
+    assert margin_percent(D("1000"), D("700")) == D("30")
+    assert margin_percent(D("0"), D("10")) is None
+    # cost 700, target 35% -> revenue needed 1076.92..., +7.7% (rounded up to 0.1)
+    assert uplift_to_target(D("1000"), D("700"), D("35")) == D("7.7")
+    assert uplift_to_target(D("1000"), D("600"), D("35")) == D("0")
+
+
+def perf(hours, revenue, sla=(9, 1), target=D("35")):
+    met, missed = sla
+    tickets = [Ticket(id=i, contract_id=1, sla_met=True) for i in range(met)]
+    tickets += [Ticket(id=100 + i, contract_id=1, sla_met=False) for i in range(missed)]
+    entries = [TimeEntry(id=1, contract_id=1, when=date(2026, 3, 1), hours=D(hours))]
+    invoices = [Invoice(id=1, invoice_date=date(2026, 3, 31), lines=[InvoiceLine(contract_id=1, total=D(revenue))])]
+    return review_performance(contract_id=1, period_start=date(2026, 1, 1), period_end=date(2026, 6, 15),
+                              tickets=tickets, entries=entries, invoices=invoices, cost_rate=D("55"),
+                              target_margin=target)
+
+
+def test_recommendation_renew_as_is():
+    p = perf("10", "2000")  # cost 550, margin 72.5%
+    assert p.recommendation == "renew as is" and p.margin == D("72.5") and p.cost == D("550")
+    assert p.sla_compliance == D("90") and p.suggested_uplift is None
+    assert "margin 72.5% against a target of 35.0%" in p.reasons[0]
+    assert any("below 95.0%" in r for r in p.reasons)
+
+
+def test_recommendation_renew_with_uplift():
+    p = perf("20", "1500")  # cost 1100, margin 26.7% < 35
+    assert p.recommendation == "renew with uplift"
+    assert p.suggested_uplift == D("12.9")  # 1100/0.65 = 1692.31 -> +12.82% -> 12.9
+    assert any("12.9%" in r for r in p.reasons)
+
+
+def test_recommendation_review_scope_for_big_gap_sla_or_unbilled_work():
+    assert perf("40", "1500").recommendation == "review scope"  # cost 2200 > revenue
+    p = perf("10", "2000", sla=(7, 3))  # 70% SLA
+    assert p.recommendation == "review scope" and any("SLA compliance is below 80.0%" in r for r in p.reasons)
+    p = perf("5", "0")
+    assert p.recommendation == "review scope" and p.margin is None
+    assert "5 hours were worked but nothing was billed" in p.reasons[0]
+    q = perf("0", "0", sla=(0, 0))
+    assert q.recommendation == "renew as is" and q.sla_compliance is None
+
+
+def test_current_term_capped_at_today():
+    assert current_term(c(), TODAY) == (date(2025, 7, 1), TODAY)
+    assert current_term(c(end_date=date(2026, 3, 31)), TODAY) == (date(2025, 7, 1), date(2026, 3, 31))
