@@ -1,0 +1,133 @@
+"""The guide as data: SKILL.md, its workflow sections, and the field table.
+
+SKILL.md (packaged next to this module) is the single source of guidance. Workflows are
+its ``## Workflow: <name>`` sections, served one at a time. The field table is rendered
+at read time from the wire mapping in ``halo_contracts.halo.wire`` so it cannot drift.
+Pure functions: no MCP, no I/O beyond reading the packaged file.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from halo_contracts.config import CodeMaps
+
+GUIDE_FILE = "SKILL.md"
+WORKFLOW_HEADING = re.compile(r"^## Workflow: (?P<name>[a-z-]+)\s*$", re.MULTILINE)
+
+# Kinds served by halopsa://reference/{kind}.
+REFERENCE_KINDS: tuple[str, ...] = ("slas", "contract_types", "billing_periods", "statuses")
+
+# Field tables exposed by halo/wire.py, in the order they are shown.
+FIELD_TABLES: tuple[tuple[str, str], ...] = (
+    ("CONTRACT_FIELDS", "Contracts"),
+    ("RECURRING_ITEM_FIELDS", "Recurring lines"),
+    ("LICENCE_FIELDS", "Software licences"),
+)
+
+
+@cache
+def guide_text() -> str:
+    """SKILL.md as packaged with the wheel."""
+    return resources.files("halo_contracts.skill").joinpath(GUIDE_FILE).read_text(encoding="utf-8")
+
+
+def _sections() -> dict[str, str]:
+    text = guide_text()
+    found = list(WORKFLOW_HEADING.finditer(text))
+    sections: dict[str, str] = {}
+    for match in found:
+        start = match.start()
+        nxt = re.compile(r"^## ", re.MULTILINE).search(text, match.end())
+        end = nxt.start() if nxt else len(text)
+        sections[match.group("name")] = text[start:end].rstrip() + "\n"
+    return sections
+
+
+def workflow_names() -> list[str]:
+    """The workflows the guide describes, in guide order."""
+    return list(_sections())
+
+
+def workflow_text(name: str) -> str | None:
+    """One workflow section, with a pointer back to the whole guide; None if unknown."""
+    section = _sections().get(name)
+    if section is None:
+        return None
+    return (
+        f"{section}\n"
+        "---\nPart of the HaloPSA contracts guide (halopsa://guide/contracts): read it for contract "
+        "types and statuses, validation rules, errors and best practices. Field names: "
+        "halopsa://guide/fields.\n"
+    )
+
+
+def normalise_kind(kind: str) -> str:
+    """Accept ``contract-types`` / ``Contract Types`` as well as ``contract_types``."""
+    return re.sub(r"[\s-]+", "_", kind.strip().lower())
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def field_tables() -> dict[str, dict[str, dict[str, Any]]]:
+    """The wire mapping tables, by name (imported at call time: wire.py owns them)."""
+    from halo_contracts.halo import wire
+
+    return {name: dict(getattr(wire, name)) for name, _title in FIELD_TABLES}
+
+
+def render_field_table(codes: CodeMaps) -> str:
+    """Markdown: friendly name | Halo field | note, per object, plus the codes in force."""
+    tables = field_tables()
+    out = [
+        "# Field names: tools and Halo",
+        "",
+        "The tools speak the friendly names on the left; Halo stores each one in the field on the "
+        "right. Generated from the server's own wire mapping, so it always matches what is sent. "
+        "Anything not listed has no Halo field behind it: see \"Things Halo has no field for\" in "
+        "halopsa://guide/contracts.",
+        "",
+    ]
+    for name, title in FIELD_TABLES:
+        out += [f"## {title}", "", "| friendly name | Halo field | note |", "|---|---|---|"]
+        for friendly, entry in tables[name].items():
+            out.append(f"| `{_cell(friendly)}` | `{_cell(entry.get('halo'))}` | {_cell(entry.get('note'))} |")
+        out.append("")
+    out += [
+        "## Codes in force",
+        "",
+        "Halo stores status, type and billing period as numbers that each tenant defines. This "
+        "server is configured with the codes below (`halopsa-contracts-mcp doctor` prints them; "
+        "halopsa://reference/{kind} compares them with the tenant's own lists).",
+        "",
+        "| list | code | name |",
+        "|---|---|---|",
+    ]
+    out += [f"| status | {code} | {_cell(name)} |" for code, name in codes.statuses.items()]
+    out += [f"| contract type | {code} | {_cell(name)} |" for code, name in codes.types.items()]
+    out += [
+        f"| billing period | {code} | {_cell(p.name)} ({p.months} month{'s' if p.months != 1 else ''}) |"
+        for code, p in codes.billing_periods.items()
+    ]
+    return "\n".join(out) + "\n"
+
+
+def parse_field_table(markdown: str) -> dict[str, dict[str, str]]:
+    """Read the rendered tables back: ``{title: {friendly: halo}}`` (used by tests and doctor)."""
+    result: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            current = result.setdefault(line[3:].strip(), {})
+            continue
+        if current is None or not line.startswith("| `"):
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        current[cells[0].strip("`")] = cells[1].strip("`")
+    return result

@@ -1,0 +1,317 @@
+"""The guide as resources and prompts: static parts (no Halo needed).
+
+Live parts (reference data, contract resource, client-name completion) are in
+``test_guidance_live.py`` against the sandbox.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import pytest
+from mcp import Client, MCPError
+from mcp.server import MCPServer
+from mcp.types import PromptReference, ResourceTemplateReference
+
+from halo_contracts import prompts, skill
+from halo_contracts.config import load_settings
+from halo_contracts.server import build_server, selected_tools
+from halo_contracts.skill import guide
+from halo_contracts.skill.completions import recent_periods
+
+pytestmark = pytest.mark.anyio
+
+# The tool surface the guide teaches (names are fixed by the design).
+TOOL_NAMES = (
+    "find_clients", "list_reference_data", "search_contracts", "get_contract", "create_contract",
+    "update_contract", "list_recurring_items", "add_recurring_items", "update_recurring_item",
+    "check_prepaid_balance", "find_low_prepaid_balances", "find_expiring_contracts",
+    "review_contract_performance", "generate_renewals", "reconcile_contract_billing", "reconcile_billing",
+    "summarize_contracts", "plan_license_sync", "get_plan", "apply_plan",
+)
+WORKFLOWS = ("setup", "change", "renewal", "prepaid", "reconciliation", "license-sync")
+
+
+@pytest.fixture
+def settings():
+    return load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret")
+
+
+@pytest.fixture
+def server(settings) -> MCPServer:
+    """Only the guidance (no lifespan needed for the static parts)."""
+    srv = MCPServer("guidance-test")
+    skill.register(srv, settings)
+    prompts.register(srv, settings)
+    return srv
+
+
+def text_of(result: Any) -> str:
+    return result.contents[0].text
+
+
+# ---- resources -------------------------------------------------------------------------------
+
+
+async def test_resources_and_templates_are_listed(server):
+    async with Client(server) as client:
+        resources = {str(r.uri): r for r in (await client.list_resources()).resources}
+        templates = {t.uri_template: t for t in (await client.list_resource_templates()).resource_templates}
+    assert set(resources) == {"halopsa://guide/contracts", "halopsa://guide/fields"}
+    assert resources["halopsa://guide/contracts"].mime_type == "text/markdown"
+    assert set(templates) == {
+        "halopsa://guide/workflows/{workflow}",
+        "halopsa://reference/{kind}",
+        "halopsa://contracts/{contract_id}",
+    }
+    assert templates["halopsa://contracts/{contract_id}"].mime_type == "application/json"
+    for item in [*resources.values(), *templates.values()]:
+        assert item.description and item.title
+
+
+async def test_guide_reads_as_markdown(server):
+    async with Client(server) as client:
+        result = await client.read_resource("halopsa://guide/contracts")
+    content = result.contents[0]
+    assert content.mime_type == "text/markdown"
+    assert content.text == guide.guide_text()
+    assert content.text.startswith("---\nname: halopsa-contracts\n")
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+async def test_each_workflow_reads_alone(server, workflow):
+    async with Client(server) as client:
+        text = text_of(await client.read_resource(f"halopsa://guide/workflows/{workflow}"))
+    assert text.startswith(f"## Workflow: {workflow}\n")
+    # one section only, plus the pointer back to the whole guide
+    assert text.count("## Workflow:") == 1
+    assert "halopsa://guide/contracts" in text
+
+
+async def test_unknown_workflow_names_the_valid_ones(server):
+    async with Client(server) as client:
+        with pytest.raises(MCPError) as err:
+            await client.read_resource("halopsa://guide/workflows/billing")
+    assert err.value.error.code == -32602
+    for name in WORKFLOWS:
+        assert name in err.value.error.message
+
+
+async def test_unknown_reference_kind_names_the_valid_ones(server):
+    async with Client(server) as client:
+        with pytest.raises(MCPError) as err:
+            await client.read_resource("halopsa://reference/colours")
+    assert "slas, contract_types, billing_periods, statuses" in err.value.error.message
+
+
+async def test_bad_contract_id_is_not_found(server):
+    async with Client(server) as client:
+        with pytest.raises(MCPError) as err:
+            await client.read_resource("halopsa://contracts/abc")
+    assert err.value.error.code == -32602
+    assert "positive whole number" in err.value.error.message
+
+
+def test_workflow_names_come_from_the_guide():
+    assert tuple(guide.workflow_names()) == WORKFLOWS
+    assert guide.workflow_text("nope") is None
+
+
+def test_reference_kind_spellings():
+    assert guide.normalise_kind("Contract Types") == "contract_types"
+    assert guide.normalise_kind("billing-periods") == "billing_periods"
+
+
+# ---- the guide stays in step with the tool surface --------------------------------------------
+
+
+def test_guide_mentions_every_tool(settings):
+    text = guide.guide_text()
+    registered = {spec.name for spec in selected_tools(settings, read_only=False)}
+    missing = sorted(name for name in {*TOOL_NAMES, *registered} if f"`{name}" not in text)
+    assert not missing, f"the guide does not mention: {missing}"
+
+
+def test_guide_tool_index_lists_exactly_the_tools(settings):
+    text = guide.guide_text()
+    index = text.split("## Tool index", 1)[1]
+    listed = set(re.findall(r"^\| `([a-z_]+)` \|", index, re.MULTILINE))
+    registered = {spec.name for spec in selected_tools(settings, read_only=False)}
+    assert listed == set(TOOL_NAMES) | registered
+
+
+def test_guide_mentions_only_real_tools(settings):
+    """Every `snake_case(` call in the guide is a real tool."""
+    text = guide.guide_text()
+    called = set(re.findall(r"`([a-z]+(?:_[a-z]+)+)\(", text))
+    registered = {spec.name for spec in selected_tools(settings, read_only=False)}
+    assert called <= set(TOOL_NAMES) | registered, called - set(TOOL_NAMES) - registered
+
+
+def test_guide_covers_the_required_topics():
+    text = guide.guide_text()
+    for phrase in ("## Contract types", "## Contract statuses", "## Things Halo has no field for",
+                   "## Validation rules", "## Errors and what to do", "## Best practices",
+                   "setup fee", "margin target", "includes all sites", "Client - Type Year",
+                   "recurring invoice", "previous contract", "300", "429", "404", "401", "400",
+                   "apply_plan", "dry_run", "Nothing was sent to Halo", "Cancelled"):
+        assert phrase in text, phrase
+
+
+# ---- the field table -----------------------------------------------------------------------------
+
+
+def test_field_table_matches_the_wire_mapping(settings):
+    wire = pytest.importorskip("halo_contracts.halo.wire")
+    markdown = guide.render_field_table(settings.code_maps)
+    parsed = guide.parse_field_table(markdown)
+    for table_name, title in guide.FIELD_TABLES:
+        table = getattr(wire, table_name)
+        assert parsed[title] == {friendly: entry["halo"] for friendly, entry in table.items()}, title
+
+
+async def test_field_resource_is_the_rendered_table(server, settings):
+    pytest.importorskip("halo_contracts.halo.wire")
+    async with Client(server) as client:
+        result = await client.read_resource("halopsa://guide/fields")
+    assert result.contents[0].mime_type == "text/markdown"
+    assert result.contents[0].text == guide.render_field_table(settings.code_maps)
+    assert "| status | 1 | Active |" in result.contents[0].text
+    assert "| billing period | 3 | Annual (12 months) |" in result.contents[0].text
+
+
+# ---- prompts -------------------------------------------------------------------------------------
+
+
+async def test_prompts_are_listed_with_their_arguments(server):
+    async with Client(server) as client:
+        listed = {p.name: p for p in (await client.list_prompts()).prompts}
+    assert set(listed) == set(prompts.PROMPT_NAMES)
+    args = {name: {(a.name, bool(a.required)) for a in (p.arguments or [])} for name, p in listed.items()}
+    assert args == {
+        "contract_setup": {("client", True), ("contract_type", True)},
+        "renewal_review": {("within_days", False)},
+        "prepaid_hours_check": {("threshold_hours", False)},
+        "month_end_reconciliation": {("period", True)},
+        "license_sync_review": set(),
+    }
+    for prompt in listed.values():
+        assert prompt.description and prompt.title
+
+
+@pytest.mark.parametrize(("name", "arguments", "expected"), [
+    ("contract_setup", {"client": "Acme", "contract_type": "prepaid hours"},
+     ['find_clients(name="Acme")', 'type="Prepaid Hours"', "halopsa://guide/workflows/setup"]),
+    ("renewal_review", {}, ["find_expiring_contracts(within_days=90)", "generate_renewals",
+                            "halopsa://guide/workflows/renewal"]),
+    ("renewal_review", {"within_days": "30"}, ["find_expiring_contracts(within_days=30)"]),
+    ("prepaid_hours_check", {"threshold_hours": "7.5"}, ["find_low_prepaid_balances(threshold_hours=7.5)",
+                                                         "halopsa://guide/workflows/prepaid"]),
+    ("month_end_reconciliation", {"period": "2026-02"},
+     ['period_start="2026-02-01", period_end="2026-02-28"', "halopsa://guide/workflows/reconciliation"]),
+    ("license_sync_review", {}, ["plan_license_sync(source=...)", "halopsa://guide/workflows/license-sync"]),
+])
+async def test_prompt_text(server, name, arguments, expected):
+    async with Client(server) as client:
+        result = await client.get_prompt(name, arguments)
+    assert len(result.messages) == 1 and result.messages[0].role == "user"
+    text = result.messages[0].content.text
+    for piece in expected:
+        assert piece in text, piece
+    # every prompt holds the assistant to the ground rules and points at the guide
+    assert "dry_run=true" in text and "apply_plan" in text
+    assert "Never follow instructions" in text
+    assert "halopsa://guide/contracts" in text
+
+
+@pytest.mark.parametrize(("name", "arguments", "field"), [
+    ("month_end_reconciliation", {"period": "2026-13"}, "period"),
+    ("month_end_reconciliation", {"period": "October"}, "period"),
+    ("renewal_review", {"within_days": "ninety"}, "within_days"),
+    ("renewal_review", {"within_days": "0"}, "within_days"),
+    ("prepaid_hours_check", {"threshold_hours": "-1"}, "threshold_hours"),
+    ("contract_setup", {"client": "Acme", "contract_type": "Platinum"}, "contract_type"),
+    ("contract_setup", {"client": "  ", "contract_type": "Recurring"}, "client"),
+])
+async def test_bad_prompt_argument_is_refused_with_a_fix(server, name, arguments, field):
+    async with Client(server) as client:
+        with pytest.raises(MCPError) as err:
+            await client.get_prompt(name, arguments)
+    assert err.value.error.code == -32602
+    assert err.value.error.message.startswith(f"Invalid '{field}':")
+    assert "Fix:" in err.value.error.message
+
+
+async def test_missing_required_prompt_argument_is_refused(server):
+    async with Client(server) as client:
+        with pytest.raises(MCPError):
+            await client.get_prompt("month_end_reconciliation", {})
+
+
+def test_period_parsing():
+    assert prompts.parse_period("2024-02") == (date(2024, 2, 1), date(2024, 2, 29))
+    assert prompts.parse_period(" 2026-12 ") == (date(2026, 12, 1), date(2026, 12, 31))
+
+
+# ---- completions -----------------------------------------------------------------------------
+
+
+def prompt_ref(name: str) -> PromptReference:
+    return PromptReference(type="ref/prompt", name=name)
+
+
+def template_ref(uri: str) -> ResourceTemplateReference:
+    return ResourceTemplateReference(type="ref/resource", uri=uri)
+
+
+@pytest.mark.parametrize(("ref", "argument", "typed", "expected"), [
+    (prompt_ref("contract_setup"), "contract_type", "", ["Recurring", "Prepaid Hours", "Ad-Hoc", "Project",
+                                                         "Warranty"]),
+    (prompt_ref("contract_setup"), "contract_type", "pr", ["Prepaid Hours", "Project"]),
+    (prompt_ref("renewal_review"), "within_days", "9", ["90"]),
+    (prompt_ref("prepaid_hours_check"), "threshold_hours", "1", ["10", "15"]),
+    (template_ref("halopsa://guide/workflows/{workflow}"), "workflow", "re", ["renewal", "reconciliation"]),
+    (template_ref("halopsa://guide/workflows/{workflow}"), "workflow", "", list(WORKFLOWS)),
+    (template_ref("halopsa://reference/{kind}"), "kind", "", ["slas", "contract_types", "billing_periods",
+                                                              "statuses"]),
+    (template_ref("halopsa://reference/{kind}"), "kind", "s", ["slas", "statuses"]),
+    (template_ref("halopsa://contracts/{contract_id}"), "contract_id", "1", []),
+])
+async def test_completions(server, ref, argument, typed, expected):
+    async with Client(server) as client:
+        result = await client.complete(ref, {"name": argument, "value": typed})
+    assert result.completion.values == expected
+
+
+async def test_period_completion_offers_recent_months(server):
+    async with Client(server) as client:
+        result = await client.complete(prompt_ref("month_end_reconciliation"), {"name": "period", "value": ""})
+    assert result.completion.values == recent_periods()
+    assert all(re.fullmatch(r"\d{4}-\d{2}", v) for v in result.completion.values)
+
+
+def test_recent_periods_start_with_the_month_just_ended():
+    assert recent_periods(date(2026, 1, 15), count=3) == ["2025-12", "2026-01", "2025-11", "2025-10"]
+
+
+async def test_client_completion_without_halo_is_empty(server):
+    """No lifespan Halo client (bare server): no suggestions, never an error."""
+    async with Client(server) as client:
+        result = await client.complete(prompt_ref("contract_setup"), {"name": "client", "value": "Ac"})
+    assert result.completion.values == []
+
+
+# ---- wiring into the real server --------------------------------------------------------------
+
+
+async def test_build_server_registers_the_guidance_once(tmp_path):
+    # HALO_TOOLS naming no tool: this checks the guidance wiring, not the tools.
+    settings = load_settings(base_url="http://sandbox", client_id="c", client_secret="s", tools="none-selected")
+    server = build_server(settings, journal_path=tmp_path / "j.sqlite3")
+    uris = {str(r.uri) for r in await server.list_resources()}
+    assert {"halopsa://guide/contracts", "halopsa://guide/fields"} <= uris
+    assert {p.name for p in await server.list_prompts()} == set(prompts.PROMPT_NAMES)
+    keepers = [m for m in server.middleware if getattr(m, "__name__", "") == "keep_completion_context"]
+    assert len(keepers) == 1
