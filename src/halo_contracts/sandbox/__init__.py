@@ -1,0 +1,26 @@
+"""Embedded Halo API sandbox: an independent emulator of the Halo endpoints the product uses.
+
+It imports nothing from the rest of ``halo_contracts`` (it only reads the OpenAPI slice shipped
+as package data), so tests against it check Halo's wire format, not our own assumptions.
+"""
+
+from .app import ConnectionDropped, Faults, LogEntry, RequestLog, Sandbox, SandboxConfig, create_app
+from .asgi_transport import SandboxTransport, transport
+from .demo import Book, Discrepancy, generate
+from .store import Store
+
+__all__ = [
+    "Book",
+    "ConnectionDropped",
+    "Discrepancy",
+    "Faults",
+    "LogEntry",
+    "RequestLog",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxTransport",
+    "Store",
+    "create_app",
+    "generate",
+    "transport",
+]
