@@ -62,3 +62,8 @@ class HaloUnknownOutcome(HaloError):
 class HaloIncompleteRead(HaloError):
     """A paged list could not be read completely (e.g. an endpoint that ignores paging
     returned more rows than the guard allows, or the row count disagreed)."""
+
+
+class HaloWireError(HaloValidationError):
+    """A value could not be put on the wire (e.g. a contract type name the tenant's code map
+    does not know). Raised before anything is sent."""
