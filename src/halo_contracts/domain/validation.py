@@ -1,0 +1,444 @@
+"""Business rules for contracts and recurring items. Pure: no I/O, no MCP, no HTTP.
+
+Every rule gives an :class:`Issue` naming the field, the rule and how to fix it. All
+errors are collected and returned at once; warnings (the guide's best practices) never
+block a write.
+
+Contract rules (create, and the merged contract after an update):
+ref required and not blank; client required; type and status known to the tenant's code
+maps; start date required; end date not before the start; value >= 0; billing frequency
+known; the next invoice date inside the contract's dates; term months >= 1; prepay expiry
+months >= 0; a Prepaid Hours contract needs hours > 0 and a rate (``hourly_rate``: the value
+becomes hours x rate; when value and rate are both given they must agree to the cent);
+``prepaid_hours``/``hourly_rate`` only on Prepaid Hours contracts.
+
+Status changes follow :data:`STATUS_TRANSITIONS` (see :func:`check_transition`).
+
+Recurring item rules: description required; quantity > 0; unit price >= 0; frequency
+override known; item dates inside the contract's dates and the end not before the start.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from halo_contracts.config import CodeMaps
+from halo_contracts.domain.drafts import ContractFields, RecurringItemFields
+from halo_contracts.domain.models import Contract, RecurringItem
+from halo_contracts.domain.money import add_months, cents
+
+PREPAID = "Prepaid Hours"
+
+
+@dataclass(frozen=True)
+class Issue:
+    field: str
+    rule: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.rule}. Fix: {self.fix}."
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.field, self.rule)
+
+
+@dataclass
+class Report:
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def error(self, fld: str, rule: str, fix: str) -> None:
+        self.errors.append(Issue(fld, rule, fix))
+
+    def warn(self, fld: str, rule: str, fix: str) -> None:
+        self.warnings.append(Issue(fld, rule, fix))
+
+    def extend(self, other: Report) -> Report:
+        self.errors.extend(other.errors)
+        self.warnings.extend(other.warnings)
+        return self
+
+    def message(self) -> str:
+        """All errors as one text a model can act on."""
+        lines = [f"- {e}" for e in self.errors]
+        return f"{len(self.errors)} problem(s), nothing was sent to Halo:\n" + "\n".join(lines)
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return (a or "").strip().casefold() == (b or "").strip().casefold()
+
+
+# ---- status transitions --------------------------------------------------------------------
+
+# from -> {to: condition}. Conditions: "always"; "start_in_future" (the start date is after
+# today); "ended" (the contract's end date is today or earlier); "extended" (the end date
+# is later than before and after today). A pair missing from the table is not allowed.
+STATUS_TRANSITIONS: dict[str, dict[str, str]] = {
+    "Pending": {"Active": "always", "On Hold": "always", "Cancelled": "always"},
+    "Active": {"Pending": "start_in_future", "On Hold": "always", "Expired": "ended", "Cancelled": "always"},
+    "On Hold": {"Active": "always", "Expired": "ended", "Cancelled": "always"},
+    "Expired": {"Active": "extended", "Cancelled": "always"},
+    "Cancelled": {},
+}
+
+_TRANSITION_FIX = {
+    ("Cancelled", None): "Cancelled is final; create a new contract (or a renewal) instead",
+    ("Pending", "Expired"): "a contract that never started is Cancelled, not Expired",
+    ("Expired", "Pending"): "renew instead: create a new contract that names this one as the previous contract",
+    ("Expired", "On Hold"): "an expired contract cannot be paused; reactivate it with a later end date or renew it",
+    ("On Hold", "Pending"): "resume it as Active, or cancel it",
+}
+
+
+def transition_table_markdown() -> str:
+    """The transition table as Markdown (for the guide and the README)."""
+    names = list(STATUS_TRANSITIONS)
+    words = {"always": "yes", "start_in_future": "only if the start date is after today",
+             "ended": "only if the end date is today or earlier", "extended":
+             "only with an end date later than before and after today"}
+    rows = ["| from \\ to | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for src in names:
+        cells = []
+        for dst in names:
+            if src == dst:
+                cells.append("(no change)")
+            else:
+                cond = STATUS_TRANSITIONS[src].get(dst)
+                cells.append(words[cond] if cond else "no")
+        rows.append(f"| {src} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def check_transition(old: str | None, new: str | None, *, old_end: date | None, new_end: date | None,
+                     start: date | None, today: date) -> list[Issue]:
+    """Whether a status change makes sense for billing (see :data:`STATUS_TRANSITIONS`).
+    Statuses the table does not know (tenant-defined) are not restricted."""
+    if old is None or new is None or _same(old, new):
+        return []
+    src = next((s for s in STATUS_TRANSITIONS if _same(s, old)), None)
+    dst = next((s for s in STATUS_TRANSITIONS if _same(s, new)), None)
+    if src is None or dst is None:
+        return []
+    cond = STATUS_TRANSITIONS[src].get(dst)
+    if cond is None:
+        fix = _TRANSITION_FIX.get((src, dst)) or _TRANSITION_FIX.get((src, None))
+        allowed = ", ".join(STATUS_TRANSITIONS[src]) or "none"
+        return [Issue("status", f"a {src} contract cannot become {dst}",
+                      fix or f"from {src} the allowed statuses are: {allowed}")]
+    if cond == "start_in_future" and not (start and start > today):
+        return [Issue("status", f"an Active contract that has started ({start}) cannot go back to Pending",
+                      "put it On Hold instead, or move start_date after today in the same change")]
+    if cond == "ended" and not (new_end and new_end <= today):
+        return [Issue("status", f"a contract becomes Expired only once its end date has passed "
+                                f"(end date: {new_end or 'none'})",
+                      f"set end_date to the last day of service (on or before {today.isoformat()}) in the same "
+                      "change, or use Cancelled to end it early")]
+    if cond == "extended" and not (new_end and new_end > today and (old_end is None or new_end > old_end)):
+        return [Issue("status", "an Expired contract becomes Active again only with a later end date in the future",
+                      f"set end_date after {max(filter(None, [old_end, today])).isoformat()} in the same change, "
+                      "or renew the contract instead")]
+    return []
+
+
+# ---- contracts ------------------------------------------------------------------------------
+
+_REF_FORM = re.compile(r"^\s*(?P<client>\S.*?)\s+-\s+(?P<what>\S.*?)\s+(?P<year>(19|20)\d{2})\s*$")
+
+
+def ref_form_warning(ref: str, client_name: str | None, type_name: str | None, start: date | None) -> Issue | None:
+    """The guide's naming practice: "Client - Type Year"."""
+    example = f"{client_name or 'Client'} - {type_name or 'Type'} {(start or date.today()).year}"
+    m = _REF_FORM.match(ref or "")
+    if not m:
+        return Issue("ref", f"'{ref}' is not in the 'Client - Type Year' form",
+                     f"consider a reference like '{example}'")
+    if client_name:
+        a, b = m.group("client").casefold(), client_name.casefold()
+        if a not in b and b not in a:
+            return Issue("ref", f"the reference starts with '{m.group('client')}', not the client's name",
+                         f"consider '{example}'")
+    return None
+
+
+def contract_state(c: Contract) -> ContractFields:
+    """The writable friendly fields of a contract read from Halo."""
+    data: dict[str, Any] = {}
+    for name in ContractFields.model_fields:
+        data[name] = getattr(c, name, None)
+    return ContractFields(**data)
+
+
+def check_contract(c: ContractFields, codes: CodeMaps, *, today: date, client_name: str | None = None,
+                   hourly_rate: Decimal | None = None) -> Report:
+    """Every rule for a whole contract (a new one, or the merged contract after an update)."""
+    r = Report()
+    if c.client_id is None:
+        r.error("client_id", "a contract needs a client", "pass client_id (find it with find_clients)")
+    if c.ref is None or not c.ref.strip():
+        r.error("ref", "the reference is required and cannot be blank",
+                f"give a reference such as '{client_name or 'Acme Ltd'} - Managed Services {today.year}'")
+    if c.type is None:
+        r.error("type", "the contract type is required", f"use one of: {', '.join(codes.type_names)}")
+    elif codes.type_code(c.type) is None:
+        r.error("type", f"'{c.type}' is not a contract type this Halo knows",
+                f"use one of: {', '.join(codes.type_names)}")
+    if c.status is None:
+        r.error("status", "the status is required", f"use one of: {', '.join(codes.status_names)}")
+    elif codes.status_code(c.status) is None:
+        r.error("status", f"'{c.status}' is not a contract status this Halo knows",
+                f"use one of: {', '.join(codes.status_names)}")
+    if c.start_date is None:
+        r.error("start_date", "the start date is required", "give start_date as YYYY-MM-DD")
+    if c.start_date and c.end_date and c.end_date < c.start_date:
+        r.error("end_date", f"the end date {c.end_date} is before the start date {c.start_date}",
+                "set end_date on or after start_date, or leave it out for an open-ended contract")
+    if c.value is not None and c.value < 0:
+        r.error("value", f"the value {c.value} is negative", "give a value of 0 or more")
+    if c.billing_frequency is not None and codes.billing_period_code(c.billing_frequency) is None:
+        r.error("billing_frequency", f"'{c.billing_frequency}' is not a billing frequency this Halo knows",
+                f"use one of: {', '.join(codes.billing_period_names)}")
+    if c.next_invoice_date is not None:
+        if c.start_date and c.next_invoice_date < c.start_date:
+            r.error("next_invoice_date", f"the next invoice date {c.next_invoice_date} is before the start date "
+                    f"{c.start_date}", "pick a date inside the contract's dates")
+        if c.end_date and c.next_invoice_date > c.end_date:
+            r.error("next_invoice_date", f"the next invoice date {c.next_invoice_date} is after the end date "
+                    f"{c.end_date}", "pick a date inside the contract's dates")
+    if c.term_months is not None and c.term_months < 1:
+        r.error("term_months", f"the term of {c.term_months} months is not at least 1",
+                "give the term in whole months (12 for a year), or leave it out")
+    if c.prepay_expiry_months is not None and c.prepay_expiry_months < 0:
+        r.error("prepay_expiry_months", "the expiry cannot be negative", "give 0 (no expiry) or more months")
+
+    prepaid = c.type is not None and _same(c.type, PREPAID)
+    if prepaid:
+        if c.prepaid_hours is None or c.prepaid_hours <= 0:
+            r.error("prepaid_hours", "a Prepaid Hours contract needs an hours allocation above 0",
+                    "pass prepaid_hours, e.g. 40")
+        if hourly_rate is not None and hourly_rate <= 0:
+            r.error("hourly_rate", f"the hourly rate {hourly_rate} is not above 0", "give the rate per hour, e.g. 150")
+        elif hourly_rate is None and (c.value is None or c.value <= 0):
+            r.error("hourly_rate", "a Prepaid Hours contract needs a rate",
+                    "pass hourly_rate (the value becomes hours x rate) or value (the price of the block)")
+        elif hourly_rate is not None and c.value is not None and c.prepaid_hours and c.prepaid_hours > 0:
+            expected = cents(c.prepaid_hours * hourly_rate)
+            if cents(c.value) != expected:
+                r.error("value", f"the value {cents(c.value)} disagrees with prepaid_hours x hourly_rate = "
+                        f"{c.prepaid_hours} x {hourly_rate} = {expected}",
+                        "give only one of value and hourly_rate, or make value equal hours x rate")
+    else:
+        if c.prepaid_hours is not None and c.prepaid_hours > 0:
+            r.error("prepaid_hours", f"prepaid hours only apply to {PREPAID} contracts (this one is {c.type})",
+                    f"leave prepaid_hours out, or set type to '{PREPAID}'")
+        if hourly_rate is not None:
+            r.error("hourly_rate", f"an hourly rate only applies to {PREPAID} contracts (this one is {c.type})",
+                    f"leave hourly_rate out, or set type to '{PREPAID}'")
+
+    # warnings: the guide's best practices
+    live = c.status is None or not (_same(c.status, "Expired") or _same(c.status, "Cancelled"))
+    if c.end_date is None and live:
+        r.warn("end_date", "the contract has no end date (open-ended)",
+               "set end_date so the contract comes up for review and renewal")
+    if c.ref and c.ref.strip():
+        w = ref_form_warning(c.ref, client_name, c.type, c.start_date)
+        if w:
+            r.warnings.append(w)
+    if c.sla_id is None and live:
+        r.warn("sla_id", "no SLA is assigned", "assign one with sla_id (list_reference_data kind='slas')")
+    if c.type and _same(c.type, "Recurring") and c.billing_frequency is None:
+        r.warn("billing_frequency", "a Recurring contract without a billing frequency uses Halo's default",
+               f"set billing_frequency ({', '.join(codes.billing_period_names)})")
+    if c.status and _same(c.status, "Active") and c.end_date and c.end_date < today:
+        r.warn("status", f"the contract is Active but its end date {c.end_date} has passed",
+               "set it to Expired, extend end_date, or renew it")
+    if c.status and _same(c.status, "Active") and c.start_date and c.start_date > today:
+        r.warn("status", f"the contract is Active but starts in the future ({c.start_date})",
+               "consider Pending until it starts")
+    if c.term_months and c.start_date and c.end_date:
+        expected_end = date.fromordinal(add_months(c.start_date, c.term_months).toordinal() - 1)
+        if expected_end != c.end_date:
+            r.warn("term_months", f"a {c.term_months}-month term from {c.start_date} ends on {expected_end}, "
+                   f"not {c.end_date}", "make term_months and end_date agree")
+    return r
+
+
+@dataclass
+class ContractPlanCheck:
+    """The outcome of checking a create or an update: the report and the exact fields to send."""
+
+    report: Report
+    fields: ContractFields  # create: every field to send; update: only the fields that change
+    changed: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # update: name -> (old, new)
+
+
+def check_new_contract(c: ContractFields, codes: CodeMaps, *, today: date, client_name: str | None = None,
+                       hourly_rate: Decimal | None = None) -> ContractPlanCheck:
+    """Rules for a new contract; with ``hourly_rate`` on a Prepaid Hours contract the value
+    becomes hours x rate."""
+    report = check_contract(c, codes, today=today, client_name=client_name, hourly_rate=hourly_rate)
+    fields = c
+    if report.ok and hourly_rate is not None and c.value is None and c.prepaid_hours:
+        fields = c.model_copy(update={"value": cents(c.prepaid_hours * hourly_rate)})
+    return ContractPlanCheck(report, fields)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
+        try:
+            return a is not None and b is not None and Decimal(a) == Decimal(b)
+        except Exception:  # pragma: no cover - not numbers
+            return False
+    if isinstance(a, str) and isinstance(b, str):
+        return a == b
+    return a == b
+
+
+def check_contract_update(existing: Contract, changes: ContractFields, codes: CodeMaps, *, today: date,
+                          client_name: str | None = None, hourly_rate: Decimal | None = None) -> ContractPlanCheck:
+    """Rules for an update: the merged contract must pass :func:`check_contract` (problems the
+    contract already had in Halo and that this change does not touch are reported as
+    warnings, not errors), the status change must be allowed, and only the fields that differ
+    from the contract as it is are sent."""
+    before = contract_state(existing)
+    given = changes.given()
+    merged_type = given.get("type", before.type)
+    merged_hours = given.get("prepaid_hours", before.prepaid_hours)
+
+    report = Report()
+    # value from the rate (Prepaid Hours)
+    if hourly_rate is not None and _same(merged_type, PREPAID) and merged_hours and merged_hours > 0 \
+            and hourly_rate > 0 and "value" not in given:
+        given["value"] = cents(merged_hours * hourly_rate)
+    elif ("prepaid_hours" in given and "value" not in given and hourly_rate is None and _same(merged_type, PREPAID)
+          and before.value and before.prepaid_hours and merged_hours and merged_hours > 0):
+        old_rate = cents(before.value / before.prepaid_hours)
+        new_rate = cents(before.value / merged_hours)
+        if old_rate != new_rate:
+            report.warn("hourly_rate", f"the block price stays {cents(before.value)}, so the hourly rate changes "
+                        f"from {old_rate} to {new_rate}", "pass hourly_rate (or value) to set the price of the block")
+
+    changed = {k: (getattr(before, k), v) for k, v in given.items() if not _equal(getattr(before, k), v)}
+    merged = before.model_copy(update={k: v for k, (_, v) in changed.items()})
+    report_merged = check_contract(merged, codes, today=today, client_name=client_name, hourly_rate=hourly_rate)
+    report_before = check_contract(before, codes, today=today, client_name=client_name)
+    old_errors = {e.key for e in report_before.errors}
+    old_warnings = {w.key for w in report_before.warnings}
+    touched = set(given) | ({"value"} if hourly_rate is not None else set())
+    for e in report_merged.errors:
+        if e.field in touched or e.key not in old_errors:
+            report.errors.append(e)
+        else:
+            report.warn(e.field, f"already in Halo before this change: {e.rule}", e.fix)
+    for w in report_merged.warnings:
+        if w.key not in old_warnings or w.field in touched:
+            report.warnings.append(w)
+    if "status" in changed:
+        report.errors.extend(check_transition(before.status, merged.status, old_end=before.end_date,
+                                              new_end=merged.end_date, start=merged.start_date, today=today))
+    fields = ContractFields(**{k: v for k, (_, v) in changed.items()})
+    return ContractPlanCheck(report, fields, changed)
+
+
+# ---- recurring items --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContractDates:
+    """What item rules need from the contract."""
+
+    start_date: date | None
+    end_date: date | None
+    billing_frequency: str | None = None
+
+    @classmethod
+    def of(cls, c: Contract) -> ContractDates:
+        return cls(c.start_date, c.end_date, c.billing_frequency)
+
+
+def check_item(item: RecurringItemFields, contract: ContractDates, codes: CodeMaps, *, prefix: str = "") -> Report:
+    r = Report()
+    if item.description is None or not item.description.strip():
+        r.error(f"{prefix}description", "the description is required and cannot be blank",
+                "describe the service, e.g. 'Managed Workstation Support'")
+    if item.quantity is None or item.quantity <= 0:
+        r.error(f"{prefix}quantity", f"the quantity must be above 0 (got {item.quantity})",
+                "give a positive quantity; to stop billing a line, set its end_date instead")
+    if item.unit_price is None or item.unit_price < 0:
+        r.error(f"{prefix}unit_price", f"the unit price must be 0 or more (got {item.unit_price})",
+                "give the price per unit per billing period")
+    if item.billing_frequency is not None and codes.billing_period_code(item.billing_frequency) is None:
+        r.error(f"{prefix}billing_frequency", f"'{item.billing_frequency}' is not a billing frequency this Halo knows",
+                f"use one of: {', '.join(codes.billing_period_names)}, or leave it out to use the contract's")
+    cs, ce = contract.start_date, contract.end_date
+    if item.start_date and item.end_date and item.end_date < item.start_date:
+        r.error(f"{prefix}end_date", f"the end date {item.end_date} is before the start date {item.start_date}",
+                "set end_date on or after start_date")
+    for name in ("start_date", "end_date"):
+        d = getattr(item, name)
+        if d is None:
+            continue
+        if cs and d < cs:
+            r.error(f"{prefix}{name}", f"{d} is before the contract starts ({cs})",
+                    "pick a date inside the contract's dates")
+        if ce and d > ce:
+            r.error(f"{prefix}{name}", f"{d} is after the contract ends ({ce})",
+                    "pick a date inside the contract's dates, or extend the contract first")
+    return r
+
+
+def check_new_items(items: list[RecurringItemFields], contract: ContractDates, codes: CodeMaps,
+                    existing: list[RecurringItem] | None = None, *, today: date | None = None) -> Report:
+    r = Report()
+    if not items:
+        r.error("items", "no items were given", "pass at least one item")
+    seen: set[str] = set()
+    live = {(line.description or "").strip().casefold() for line in existing or []
+            if not line.inactive and (line.end_date is None or today is None or line.end_date >= today)}
+    for n, item in enumerate(items):
+        r.extend(check_item(item, contract, codes, prefix=f"items[{n}]."))
+        key = (item.description or "").strip().casefold()
+        if key and (key in seen or key in live):
+            r.warn(f"items[{n}].description", f"the contract already has a line '{item.description}'",
+                   "if this is meant to change that line, use update_recurring_item instead")
+        seen.add(key)
+    return r
+
+
+def item_state(line: RecurringItem) -> RecurringItemFields:
+    return RecurringItemFields(**{name: getattr(line, name, None) for name in RecurringItemFields.model_fields})
+
+
+@dataclass
+class ItemUpdateCheck:
+    report: Report
+    fields: RecurringItemFields
+    changed: dict[str, tuple[Any, Any]]
+
+
+def check_item_update(line: RecurringItem, changes: RecurringItemFields, contract: ContractDates,
+                      codes: CodeMaps) -> ItemUpdateCheck:
+    """The merged line must pass :func:`check_item`; only fields that differ are sent."""
+    before = item_state(line)
+    given = changes.given()
+    changed = {k: (getattr(before, k), v) for k, v in given.items() if not _equal(getattr(before, k), v)}
+    merged = before.model_copy(update={k: v for k, (_, v) in changed.items()})
+    r_merged = check_item(merged, contract, codes, prefix="changes.")
+    old = {e.key for e in check_item(before, contract, codes, prefix="changes.").errors}
+    report = Report()
+    for e in r_merged.errors:
+        if e.field.removeprefix("changes.") in given or e.key not in old:
+            report.errors.append(e)
+        else:
+            report.warn(e.field, f"already in Halo before this change: {e.rule}", e.fix)
+    fields = RecurringItemFields(**{k: v for k, (_, v) in changed.items()})
+    return ItemUpdateCheck(report, fields, changed)
