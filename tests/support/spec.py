@@ -147,10 +147,15 @@ class HaloSpec:
 
     def check_query_value(self, schema: dict[str, Any], name: str, text: str, where: str) -> list[str]:
         kind = self.resolve(schema).get("type") if "$ref" in schema else schema.get("type")
+        # the slice's query schemas use .NET-ish names (int, bool, double) as well as JSON Schema's
+        kind = {"int": "integer", "long": "integer", "bool": "boolean", "double": "number",
+                "float": "number", "decimal": "number"}.get(str(kind), kind)
         if kind == "integer" and not re.fullmatch(r"-?\d+", text):
             return [f"{where}: query {name}={text!r} is not an integer"]
         if kind == "number" and not re.fullmatch(r"-?\d+(\.\d+)?", text):
             return [f"{where}: query {name}={text!r} is not a number"]
+        if kind == "List<int>" and not re.fullmatch(r"-?\d+(,-?\d+)*", text):
+            return [f"{where}: query {name}={text!r} is not a comma-separated list of integers"]
         if kind == "boolean" and text not in ("true", "false"):
             return [f"{where}: query {name}={text!r} is not true/false"]
         if kind == "string" and schema.get("format") == "date-time" and not _is_datetime(text):

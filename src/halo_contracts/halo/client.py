@@ -52,6 +52,7 @@ from halo_contracts.halo.auth import TokenCache, read_token_answer, token_form
 from halo_contracts.halo.errors import (
     HaloAuthError,
     HaloError,
+    HaloIncompleteRead,
     HaloNotFound,
     HaloPermissionError,
     HaloRateLimited,
@@ -61,7 +62,7 @@ from halo_contracts.halo.errors import (
     HaloValidationError,
 )
 from halo_contracts.halo.pacing import Backoff, RequestBudget, parse_retry_after, shared_budget
-from halo_contracts.halo.paging import DEFAULT_MAX_PAGES, PAGE_SIZE, extract_rows, read_all_pages
+from halo_contracts.halo.paging import DEFAULT_MAX_PAGES, PAGE_SIZE, extract_rows, read_all_pages, record_count
 
 __all__ = ["ContractQuery", "HaloClient", "PageCallback", "RequestHook"]
 
@@ -616,8 +617,18 @@ class HaloClient:
             "enddate": f"{end.isoformat()}T23:59:59",
             "ticket_id": ticket_id,
         }
-        rows = await self._list("/Actions", key="actions", operation="list time entries", params=params,
-                                on_page=on_page)
+        # /Actions has no paging parameters in Halo's spec: one read returns the whole range.
+        operation = "list time entries"
+        body = await self._call("GET", "/Actions", operation=operation, params=params)
+        rows = extract_rows(body, "actions")
+        total = record_count(body)
+        if total is not None and total > len(rows):
+            raise self._error(HaloIncompleteRead, f"Halo returned {len(rows)} of {total} time entries; "
+                              "ask for a shorter date range", status=None, operation=operation)
+        if on_page is not None:
+            result = on_page(1, 1)
+            if inspect.isawaitable(result):
+                await result
         entries = [wire.time_entry_from_wire(r) for r in rows]
         return [e for e in entries if e.when is None or _within(e.when, start, end)]
 
@@ -641,7 +652,7 @@ class HaloClient:
     async def list_prepay_entries(self, *, client_id: int | None = None, contract_id: int | None = None,
                                   on_page: PageCallback | None = None) -> list[PrepayEntry]:
         params = {"client_id": client_id, "contract_id": contract_id}
-        rows = await self._list("/ClientPrepay", key="prepays", operation="list prepay entries", params=params,
+        rows = await self._list("/ClientPrepay", key="prepayhistory", operation="list prepay entries", params=params,
                                 on_page=on_page)
         entries = [wire.prepay_entry_from_wire(r, contract_id=contract_id) for r in rows]
         if contract_id is not None:
