@@ -160,6 +160,12 @@ def test_guide_covers_the_required_topics():
         assert phrase in text, phrase
 
 
+def test_guide_status_table_is_the_enforced_one():
+    from halo_contracts.domain.validation import transition_table_markdown
+
+    assert transition_table_markdown() in guide.guide_text()
+
+
 # ---- the field table -----------------------------------------------------------------------------
 
 
