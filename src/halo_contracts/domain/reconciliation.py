@@ -1,0 +1,568 @@
+"""Billing reconciliation: what a contract should have billed in a period, what it did bill,
+what time nobody invoiced, and what looks wrong. Pure: no I/O, Decimal money, ``date`` days.
+
+How the figures are made (docs/readme/reconciliation.md and the tool descriptions repeat it):
+
+* **Billing cycle.** A contract bills in advance, one charge per billing period of each
+  recurring line. Periods run on the contract's cycle: whole months counted from the first
+  day of the contract's start month (else the line's, else the window's), in steps of the
+  line's own frequency (else the contract's, else monthly). That is how a recurring invoice
+  that runs on the 1st bills: a quarterly line every third month, an annual line once a year.
+* **Expected recurring** for the window: every charge *due* in it, i.e. every billing period
+  whose first billable day falls inside the window. A charge is quantity x unit price,
+  prorated by days when the line or the contract starts or ends inside its billing period
+  (live days / days of the period). The line's dates are clipped to the contract's.
+  Pending, Cancelled and On Hold contracts are not billable (the contract guide's status
+  table): nothing is expected of them. Expired contracts are judged by their end date.
+* **Accrued recurring** is also given: the same lines converted to the window by days
+  (a share of each billing period by the days that fall inside the window), the revenue the
+  window earns whatever the invoice dates. It is information; findings compare charges due.
+* **Billed** is the net of the contract's recurring invoice lines: a line belongs to the
+  contract named on the line, else to the invoice's contract, so an invoice that mixes
+  contracts is split. Recurring billing means invoices made from a recurring invoice (they
+  carry its id or a billing period); credit notes subtract. A line is due on the first day of
+  its service period (the line's dates, else the invoice's period, else the credited
+  invoice's period, else the invoice date) and counts in the window when that day is in it.
+  Other invoices of the contract (labour, one-off) are reported as ``other_billed`` and not
+  compared with recurring lines. Voided invoices are ignored.
+* **Slots.** The window is split into the contract's billing periods (clipped to the window).
+  In each slot, something expected and nothing billed is ``missing_invoice``; otherwise a
+  difference beyond the tolerance is ``under_billed`` or ``over_billed``.
+* Billing that is wrong for a known reason is reported as that reason and kept out of the slot
+  comparison, so nothing is counted twice: the days of a billed line after the contract's end
+  (``billed_after_contract_end``, by days of the line's service period), recurring billing of
+  a contract that is not billable (``billed_while_not_active``), a second invoice with the same
+  service period and amount as an earlier one that no credit note cancels
+  (``duplicate_invoice``).
+* ``line_outside_contract_dates``: a recurring line whose dates reach outside the contract's;
+  the amount is what that line would bill in the window on the days outside (often 0.00 when
+  the overhang is not in the window; the finding is still reported as a set-up error).
+* **Unbilled time**: billable time entries against the contract dated in the window without an
+  invoice number. Hours a prepaid block covers are not unbilled. The amount is the entry's own
+  charge amount, else its chargeable hours at the contract's hourly rate (prepaid blocks:
+  block price / block hours), else at the caller's default rate; entries with no rate at all
+  are counted and listed but add nothing (``unpriced_entries``).
+* **Tolerance**: differences of at most one cent (``TOLERANCE``) are rounding, not findings;
+  amounts are compared after rounding half-up to cents.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from halo_contracts.domain.models import Contract, Invoice, InvoiceLine, RecurringInvoice, RecurringItem, TimeEntry
+from halo_contracts.domain.money import (
+    ZERO,
+    amount_for_window,
+    billing_periods,
+    cents,
+    days_inclusive,
+    overlap,
+)
+
+TOLERANCE = Decimal("0.01")
+
+FINDING_KINDS: tuple[str, ...] = (
+    "missing_invoice",
+    "under_billed",
+    "over_billed",
+    "billed_after_contract_end",
+    "billed_while_not_active",
+    "line_outside_contract_dates",
+    "unbilled_time",
+    "duplicate_invoice",
+)
+
+# Statuses the contract guide marks "Not billable" while the contract may still be current.
+# Expired contracts are judged by their end date instead (billed_after_contract_end), so a past
+# window of a now-expired contract still reconciles normally.
+NOT_BILLABLE_STATUSES = frozenset({"pending", "cancelled", "on hold"})
+
+MonthsOf = Callable[[str | None], int | None]
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    amount: Decimal  # money in question, rounded to cents, never negative
+    period_start: date
+    period_end: date
+    detail: str
+    invoice_ids: tuple[int, ...] = ()
+    invoice_line_ids: tuple[int, ...] = ()
+    recurring_line_ids: tuple[int, ...] = ()
+    time_entry_ids: tuple[int, ...] = ()
+
+
+@dataclass
+class UnbilledTime:
+    count: int = 0
+    hours: Decimal = ZERO
+    amount: Decimal = ZERO
+    entry_ids: list[int] = field(default_factory=list)
+    unpriced_entries: int = 0
+
+
+@dataclass
+class ContractReconciliation:
+    contract: Contract
+    period_start: date
+    period_end: date
+    expected: Decimal  # recurring charges due in the window
+    accrued: Decimal  # recurring lines converted to the window by days
+    billed: Decimal  # recurring billing in the window, net of credits
+    credits: Decimal  # credits in the window, as a positive amount
+    other_billed: Decimal  # labour and one-off invoices of the contract dated in the window
+    unbilled: UnbilledTime
+    prepaid_hours_used: Decimal | None
+    findings: list[Finding]
+    notes: list[str] = field(default_factory=list)
+    recurring_line_ids: list[int] = field(default_factory=list)
+    invoice_ids: list[int] = field(default_factory=list)
+
+    @property
+    def variance(self) -> Decimal:
+        """Billed minus expected recurring (negative: under-billed)."""
+        return self.billed - self.expected
+
+    @property
+    def at_stake(self) -> Decimal:
+        """Money the findings put in question (sum of their amounts)."""
+        return sum((f.amount for f in self.findings), ZERO)
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+
+# ---- gathering a book by contract (one pass over each record kind) -----------------------
+
+
+@dataclass
+class BilledLine:
+    """An invoice line attributed to one contract."""
+
+    invoice: Invoice
+    line: InvoiceLine | None  # None: an invoice without lines, taken as one line of its total
+    amount: Decimal  # signed: credits negative
+
+    @property
+    def line_id(self) -> int | None:
+        return self.line.id if self.line is not None else None
+
+
+@dataclass
+class BillingBook:
+    """Recurring lines, billed lines and time entries, indexed by contract id."""
+
+    recurring_lines: dict[int, list[RecurringItem]] = field(default_factory=lambda: defaultdict(list))
+    billed_lines: dict[int, list[BilledLine]] = field(default_factory=lambda: defaultdict(list))
+    time_entries: dict[int, list[TimeEntry]] = field(default_factory=lambda: defaultdict(list))
+    invoices_by_id: dict[int, Invoice] = field(default_factory=dict)
+
+
+def line_amount(invoice: Invoice, line: InvoiceLine) -> Decimal:
+    """A line's signed net amount (credit notes negative, whatever sign the line carries)."""
+    amount = line.total
+    if amount == ZERO and line.quantity and line.unit_price:
+        amount = line.quantity * line.unit_price
+    if invoice.is_credit and amount > ZERO:
+        amount = -amount
+    return amount
+
+
+def index_book(recurring_invoices: Iterable[RecurringInvoice], invoices: Iterable[Invoice],
+               time_entries: Iterable[TimeEntry]) -> BillingBook:
+    """Group every record kind by contract, one pass over each."""
+    book = BillingBook()
+    for header in recurring_invoices:
+        for item in header.lines:
+            cid = item.contract_id or header.contract_id
+            if cid:
+                book.recurring_lines[cid].append(item)
+    for invoice in invoices:
+        book.invoices_by_id[invoice.id] = invoice
+        if invoice.voided:
+            continue
+        if not invoice.lines:
+            if invoice.contract_id and invoice.total:
+                amount = invoice.total
+                if invoice.is_credit and amount > ZERO:
+                    amount = -amount
+                book.billed_lines[invoice.contract_id].append(BilledLine(invoice, None, amount))
+            continue
+        for line in invoice.lines:
+            cid = line.contract_id or invoice.contract_id
+            if cid:
+                book.billed_lines[cid].append(BilledLine(invoice, line, line_amount(invoice, line)))
+    for entry in time_entries:
+        if entry.contract_id:
+            book.time_entries[entry.contract_id].append(entry)
+    return book
+
+
+# ---- expected recurring ------------------------------------------------------------------
+
+
+def _months(months_of: MonthsOf, *frequencies: str | None) -> int:
+    for frequency in frequencies:
+        months = months_of(frequency) if frequency else None
+        if months:
+            return months
+    return 1
+
+
+def is_billable_status(contract: Contract) -> bool:
+    return (contract.status or "Active").strip().casefold() not in NOT_BILLABLE_STATUSES
+
+
+def line_live_dates(item: RecurringItem, contract: Contract) -> tuple[date | None, date | None] | None:
+    """The days a line may bill: its own dates clipped to the contract's (None: no such day)."""
+    start = max(filter(None, (item.start_date, contract.start_date)), default=None)
+    end = min(filter(None, (item.end_date, contract.end_date)), default=None)
+    if start and end and start > end:
+        return None
+    return start, end
+
+
+def cycle_anchor(contract: Contract, item: RecurringItem | None, window_start: date) -> date:
+    """First day of the contract's billing cycle: the 1st of its start month."""
+    first = contract.start_date or (item.start_date if item is not None else None) or window_start
+    return first.replace(day=1)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One billing period's charge of a recurring line."""
+
+    line: RecurringItem
+    due: date  # first billable day of the period
+    period_start: date
+    period_end: date
+    amount: Decimal  # unrounded
+
+
+def _charges(item: RecurringItem, live: tuple[date | None, date | None], anchor: date, months: int,
+             window_start: date, window_end: date) -> list[Charge]:
+    per_period = item.quantity * item.unit_price
+    out = []
+    for p_start, p_end in billing_periods(anchor, months, window_start, window_end):
+        inside = overlap(p_start, p_end, live[0], live[1])
+        if inside is None or not window_start <= inside[0] <= window_end:
+            continue
+        share = Decimal(days_inclusive(*inside)) / Decimal(days_inclusive(p_start, p_end))
+        out.append(Charge(item, inside[0], p_start, p_end, per_period * share))
+    return out
+
+
+def charges_due(item: RecurringItem, contract: Contract, window_start: date, window_end: date,
+                months_of: MonthsOf) -> list[Charge]:
+    """The line's charges due in [window_start, window_end], prorated by live days."""
+    if item.inactive:
+        return []
+    live = line_live_dates(item, contract)
+    if live is None:
+        return []
+    months = _months(months_of, item.billing_frequency, contract.billing_frequency)
+    return _charges(item, live, cycle_anchor(contract, item, window_start), months, window_start, window_end)
+
+
+def expected_recurring(contract: Contract, items: Iterable[RecurringItem], window_start: date, window_end: date,
+                       months_of: MonthsOf) -> Decimal:
+    """Recurring charges due in the window (unrounded); nothing for non-billable contracts."""
+    if not is_billable_status(contract):
+        return ZERO
+    return sum((c.amount for i in items for c in charges_due(i, contract, window_start, window_end, months_of)),
+               ZERO)
+
+
+def accrued_recurring(contract: Contract, items: Iterable[RecurringItem], window_start: date, window_end: date,
+                      months_of: MonthsOf) -> Decimal:
+    """The lines' worth over the window by days (each billing period shared by its days)."""
+    if not is_billable_status(contract):
+        return ZERO
+    total = ZERO
+    for item in items:
+        live = None if item.inactive else line_live_dates(item, contract)
+        if live is None:
+            continue
+        months = _months(months_of, item.billing_frequency, contract.billing_frequency)
+        total += amount_for_window(item.quantity * item.unit_price, months, window_start, window_end,
+                                   active_start=live[0], active_end=live[1],
+                                   anchor=cycle_anchor(contract, item, window_start))
+    return total
+
+
+# ---- billed --------------------------------------------------------------------------------
+
+
+def is_recurring_billing(invoice: Invoice, invoices_by_id: dict[int, Invoice]) -> bool:
+    """Invoices made from a recurring invoice carry its id or a billing period (credit notes
+    of such invoices count too)."""
+    if invoice.recurring_invoice_id or (invoice.period_start and invoice.period_end):
+        return True
+    if invoice.credit_for_invoice_id:
+        original = invoices_by_id.get(invoice.credit_for_invoice_id)
+        return original is not None and original.id != invoice.id and is_recurring_billing(original, {})
+    return False
+
+
+def service_period(billed: BilledLine, invoices_by_id: dict[int, Invoice]) -> tuple[date, date] | None:
+    """The days a billed line pays for, when the records say so."""
+    line = billed.line
+    if line is not None and line.start_date and line.end_date and line.start_date <= line.end_date:
+        return line.start_date, line.end_date
+    inv = billed.invoice
+    if inv.period_start and inv.period_end and inv.period_start <= inv.period_end:
+        return inv.period_start, inv.period_end
+    if inv.credit_for_invoice_id:
+        original = invoices_by_id.get(inv.credit_for_invoice_id)
+        if original is not None and original.period_start and original.period_end:
+            return original.period_start, original.period_end
+    return None
+
+
+def _days_after(service: tuple[date, date] | None, when: date | None, end: date | None) -> Decimal:
+    """Share (0..1) of a billed line that pays for days after ``end``."""
+    if end is None:
+        return ZERO
+    if service is None:
+        return Decimal(1) if when is not None and when > end else ZERO
+    if service[0] > end:
+        return Decimal(1)
+    if service[1] <= end:
+        return ZERO
+    return Decimal(days_inclusive(end + timedelta(days=1), service[1])) / Decimal(days_inclusive(*service))
+
+
+# ---- the reconciliation of one contract ------------------------------------------------------
+
+
+def _ids(values: Iterable[int | None]) -> tuple[int, ...]:
+    return tuple(sorted({v for v in values if v is not None}))
+
+
+def contract_slots(contract: Contract, window_start: date, window_end: date,
+                   months_of: MonthsOf) -> list[tuple[date, date]]:
+    """The contract's billing periods clipped to the window, in order."""
+    months = _months(months_of, contract.billing_frequency)
+    slots = []
+    for p_start, p_end in billing_periods(cycle_anchor(contract, None, window_start), months, window_start,
+                                          window_end):
+        inside = overlap(p_start, p_end, window_start, window_end)
+        if inside:
+            slots.append(inside)
+    return slots
+
+
+@dataclass
+class _Billed:
+    b: BilledLine
+    due: date | None
+    service: tuple[date, date] | None
+
+
+def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[RecurringItem],
+                       billed_lines: Iterable[BilledLine], time_entries: Iterable[TimeEntry],
+                       period_start: date, period_end: date, months_of: MonthsOf,
+                       invoices_by_id: dict[int, Invoice] | None = None,
+                       default_rate: Decimal | None = None) -> ContractReconciliation:
+    """Reconcile one contract over [period_start, period_end] (inclusive)."""
+    if period_end < period_start:
+        raise ValueError("period_end is before period_start")
+    items = [i for i in recurring_lines if not i.inactive]
+    invoices_by_id = dict(invoices_by_id or {})
+    all_billed = list(billed_lines)
+    for b in all_billed:
+        invoices_by_id.setdefault(b.invoice.id, b.invoice)
+    findings: list[Finding] = []
+    notes: list[str] = []
+    billable_status = is_billable_status(contract)
+    end = contract.end_date
+
+    # Split the contract's billing into recurring (compared) and other (reported).
+    recurring: list[_Billed] = []
+    other_billed = ZERO
+    for b in all_billed:
+        if is_recurring_billing(b.invoice, invoices_by_id):
+            service = service_period(b, invoices_by_id)
+            due = service[0] if service else b.invoice.invoice_date
+            if due is not None and period_start <= due <= period_end:
+                recurring.append(_Billed(b, due, service))
+        elif b.invoice.invoice_date and period_start <= b.invoice.invoice_date <= period_end:
+            other_billed += b.amount
+    billed_net = sum((r.b.amount for r in recurring), ZERO)
+    credits = -sum((r.b.amount for r in recurring if r.b.amount < ZERO), ZERO)
+
+    # duplicate_invoice: same service period and amount as an earlier invoice, not credited.
+    credited_ids = {b.invoice.credit_for_invoice_id for b in all_billed
+                    if b.invoice.credit_for_invoice_id and b.amount < ZERO}
+    by_invoice: dict[int, list[_Billed]] = defaultdict(list)
+    for r in recurring:
+        if r.b.amount >= ZERO and not r.b.invoice.is_credit:
+            by_invoice[r.b.invoice.id].append(r)
+    seen: dict[tuple, int] = {}
+    duplicate_ids: set[int] = set()
+    for inv_id in sorted(by_invoice, key=lambda i: (invoices_by_id[i].invoice_date or date.min, i)):
+        rows = by_invoice[inv_id]
+        if inv_id in credited_ids:
+            continue
+        total = cents(sum((r.b.amount for r in rows), ZERO))
+        key = (rows[0].service or rows[0].due, total)
+        if total == ZERO:
+            continue
+        if key in seen:
+            duplicate_ids.add(inv_id)
+            findings.append(Finding(
+                kind="duplicate_invoice", amount=total, period_start=key[0][0] if rows[0].service else rows[0].due,
+                period_end=key[0][1] if rows[0].service else rows[0].due,
+                detail=f"invoice {inv_id} repeats invoice {seen[key]}: same service period and amount",
+                invoice_ids=(seen[key], inv_id), invoice_line_ids=_ids(r.b.line_id for r in rows)))
+        else:
+            seen[key] = inv_id
+
+    # After the end, not billable, and what is left for the slot comparison (with its share).
+    late: list[tuple[_Billed, Decimal]] = []
+    idle: list[tuple[_Billed, Decimal]] = []
+    comparable: list[tuple[_Billed, Decimal]] = []
+    for r in recurring:
+        inv = r.b.invoice
+        if inv.id in duplicate_ids or (inv.credit_for_invoice_id in duplicate_ids and r.b.amount < ZERO):
+            continue
+        after = r.b.amount * _days_after(r.service, inv.invoice_date, end)
+        rest = r.b.amount - after
+        if after != ZERO:
+            late.append((r, after))
+        if rest == ZERO:
+            continue
+        if billable_status:
+            comparable.append((r, rest))
+        else:
+            idle.append((r, rest))
+    for kind, rows, why in (
+        ("billed_after_contract_end", late, f"billed for days after the contract ended on {end}"),
+        ("billed_while_not_active", idle, f"billed while the contract is {contract.status}"),
+    ):
+        total = cents(sum((p for _, p in rows), ZERO))
+        if rows and abs(total) >= TOLERANCE:
+            findings.append(Finding(
+                kind=kind, amount=abs(total), period_start=min(r.due for r, _ in rows),
+                period_end=max(r.service[1] if r.service else r.due for r, _ in rows), detail=why,
+                invoice_ids=_ids(r.b.invoice.id for r, _ in rows),
+                invoice_line_ids=_ids(r.b.line_id for r, _ in rows)))
+
+    # Slot by slot: charges due against what is left of the billing.
+    charges = [c for i in items for c in charges_due(i, contract, period_start, period_end, months_of)] \
+        if billable_status else []
+    expected_total = sum((c.amount for c in charges), ZERO)
+    for slot_start, slot_end in contract_slots(contract, period_start, period_end, months_of):
+        slot_charges = [c for c in charges if slot_start <= c.due <= slot_end]
+        expected = cents(sum((c.amount for c in slot_charges), ZERO))
+        slot_rows = [(r, p) for r, p in comparable if slot_start <= r.due <= slot_end]
+        billed = cents(sum((p for _, p in slot_rows), ZERO))
+        diff = billed - expected
+        line_ids = _ids(c.line.id for c in slot_charges)
+        inv_ids = _ids(r.b.invoice.id for r, _ in slot_rows)
+        inv_line_ids = _ids(r.b.line_id for r, _ in slot_rows)
+        if expected > ZERO and not slot_rows:
+            findings.append(Finding(
+                kind="missing_invoice", amount=expected, period_start=slot_start, period_end=slot_end,
+                detail=f"nothing billed for {slot_start}..{slot_end}; the recurring lines expect {expected}",
+                recurring_line_ids=line_ids))
+        elif abs(diff) > TOLERANCE:
+            findings.append(Finding(
+                kind="under_billed" if diff < ZERO else "over_billed", amount=abs(diff), period_start=slot_start,
+                period_end=slot_end, detail=f"billed {billed} where the recurring lines expect {expected}",
+                invoice_ids=inv_ids, invoice_line_ids=inv_line_ids, recurring_line_ids=line_ids))
+
+    # line_outside_contract_dates: a line set up to bill on days the contract does not cover.
+    for item in items:
+        outside = _outside_amount(item, contract, period_start, period_end, months_of)
+        if outside is not None:
+            findings.append(Finding(
+                kind="line_outside_contract_dates", amount=cents(outside), period_start=period_start,
+                period_end=period_end,
+                detail=(f"recurring line {item.id} runs {item.start_date or 'open'}..{item.end_date or 'open'}, "
+                        f"outside the contract's {contract.start_date or 'open'}..{contract.end_date or 'open'}"),
+                recurring_line_ids=_ids([item.id])))
+
+    # Time: unbilled billable entries, prepaid hours used.
+    entries = [e for e in time_entries if e.when is not None and period_start <= e.when <= period_end]
+    unbilled = unbilled_time(contract, entries, default_rate)
+    if unbilled.count:
+        if unbilled.unpriced_entries:
+            notes.append(f"{unbilled.unpriced_entries} unbilled entries have no charge amount and no rate; "
+                         "their hours are counted but not priced")
+        findings.append(Finding(
+            kind="unbilled_time", amount=cents(unbilled.amount), period_start=period_start, period_end=period_end,
+            detail=f"{unbilled.count} billable time entries ({unbilled.hours} h) have no invoice number",
+            time_entry_ids=tuple(unbilled.entry_ids)))
+    prepaid_used = sum((e.prepay_hours for e in entries), ZERO) if is_prepaid(contract) else None
+
+    if not billable_status:
+        notes.append(f"the contract is {contract.status}: no recurring billing is expected")
+    elif not items:
+        notes.append("the contract has no recurring lines: no recurring billing is expected")
+
+    order = {k: n for n, k in enumerate(FINDING_KINDS)}
+    findings.sort(key=lambda f: (f.period_start, order.get(f.kind, 99)))
+    return ContractReconciliation(
+        contract=contract, period_start=period_start, period_end=period_end, expected=cents(expected_total),
+        accrued=cents(accrued_recurring(contract, items, period_start, period_end, months_of)),
+        billed=cents(billed_net), credits=cents(credits), other_billed=cents(other_billed), unbilled=unbilled,
+        prepaid_hours_used=prepaid_used, findings=findings, notes=notes,
+        recurring_line_ids=list(_ids(i.id for i in items)),
+        invoice_ids=list(_ids(r.b.invoice.id for r in recurring)))
+
+
+def _outside_amount(item: RecurringItem, contract: Contract, start: date, end: date,
+                    months_of: MonthsOf) -> Decimal | None:
+    """What a line would bill in the window on days outside the contract's dates; None when
+    the line sits inside the contract's dates."""
+    early = bool(item.start_date and contract.start_date and item.start_date < contract.start_date)
+    late = bool(item.end_date and contract.end_date and item.end_date > contract.end_date)
+    after = bool(item.start_date and contract.end_date and item.start_date > contract.end_date)
+    if not (early or late or after):
+        return None
+    months = _months(months_of, item.billing_frequency, contract.billing_frequency)
+    own = _charges(item, (item.start_date, item.end_date), cycle_anchor(contract, item, start), months, start, end)
+    inside = charges_due(item, contract, start, end, months_of)
+    return max(sum((c.amount for c in own), ZERO) - sum((c.amount for c in inside), ZERO), ZERO)
+
+
+# ---- time ------------------------------------------------------------------------------------
+
+
+def is_prepaid(contract: Contract) -> bool:
+    return (contract.type or "").strip().casefold() == "prepaid hours"
+
+
+def contract_rate(contract: Contract, default_rate: Decimal | None) -> Decimal | None:
+    return contract.hourly_rate or default_rate
+
+
+def unbilled_time(contract: Contract, entries: Iterable[TimeEntry], default_rate: Decimal | None) -> UnbilledTime:
+    """Billable, uninvoiced time of a contract (entries already limited to the window)."""
+    out = UnbilledTime()
+    rate = contract_rate(contract, default_rate)
+    for e in entries:
+        if not e.billable or e.invoiced:
+            continue
+        chargeable = e.hours - e.prepay_hours if e.prepay_hours else e.hours
+        if chargeable <= ZERO and not e.charge_amount:
+            continue  # covered by the prepaid block
+        out.count += 1
+        out.hours += max(chargeable, ZERO)
+        out.entry_ids.append(e.id)
+        if e.charge_amount:
+            out.amount += e.charge_amount
+        elif rate is not None:
+            out.amount += chargeable * rate
+        else:
+            out.unpriced_entries += 1
+    out.entry_ids.sort()
+    return out

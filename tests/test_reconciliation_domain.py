@@ -1,0 +1,249 @@
+"""Pure reconciliation logic: proration by hand, each finding kind, tolerance, attribution."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+
+from halo_contracts.config import Settings
+from halo_contracts.domain.models import Contract, Invoice, InvoiceLine, RecurringInvoice, RecurringItem, TimeEntry
+from halo_contracts.domain.money import cents
+from halo_contracts.domain.reconciliation import (
+    FINDING_KINDS,
+    TOLERANCE,
+    accrued_recurring,
+    expected_recurring,
+    index_book,
+    reconcile_contract,
+)
+
+MONTHS_OF = Settings().code_maps.months_of
+
+
+def contract(cid: int = 1, *, start: date = date(2026, 1, 1), end: date | None = None, frequency: str = "Monthly",
+             status: str = "Active", type_: str = "Recurring", **kw) -> Contract:
+    return Contract(id=cid, client_id=7, ref=f"C-{cid}", type=type_, status=status, start_date=start, end_date=end,
+                    billing_frequency=frequency, **kw)
+
+
+def item(iid: int, qty: str, price: str, *, cid: int = 1, start: date | None = None, end: date | None = None,
+         frequency: str | None = None) -> RecurringItem:
+    return RecurringItem(id=iid, contract_id=cid, description=f"line {iid}", quantity=D(qty), unit_price=D(price),
+                         start_date=start, end_date=end, billing_frequency=frequency)
+
+
+def invoice(iid: int, amount: str, start: date, end: date, *, cid: int = 1, when: date | None = None,
+            credit_of: int | None = None, line_contracts: tuple[tuple[int, str], ...] | None = None) -> Invoice:
+    parts = line_contracts or ((cid, amount),)
+    lines = [InvoiceLine(id=iid * 10 + n, contract_id=c, total=D(a), start_date=start, end_date=end)
+             for n, (c, a) in enumerate(parts)]
+    return Invoice(id=iid, client_id=7, contract_id=cid if len(parts) == 1 else None, invoice_date=when or start,
+                   period_start=start, period_end=end, total=sum((ln.total for ln in lines), D(0)),
+                   is_credit=credit_of is not None, credit_for_invoice_id=credit_of, recurring_invoice_id=-101,
+                   lines=lines)
+
+
+def run(c: Contract, items: list[RecurringItem], invoices: list[Invoice], start: date, end: date,
+        time: list[TimeEntry] = (), rate: D | None = None):
+    book = index_book([RecurringInvoice(id=-101, contract_id=c.id, lines=items)], invoices, time)
+    return reconcile_contract(c, recurring_lines=book.recurring_lines.get(c.id, []),
+                              billed_lines=book.billed_lines.get(c.id, []),
+                              time_entries=book.time_entries.get(c.id, []),
+                              period_start=start, period_end=end, months_of=MONTHS_OF,
+                              invoices_by_id=book.invoices_by_id, default_rate=rate)
+
+
+def kinds(result) -> list[tuple[str, D]]:
+    return [(f.kind, f.amount) for f in result.findings]
+
+
+# ---- proration, computed by hand -------------------------------------------------------------
+
+
+def test_line_starting_mid_month_is_prorated_by_days():
+    # 10 x 50.00 = 500.00 a month; the line starts on 16 March: 16 of March's 31 days
+    c = contract()
+    lines = [item(1, "10", "50.00", start=date(2026, 3, 16))]
+    expected = expected_recurring(c, lines, date(2026, 3, 1), date(2026, 3, 31), MONTHS_OF)
+    assert cents(expected) == D("258.06")  # 500 * 16 / 31 = 258.0645...
+    assert cents(accrued_recurring(c, lines, date(2026, 3, 1), date(2026, 3, 31), MONTHS_OF)) == D("258.06")
+    # the month before the line starts owes nothing, the month after owes the full charge
+    assert expected_recurring(c, lines, date(2026, 2, 1), date(2026, 2, 28), MONTHS_OF) == 0
+    assert expected_recurring(c, lines, date(2026, 4, 1), date(2026, 4, 30), MONTHS_OF) == D("500.00")
+
+
+def test_contract_ending_mid_quarter_is_prorated_by_days():
+    # quarterly 3 x 300.00 = 900.00; the contract ends 15 Feb: Jan 31 + Feb 15 = 46 of Q1's 90 days
+    c = contract(frequency="Quarterly", end=date(2026, 2, 15))
+    lines = [item(1, "3", "300.00")]
+    q1 = expected_recurring(c, lines, date(2026, 1, 1), date(2026, 3, 31), MONTHS_OF)
+    assert cents(q1) == D("460.00")  # 900 * 46 / 90
+    # the quarter's charge is due on 1 January: February owes no charge but accrues 15/90 of it
+    assert expected_recurring(c, lines, date(2026, 2, 1), date(2026, 2, 28), MONTHS_OF) == 0
+    assert cents(accrued_recurring(c, lines, date(2026, 2, 1), date(2026, 2, 28), MONTHS_OF)) == D("150.00")
+    assert expected_recurring(c, lines, date(2026, 4, 1), date(2026, 6, 30), MONTHS_OF) == 0
+
+
+def test_annual_line_in_a_monthly_period():
+    # monthly contract from 1 Apr 2025 with an annual 1,200.00 line: billed in full each April
+    c = contract(start=date(2025, 4, 1))
+    lines = [item(1, "1", "1200.00", frequency="Annual"), item(2, "4", "25.00")]
+    march = (date(2026, 3, 1), date(2026, 3, 31))
+    april = (date(2026, 4, 1), date(2026, 4, 30))
+    assert expected_recurring(c, lines, *march, MONTHS_OF) == D("100.00")  # only the monthly line
+    assert expected_recurring(c, lines, *april, MONTHS_OF) == D("1300.00")
+    # converted to the month by days: 1200 * 31/365 (Apr 2025..Mar 2026 has 365 days) + 100
+    assert cents(accrued_recurring(c, lines, *march, MONTHS_OF)) == D("201.92")
+    assert cents(accrued_recurring(c, lines, *april, MONTHS_OF)) == D("198.63")  # 1200 * 30/365 + 100
+
+
+def test_quarterly_line_in_a_monthly_contract_is_due_every_third_month():
+    c = contract(start=date(2025, 11, 1))
+    lines = [item(1, "2", "225.00", frequency="Quarterly")]
+    due = [expected_recurring(c, lines, date(2026, m, 1), date(2026, m, 28), MONTHS_OF) for m in range(1, 7)]
+    assert due == [0, D("450.00"), 0, 0, D("450.00"), 0]
+
+
+def test_whole_year_of_a_monthly_line_is_twelve_charges():
+    c = contract()
+    lines = [item(1, "3", "33.33")]
+    assert expected_recurring(c, lines, date(2026, 1, 1), date(2026, 12, 31), MONTHS_OF) == D("1199.88")
+
+
+# ---- findings ----------------------------------------------------------------------------------
+
+
+JAN, FEB, MAR = (date(2026, 1, 1), date(2026, 1, 31)), (date(2026, 2, 1), date(2026, 2, 28)), \
+    (date(2026, 3, 1), date(2026, 3, 31))
+
+
+def test_clean_contract_has_no_findings():
+    c = contract()
+    lines = [item(1, "10", "45.00"), item(2, "2", "150.00")]
+    invs = [invoice(n, "750.00", *m) for n, m in enumerate((JAN, FEB, MAR), start=1)]
+    r = run(c, lines, invs, JAN[0], MAR[1])
+    assert r.findings == []
+    assert (r.expected, r.billed, r.variance) == (D("2250.00"), D("2250.00"), D(0))
+
+
+def test_missing_month_under_and_over_billing_per_slot():
+    c = contract()
+    lines = [item(1, "10", "45.00")]
+    invs = [invoice(1, "405.00", *JAN), invoice(3, "460.00", *MAR)]
+    r = run(c, lines, invs, JAN[0], MAR[1])
+    assert kinds(r) == [("under_billed", D("45.00")), ("missing_invoice", D("450.00")), ("over_billed", D("10.00"))]
+    missing = r.findings[1]
+    assert (missing.period_start, missing.period_end, missing.recurring_line_ids) == (*FEB, (1,))
+    assert r.findings[0].invoice_ids == (1,) and r.findings[0].invoice_line_ids == (10,)
+    assert r.variance == D("-485.00")
+    assert r.at_stake == D("505.00")
+
+
+def test_tolerance_is_one_cent():
+    assert D("0.01") == TOLERANCE
+    c = contract()
+    lines = [item(1, "1", "100.00")]
+    assert run(c, lines, [invoice(1, "99.99", *JAN)], *JAN).findings == []
+    assert kinds(run(c, lines, [invoice(1, "99.98", *JAN)], *JAN)) == [("under_billed", D("0.02"))]
+
+
+def test_billed_after_contract_end_whole_and_straddling():
+    c = contract(end=date(2026, 2, 14), status="Expired")
+    lines = [item(1, "1", "280.00")]
+    invs = [invoice(1, "280.00", *JAN), invoice(2, "280.00", *FEB), invoice(3, "280.00", *MAR)]
+    r = run(c, lines, invs, JAN[0], MAR[1])
+    # February: 14 of 28 days are the contract's (140.00 expected); the other 140.00 and all of March are late
+    assert r.expected == D("420.00")
+    assert kinds(r) == [("billed_after_contract_end", D("420.00"))]
+    assert r.findings[0].invoice_ids == (2, 3)
+
+
+def test_billed_while_not_active():
+    c = contract(status="On Hold")
+    r = run(c, [item(1, "1", "99.00")], [invoice(1, "99.00", *FEB)], JAN[0], MAR[1])
+    assert r.expected == 0
+    assert kinds(r) == [("billed_while_not_active", D("99.00"))]
+
+
+def test_duplicate_invoice_and_a_credited_one():
+    c = contract()
+    lines = [item(1, "5", "20.00")]
+    invs = [
+        invoice(1, "100.00", *JAN),
+        invoice(2, "100.00", *JAN, when=date(2026, 1, 3)),  # duplicate
+        invoice(3, "100.00", *FEB),
+        invoice(4, "100.00", *FEB, when=date(2026, 2, 4)),  # billed twice, then credited
+        invoice(5, "-100.00", *FEB, when=date(2026, 2, 10), credit_of=4),
+    ]
+    r = run(c, lines, invs, JAN[0], FEB[1])
+    assert kinds(r) == [("duplicate_invoice", D("100.00"))]
+    assert r.findings[0].invoice_ids == (1, 2)
+    assert r.credits == D("100.00")
+    assert r.billed == D("300.00")  # 100 + 100 + 100 + 100 - 100
+
+
+def test_invoice_mixing_two_contracts_is_split_by_line():
+    a, b = contract(1), contract(2)
+    lines_a, lines_b = [item(1, "1", "300.00", cid=1)], [item(2, "1", "200.00", cid=2)]
+    mixed = invoice(1, "0", *JAN, line_contracts=((1, "300.00"), (2, "200.00")))
+    book = index_book([RecurringInvoice(id=-1, contract_id=1, lines=lines_a),
+                       RecurringInvoice(id=-2, contract_id=2, lines=lines_b)], [mixed], [])
+    for c in (a, b):
+        r = reconcile_contract(c, recurring_lines=book.recurring_lines[c.id], billed_lines=book.billed_lines[c.id],
+                               time_entries=[], period_start=JAN[0], period_end=JAN[1], months_of=MONTHS_OF,
+                               invoices_by_id=book.invoices_by_id)
+        assert r.findings == [] and r.billed == r.expected
+
+
+def test_line_outside_contract_dates():
+    c = contract(end=date(2026, 2, 28))
+    lines = [item(1, "1", "50.00", end=date(2026, 3, 31))]
+    r = run(c, lines, [invoice(1, "50.00", *JAN), invoice(2, "50.00", *FEB)], JAN[0], MAR[1])
+    assert kinds(r) == [("line_outside_contract_dates", D("50.00"))]  # March would bill outside the contract
+    assert r.findings[0].recurring_line_ids == (1,)
+
+
+def test_labour_invoices_are_other_billing_not_recurring():
+    c = contract(type_="Ad-Hoc")
+    labour = Invoice(id=9, contract_id=1, invoice_date=date(2026, 1, 31), total=D("250.00"),
+                     lines=[InvoiceLine(id=90, contract_id=1, total=D("250.00"), start_date=JAN[0], end_date=JAN[1])])
+    r = run(c, [], [labour], *JAN)
+    assert r.findings == [] and r.other_billed == D("250.00") and r.billed == 0
+
+
+def test_unbilled_time_rates_and_prepaid_cover():
+    c = contract(type_="Prepaid Hours", value=D("1250.00"), prepaid_hours=D("10"))  # 125.00 an hour
+    time = [
+        TimeEntry(id=1, contract_id=1, when=date(2026, 1, 5), hours=D("2"), billable=True, charge_amount=D("300")),
+        TimeEntry(id=2, contract_id=1, when=date(2026, 1, 6), hours=D("1.5"), billable=True),  # at the rate
+        TimeEntry(id=3, contract_id=1, when=date(2026, 1, 7), hours=D("3"), billable=True, prepay_hours=D("3")),
+        TimeEntry(id=4, contract_id=1, when=date(2026, 1, 8), hours=D("1"), billable=True, invoice_number="INV-1"),
+        TimeEntry(id=5, contract_id=1, when=date(2026, 1, 9), hours=D("1"), billable=False),
+        TimeEntry(id=6, contract_id=1, when=date(2026, 2, 9), hours=D("1"), billable=True),  # outside
+    ]
+    r = run(c, [], [], *JAN, time=time)
+    assert (r.unbilled.count, r.unbilled.hours, r.unbilled.amount) == (2, D("3.5"), D("487.50"))
+    assert kinds(r) == [("unbilled_time", D("487.50"))]
+    assert r.findings[0].time_entry_ids == (1, 2)
+    assert r.prepaid_hours_used == D("3")
+
+
+def test_unpriced_time_is_counted_not_priced():
+    c = contract(type_="Ad-Hoc")
+    time = [TimeEntry(id=1, contract_id=1, when=date(2026, 1, 5), hours=D("2"), billable=True)]
+    r = run(c, [], [], *JAN, time=time)
+    assert (r.unbilled.count, r.unbilled.amount, r.unbilled.unpriced_entries) == (1, D(0), 1)
+    assert r.notes and "no rate" in r.notes[0]
+    priced = run(c, [], [], *JAN, time=time, rate=D("90"))
+    assert priced.unbilled.amount == D("180")
+
+
+def test_every_kind_is_declared():
+    assert len(set(FINDING_KINDS)) == 8
+
+
+def test_bad_window_is_refused():
+    with pytest.raises(ValueError):
+        run(contract(), [], [], date(2026, 2, 1), date(2026, 1, 1))
