@@ -181,7 +181,8 @@ _COMPUTED = {
 }
 
 
-def _parse_body(sb: Sandbox, body: bytes, schema: str) -> list[dict[str, Any]]:
+def _parse_body(sb: Sandbox, body: bytes, schema: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Parse and type-check a posted array; returns (coerced items, ModelState errors so far)."""
     try:
         data = json.loads(body or b"null")
     except ValueError as exc:
@@ -202,13 +203,15 @@ def _parse_body(sb: Sandbox, body: bytes, schema: str) -> list[dict[str, Any]]:
             errors.setdefault(f"[{i}]", []).append(f"Unexpected value for an object of type '{schema}'. Path '[{i}]'.")
             continue
         items.append(check_object(sb.spec, schema, item, f"[{i}]", sb.strict, errors))
-    if errors:
+    if len(items) != len(data):
         raise _model_state(errors)
-    return items
+    return items, errors
 
 
 def _required(errors: dict[str, list[str]], i: int, name: str, message: str | None = None) -> None:
-    errors.setdefault(f"[{i}].{name}", []).append(message or f"The {name} field is required.")
+    key = f"[{i}].{name}"
+    if key not in errors:  # a value that failed conversion is reported once
+        errors[key] = [message or f"The {name} field is required."]
 
 
 def _written(data: Any, items: list[Any]) -> Response:
@@ -424,8 +427,7 @@ class Api:
         return JSONResponse(out)
 
     def post_contracts(self) -> tuple[Response, bool]:
-        items = _parse_body(self.sb, self.body, "ContractHeader")
-        errors: dict[str, list[str]] = {}
+        items, errors = _parse_body(self.sb, self.body, "ContractHeader")
         plans: list[tuple[dict | None, dict]] = []
         for i, item in enumerate(items):
             existing = None
@@ -540,8 +542,7 @@ class Api:
             line["contract_id"] = header.get("contract_id") or 0
 
     def post_rinvoices(self) -> tuple[Response, bool]:
-        items = _parse_body(self.sb, self.body, "InvoiceHeader")
-        errors: dict[str, list[str]] = {}
+        items, errors = _parse_body(self.sb, self.body, "InvoiceHeader")
         plans = []
         for i, item in enumerate(items):
             existing = None
@@ -598,8 +599,7 @@ class Api:
 
     def post_lines(self) -> tuple[Response, bool]:
         """POST /RecurringInvoice/Lines: add lines (or change the ones whose id is sent)."""
-        items = _parse_body(self.sb, self.body, "InvoiceDetail")
-        errors: dict[str, list[str]] = {}
+        items, errors = _parse_body(self.sb, self.body, "InvoiceDetail")
         plans = []
         for i, item in enumerate(items):
             existing = None
@@ -623,8 +623,7 @@ class Api:
 
     def update_lines(self) -> tuple[Response, bool]:
         """POST /RecurringInvoice/updatelines: change lines by id (only the fields sent)."""
-        items = _parse_body(self.sb, self.body, "InvoiceDetail")
-        errors: dict[str, list[str]] = {}
+        items, errors = _parse_body(self.sb, self.body, "InvoiceDetail")
         plans = []
         for i, item in enumerate(items):
             if not item.get("id"):
@@ -815,8 +814,7 @@ class Api:
         return JSONResponse(self._prepay_out(doc))
 
     def post_prepay(self) -> tuple[Response, bool]:
-        items = _parse_body(self.sb, self.body, "PrepayHistory")
-        errors: dict[str, list[str]] = {}
+        items, errors = _parse_body(self.sb, self.body, "PrepayHistory")
         plans = []
         for i, item in enumerate(items):
             existing = None
@@ -893,8 +891,7 @@ class Api:
         return JSONResponse(self._licence_out(doc))
 
     def post_licences(self) -> tuple[Response, bool]:
-        items = _parse_body(self.sb, self.body, "Licence_List")
-        errors: dict[str, list[str]] = {}
+        items, errors = _parse_body(self.sb, self.body, "Licence_List")
         plans = []
         for i, item in enumerate(items):
             existing = None

@@ -191,9 +191,13 @@ class Sandbox:
                 self._tokens[token] = 0.0
 
     def deny(self, path_prefix: str) -> None:
-        """Simulate a missing Halo permission: valid tokens get 401 on paths under the prefix."""
+        """Simulate a missing Halo permission: valid tokens get 401 on paths under the prefix.
+
+        ``"/api/ClientContract"`` denies the list and the records; ``"/api/ClientContract/"``
+        (trailing slash) only the records, like Halo's detail-endpoint permission quirk.
+        """
         with self._lock:
-            self._denied.append(path_prefix.lower().rstrip("/") or "/")
+            self._denied.append(path_prefix.lower())
 
     def allow(self, path_prefix: str | None = None) -> None:
         """Undo :meth:`deny` for one prefix, or for all when ``None``."""
@@ -201,15 +205,19 @@ class Sandbox:
             if path_prefix is None:
                 self._denied.clear()
             else:
-                p = path_prefix.lower().rstrip("/") or "/"
-                self._denied = [d for d in self._denied if d != p]
+                self._denied = [d for d in self._denied if d != path_prefix.lower()]
 
     def denied(self, path: str) -> bool:
-        low = path.lower()
+        low = path.lower().rstrip("/")
         with self._lock:
-            return any(
-                low == d or low.startswith(d if d.endswith("/") else d + "/") or low.startswith(d) for d in self._denied
-            )
+            prefixes = list(self._denied)
+        for p in prefixes:
+            if p.endswith("/"):
+                if low.startswith(p):
+                    return True
+            elif low == p or low.startswith(p + "/"):
+                return True
+        return False
 
     # ------------------------------------------------------------------ rate limit
     def take_slot(self) -> bool:
