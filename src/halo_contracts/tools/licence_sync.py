@@ -1,0 +1,335 @@
+"""Distributor licence sync: one previewable plan that mirrors a distributor's monthly
+licence quantities into Halo's software licences.
+
+The tool is thin: validate the feed (domain) -> read *every* Halo client and licence ->
+decide (domain) -> a Plan of create/update/delete licence steps saved in the journal.
+Nothing is written to Halo here; ``apply_plan(plan_id)`` does that.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from halo_contracts.domain.licence_sync import FeedError, LicenceAction, SyncDecision, decide, parse_csv, parse_rows
+from halo_contracts.domain.matching import MappingProblem, name_key
+from halo_contracts.domain.money import cents
+from halo_contracts.halo.errors import HaloError
+from halo_contracts.plans.models import Plan
+from halo_contracts.plans.steps import add_step
+from halo_contracts.tools.common import (
+    ArgModel,
+    Money,
+    Number,
+    Result,
+    StrictInt,
+    StrictStr,
+    app,
+    halo_error_message,
+    halo_tool,
+    invalid,
+)
+
+MAX_ROWS_SHOWN = 200  # action / skipped rows in the result; the plan keeps every step
+
+
+class FeedLine(ArgModel):
+    """One distributor line (the list form of ``source``)."""
+
+    customer: StrictStr = Field(description="The distributor's customer (company) name")
+    product_code: StrictStr = Field(description="The distributor's product code / SKU")
+    product_name: StrictStr | None = Field(default=None, description="Product name (used when creating)")
+    quantity: StrictInt = Field(description="Seats this month; 0 removes the Halo licence")
+    unit_price: Number | None = Field(default=None, description="Sell price per seat per billing cycle")
+    billing_cycle: StrictStr | None = Field(default=None, description="Monthly, Quarterly, Annual …")
+    term: StrictStr | None = Field(default=None, description="Commitment term, e.g. P1M, P1Y, 12 months")
+
+
+# ---- result ---------------------------------------------------------------------------------
+
+
+class CandidateRow(Result):
+    client_id: int
+    client_name: str
+    normalised: str
+    score: float
+
+
+class MatchRow(Result):
+    customer: str
+    normalised: str = Field(description="the customer name as compared (case, punctuation, legal suffixes removed)")
+    status: Literal["matched", "ambiguous", "unmatched", "excluded"]
+    method: Literal["explicit", "remembered", "automatic"] | None = None
+    client_id: int | None = None
+    client_name: str | None = None
+    score: float | None = None
+    candidates: list[CandidateRow] = Field(description="best three Halo clients with their 0-100 scores")
+    reason: str
+
+
+class ChangeRow(Result):
+    field: str
+    before: str | None = None
+    after: str | None = None
+
+
+class ActionRow(Result):
+    step: int = Field(description="index of the plan step")
+    kind: Literal["create", "update", "delete"]
+    client_id: int
+    client_name: str
+    customer: str | None = Field(description="the feed's customer; null for a cleanup delete")
+    product_code: str
+    licence_id: int | None = None
+    line: int | None = Field(default=None, description="feed line (CSV) or row (list)")
+    changes: list[ChangeRow] = Field(default_factory=list)
+    summary: str
+
+
+class SkippedRow(Result):
+    customer: str | None = None
+    product_code: str | None = None
+    line: int | None = None
+    client_id: int | None = None
+    licence_id: int | None = None
+    reason: str
+
+
+class ClientMoneyRow(Result):
+    client_id: int
+    client_name: str
+    customers: list[str]
+    monthly_before: Money
+    monthly_after: Money
+    monthly_change: Money
+    notes: list[str] = Field(default_factory=list)
+
+
+class SyncSummaryRow(Result):
+    customers: dict[str, int] = Field(description="matched / ambiguous / unmatched / excluded")
+    actions: dict[str, int] = Field(description="create / update / delete / unchanged / nothing_to_do / skipped")
+    monthly_before: Money = Field(description="matched clients' licences per month before the plan")
+    monthly_after: Money = Field(description="… and after it (annual / 12, quarterly / 3 …)")
+    money: list[ClientMoneyRow]
+
+
+class LicenceSyncPlan(Result):
+    plan_id: str = Field(description="apply with apply_plan(plan_id); nothing has been written yet")
+    title: str
+    distributor: str
+    feed_lines: int
+    steps: int = Field(description="licence writes the plan holds")
+    matching: list[MatchRow]
+    actions: list[ActionRow] = Field(description=f"the plan's steps (first {MAX_ROWS_SHOWN})")
+    actions_total: int
+    skipped: list[SkippedRow] = Field(description=f"feed lines and Halo licences left alone (first {MAX_ROWS_SHOWN})")
+    skipped_total: int
+    summary: SyncSummaryRow
+    remembered_mappings: list[str] = Field(description="explicit mappings stored for next month")
+    warnings: list[str]
+    next_step: str
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)
+
+
+def _step_params(action: LicenceAction) -> dict[str, Any]:
+    if action.kind == "create":
+        return {"fields": action.fields.model_dump(mode="json", exclude_unset=True)}
+    if action.kind == "update":
+        return {"licence_id": action.licence_id, "fields": action.fields.model_dump(mode="json", exclude_unset=True)}
+    return {"licence_id": action.licence_id}
+
+
+def _plan_summary(decision: SyncDecision, distributor: str) -> dict[str, Any]:
+    s = decision.summary
+    return {
+        "distributor": distributor,
+        "customers": s.customers,
+        "actions": s.actions,
+        "monthly_before": str(cents(s.monthly_before)),
+        "monthly_after": str(cents(s.monthly_after)),
+        "money": [
+            {"client_id": m.client_id, "client_name": m.client_name, "customers": m.customers,
+             "monthly_before": str(cents(m.monthly_before)), "monthly_after": str(cents(m.monthly_after)),
+             "monthly_change": str(cents(m.monthly_change)), "notes": m.notes}
+            for m in s.money
+        ],
+        "matching": [d.model_dump(mode="json") for d in decision.matching],
+    }
+
+
+def _skipped_text(row: SkippedRow) -> str:
+    what = f"'{row.product_code}'" if row.product_code else (f"licence {row.licence_id}" if row.licence_id else "")
+    who = row.customer or (f"client {row.client_id}" if row.client_id else "")
+    where = f" (line {row.line})" if row.line is not None else ""
+    return f"{who} {what}{where}: {row.reason}".strip()
+
+
+async def _progress(ctx: Context, progress: float, message: str) -> None:
+    try:
+        await ctx.report_progress(progress, total=100, message=message)
+    except Exception:  # progress is best effort, never the reason a plan fails
+        pass
+
+
+# ---- the tool -------------------------------------------------------------------------------
+
+
+@halo_tool(group="license-sync", kind="write", title="Plan a distributor licence sync")
+async def plan_license_sync(
+    source: Annotated[
+        StrictStr | list[FeedLine],
+        Field(description="The distributor's lines: CSV text with a header row (columns matched "
+                          "case-insensitively: customer/company/client, product code/SKU/part number, product "
+                          "name/description, quantity/qty/seats/licenses, unit price/price, billing cycle/"
+                          "frequency, term/commitment), or a list of row objects."),
+    ],
+    ctx: Context,
+    match_threshold: Annotated[float, Field(strict=True, ge=50, le=100,
+                                            description="Score (0-100) at or above which a customer is matched "
+                                                        "to a Halo client automatically")] = 90,
+    ambiguity_margin: Annotated[float, Field(strict=True, ge=0, le=20,
+                                             description="A runner-up within this many points of the best "
+                                                         "makes the customer ambiguous (never auto-matched)")] = 3,
+    mappings: Annotated[
+        dict[str, Annotated[int, Field(strict=True, gt=0)]] | None,
+        Field(description="Explicit customer name -> Halo client id overrides; they win over matching and are "
+                          "remembered for next month's feed from the same distributor"),
+    ] = None,
+    cleanup: Annotated[bool, Field(strict=True, description="Delete Halo licences of matched customers whose "
+                                                            "product code is not in the feed")] = True,
+    exclude_clients: Annotated[
+        list[StrictStr | StrictInt] | None,
+        Field(description="Customers to leave alone: feed customer names, Halo client names or Halo client ids"),
+    ] = None,
+    drop_zero_price_lines: Annotated[bool, Field(strict=True, description="Ignore feed lines priced 0 (their "
+                                                                          "Halo licences are left as they are)")]
+    = False,
+    distributor: Annotated[str, Field(strict=True, min_length=1, max_length=100,
+                                      description="Name of the feed's source, e.g. 'Pax8'; remembered mappings "
+                                                  "are kept per distributor")] = "distributor",
+    remember_mappings: Annotated[bool, Field(strict=True, description="Store the explicit mappings of this call "
+                                                                      "for next month")] = True,
+) -> LicenceSyncPlan:
+    """Plan a distributor licence sync: mirror this month's seat counts into Halo's software licences.
+
+    Use it when the user has a distributor export (Pax8, Ingram Micro …) and wants Halo to
+    bill the right quantities. It reads every Halo client and licence, matches each
+    distributor customer to a Halo client by normalised name (score 0-100; explainable:
+    every decision lists normalised names, scores and the reason), then per matched customer
+    and product code: create (no licence, seats > 0), update (quantity, price, billing cycle
+    or term differ), delete (0 seats; or, with cleanup, a product not in the feed), nothing
+    otherwise. Ambiguous and unmatched customers are skipped and listed with their best
+    candidates: resolve them with `mappings` and call again.
+
+    It always returns a plan and writes nothing to Halo: show the user the matching table,
+    actions and money per month, then apply_plan(plan_id). If Halo's clients or licences
+    cannot be read completely, it fails and builds no plan. Guide: halopsa://guide/contracts.
+    """
+    # 1. the feed (nothing is read from Halo while the input is wrong)
+    try:
+        if isinstance(source, str):
+            feed = parse_csv(source)
+        else:
+            feed = parse_rows([row.model_dump(exclude_none=True) for row in source])
+    except FeedError as exc:
+        raise ToolError(f"Invalid 'source': {exc}. No plan was built and nothing was sent to Halo.") from None
+    for name in mappings or {}:
+        if not name.strip():
+            raise invalid("mappings", "a customer name is blank", "use the customer name exactly as in the feed")
+    for entry in exclude_clients or []:
+        if isinstance(entry, str) and not entry.strip():
+            raise invalid("exclude_clients", "an entry is blank", "give customer names, client names or ids")
+        if isinstance(entry, int) and entry <= 0:
+            raise invalid("exclude_clients", f"{entry} is not a Halo client id", "give ids above zero")
+
+    ctx_app = app(ctx)
+    halo, journal = ctx_app.halo, ctx_app.journal
+
+    # 2. the complete picture, or nothing: a partial read must never produce deletes
+    await _progress(ctx, 5, "reading every Halo client")
+    what = "clients"
+    try:
+        clients = await halo.list_clients(include_inactive=True)
+        await _progress(ctx, 40, f"read {len(clients)} clients; reading every software licence")
+        what = "software licences"
+        licences = await halo.list_licences()
+    except HaloError as exc:
+        raise ToolError(
+            f"Could not read Halo's complete list of {what}, so no plan was built (a partial picture must "
+            f"never produce deletes). {halo_error_message(exc)}") from exc
+    await _progress(ctx, 80, f"read {len(licences)} licences; deciding")
+
+    # 3. decide
+    remembered = journal.mappings(distributor)
+    try:
+        decision = decide(feed.lines, clients, licences, threshold=match_threshold, margin=ambiguity_margin,
+                          explicit=mappings, remembered=remembered, exclude=exclude_clients or (),
+                          cleanup=cleanup, drop_zero_price_lines=drop_zero_price_lines)
+    except MappingProblem as exc:
+        pairs = ", ".join(f"'{c}' -> {i}" for c, i in exc.problems)
+        raise invalid("mappings", f"Halo has no client with the id(s) in {pairs}",
+                      "check the ids (find_clients by name) and call again") from None
+
+    # 4. the plan
+    counts = decision.summary.actions
+    title = (f"Licence sync from {distributor}: {counts['create']} create, {counts['update']} update, "
+             f"{counts['delete']} delete for {decision.summary.customers['matched']} matched customer(s)")
+    plan = Plan(tool="plan_license_sync", title=title)
+    action_rows: list[ActionRow] = []
+    for action in decision.actions:
+        step = add_step(plan, halo, f"{action.kind}_licence", action.summary, _step_params(action),
+                        natural_key={"client_id": action.client_id, "product_code": action.product_code},
+                        group=action.client_name)
+        action_rows.append(ActionRow(
+            step=step.index, kind=action.kind, client_id=action.client_id, client_name=action.client_name,
+            customer=action.customer, product_code=action.product_code, licence_id=action.licence_id,
+            line=action.line, summary=action.summary,
+            changes=[ChangeRow(field=c.field, before=_text(c.before), after=_text(c.after)) for c in action.changes]))
+    skipped_rows = [SkippedRow(**s.model_dump()) for s in decision.skipped]
+    plan.warnings = [*feed.warnings, *decision.warnings]
+    plan.skipped = [_skipped_text(r) for r in skipped_rows]
+    plan.summary = _plan_summary(decision, distributor)
+    journal.save_plan(plan)
+
+    # 5. remember the mappings the user confirmed by giving them
+    remembered_now: list[str] = []
+    if remember_mappings and mappings:
+        for customer, client_id in mappings.items():
+            journal.remember_mapping(distributor, customer, client_id)
+            remembered_now.append(f"{name_key(customer)} -> {client_id}")
+    await _progress(ctx, 100, f"plan {plan.id} ready with {len(plan.steps)} step(s)")
+
+    s = decision.summary
+    open_customers = s.customers["ambiguous"] + s.customers["unmatched"]
+    if plan.steps:
+        next_step = (f"Show the user the matching table, actions and money per month; then apply_plan('{plan.id}'). "
+                     "Nothing has been written to Halo yet.")
+    else:
+        next_step = "Halo already matches the feed for every matched customer: nothing to apply."
+    if open_customers:
+        next_step += (f" {open_customers} customer(s) are ambiguous or unmatched and were skipped: confirm their "
+                      "Halo clients with the user and call again with mappings.")
+    return LicenceSyncPlan(
+        plan_id=plan.id, title=title, distributor=distributor, feed_lines=len(feed.lines), steps=len(plan.steps),
+        matching=[MatchRow(**d.model_dump()) for d in decision.matching],
+        actions=action_rows[:MAX_ROWS_SHOWN], actions_total=len(action_rows),
+        skipped=skipped_rows[:MAX_ROWS_SHOWN], skipped_total=len(skipped_rows),
+        summary=SyncSummaryRow(
+            customers=s.customers, actions=s.actions, monthly_before=s.monthly_before,
+            monthly_after=s.monthly_after,
+            money=[ClientMoneyRow(**m.model_dump()) for m in s.money]),
+        remembered_mappings=remembered_now, warnings=plan.warnings, next_step=next_step)
