@@ -204,3 +204,30 @@ async def test_reads_survive_server_errors():
         for _ in range(10):
             await halo.list_slas()
     assert any(e.status >= 500 for e in log_of(app))
+
+
+async def test_no_secret_or_token_anywhere_in_logs_or_errors(caplog):
+    caplog.set_level(logging.DEBUG)
+    app = make_app()
+    sandbox = app.state.sandbox
+    messages: list[str] = []
+    async with client_on(app) as halo:
+        [client, *_] = await halo.list_clients()
+        await halo.list_contracts()
+        sandbox.expire_tokens()
+        await halo.list_slas()
+        for bad in (ContractFields(client_id=client.id), ContractFields(client_id=-5, ref="x")):
+            with pytest.raises(HaloValidationError) as info:
+                await halo.create_contract(bad)
+            messages += [str(info.value), repr(info.value.details)]
+        sandbox.deny("/api/SLA")
+        with pytest.raises(HaloPermissionError) as denied:
+            await halo.list_slas()
+        messages.append(str(denied.value))
+    issued = list(sandbox._tokens)
+    assert len(issued) >= 2
+    everything = "\n".join(messages) + "\n" + caplog.text
+    assert CANARY not in everything
+    for token in issued:
+        assert token not in everything
+    assert "GET /api/ClientContract -> 200" in caplog.text

@@ -12,6 +12,7 @@ every client, event loop and test.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -21,6 +22,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import anyio
+
+logger = logging.getLogger("halo_contracts.halo")
 
 __all__ = ["Backoff", "RequestBudget", "Slot", "parse_retry_after", "shared_budget"]
 
@@ -83,6 +86,9 @@ class RequestBudget:
                 finished = [s.stamp for s in self._slots if s.stamp is not None]
                 wait = (min(finished) + self.seconds + self.margin - now) if finished else 0.05
             wait = max(wait, 0.001)
+            if wait >= 1.0:
+                logger.info("Halo request budget full (%d per %g s); waiting %.1f s", self.requests,
+                            self.seconds, wait)
             self.waited += wait
             await self._sleep(wait)
 
