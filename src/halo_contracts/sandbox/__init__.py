@@ -4,12 +4,24 @@ It imports nothing from the rest of ``halo_contracts`` (it only reads the OpenAP
 as package data), so tests against it check Halo's wire format, not our own assumptions.
 """
 
-from .app import ConnectionDropped, Faults, LogEntry, RequestLog, Sandbox, SandboxConfig, create_app
+from .app import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    ConnectionDropped,
+    Faults,
+    LogEntry,
+    RequestLog,
+    Sandbox,
+    SandboxConfig,
+    create_app,
+)
 from .asgi_transport import SandboxTransport, transport
 from .demo import Book, Discrepancy, generate
 from .store import Store
 
 __all__ = [
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
     "Book",
     "ConnectionDropped",
     "Discrepancy",

@@ -31,6 +31,9 @@ from .demo import Book, generate
 from .spec import Spec, load_spec
 from .store import Store
 
+DEMO_CLIENT_ID = "sandbox-client"
+DEMO_CLIENT_SECRET = "sandbox-secret"
+
 
 class ConnectionDropped(Exception):
     """Raised after a write was stored to cut the connection before the answer is sent."""
@@ -43,8 +46,8 @@ class SandboxConfig:
     clients: int = 25
     contracts: int = 120
     today: date | None = None
-    client_id: str = "sandbox-client"
-    client_secret: str = "sandbox-secret"
+    client_id: str = DEMO_CLIENT_ID
+    client_secret: str = DEMO_CLIENT_SECRET
     token_lifetime: int = 3600
     rate_limit: int = 300
     rate_window: float = 300.0
