@@ -314,3 +314,23 @@ async def test_schema_annotations_and_progress(server) -> None:
         bad = await client.call_tool("plan_license_sync", {"source": "customer,sku,qty\nA,B,1\n",
                                                            "match_threshold": "90"})
         assert bad.is_error
+
+
+async def test_apply_plan_tool_reports_progress_and_rerun_is_empty(server, sb) -> None:
+    async with Client(server) as client:
+        if "apply_plan" not in {t.name for t in (await client.list_tools()).tools}:
+            pytest.skip("the apply_plan tool is not in this tree yet")
+        feed = feed_for(sb, 2, 3)
+        planned = await client.call_tool("plan_license_sync", {"source": feed, "cleanup": False})
+        plan_id = planned.structured_content["plan_id"]
+        seen: list[tuple[float, float | None]] = []
+
+        async def progress(value: float, total: float | None, message: str | None) -> None:
+            seen.append((value, total))
+
+        applied = await client.call_tool("apply_plan", {"plan_id": plan_id}, progress_callback=progress)
+        assert not applied.is_error, applied.content[0].text
+        assert applied.structured_content["done"] == 6
+        assert seen and seen[-1][0] == seen[-1][1] == 6
+        again = await client.call_tool("plan_license_sync", {"source": feed, "cleanup": False})
+        assert again.structured_content["steps"] == 0
