@@ -273,10 +273,18 @@ def test_two_customers_mapped_to_one_client_combine_and_conflicts_are_skipped() 
 
 
 def test_duplicate_halo_licences_sync_the_first_and_warn() -> None:
-    r = run(rows(("Acme Ltd", "A", 3)), [lic(7, 1, "A", 1), lic(5, 1, "a", 1)])
+    halo = [lic(7, 1, "A", 1), lic(5, 1, "a", 1), lic(8, 1, "OLD", 1), lic(9, 1, "OLD", 2)]
+    r = run(rows(("Acme Ltd", "A", 3)), halo, cleanup=False)
     (a,) = r.actions
-    assert a.licence_id == 5
+    assert (a.kind, a.licence_id) == ("update", 5)
     assert any("ids 5, 7" in w for w in r.warnings)
+    # with cleanup the duplicates go too (otherwise the customer is billed twice)
+    r = run(rows(("Acme Ltd", "A", 3)), halo)
+    assert sorted((a.kind, a.licence_id) for a in r.actions) == [
+        ("delete", 7), ("delete", 8), ("delete", 9), ("update", 5)]
+    # 0 seats removes every licence with the code, cleanup or not
+    r = run(rows(("Acme Ltd", "A", 0)), halo, cleanup=False)
+    assert sorted(a.licence_id for a in r.actions) == [5, 7]
 
 
 def test_summary_money_per_month_before_and_after() -> None:
@@ -291,3 +299,12 @@ def test_summary_money_per_month_before_and_after() -> None:
     assert r.summary.actions == {"create": 1, "update": 1, "delete": 1, "unchanged": 2, "nothing_to_do": 0,
                                  "skipped": 0}
     assert r.summary.monthly_after == D(201)
+
+
+def test_options_naming_nothing_are_warned_about() -> None:
+    r = run(rows(("Acme Ltd", "A", 1)), [], explicit={"Nobody Here": 2, "Acme Ltd": 1},
+            exclude=["Smith and Jones", "Typo Customer", 999])
+    text = " | ".join(r.warnings)
+    assert "mappings: 'Nobody Here'" in text and "'Acme Ltd'" not in text.split("mappings")[-1]
+    assert "'Typo Customer'" in text and "id 999" in text
+    assert "Smith and Jones" not in text  # a Halo client name: a valid exclusion

@@ -44,6 +44,7 @@ from halo_contracts.domain.matching import (
     MatchDecision,
     match_customers,
     name_key,
+    normalise,
 )
 from halo_contracts.domain.models import Client, Licence
 from halo_contracts.domain.money import ZERO, cents
@@ -235,10 +236,11 @@ def _number(value: Any) -> Decimal | None:
         return None
     if isinstance(value, bool):
         raise ValueError("is true/false, not a number")
-    if isinstance(value, (int, Decimal)):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(str(value))
+    if isinstance(value, (int, float, Decimal)):
+        number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        if not number.is_finite():
+            raise ValueError("is not a finite number")
+        return number
     text = _CURRENCY.sub("", str(value).strip())
     if not text:
         return None
@@ -526,6 +528,16 @@ def _changes(sl: SourceLine, lic: Licence) -> tuple[LicenceFields, list[Change]]
     return LicenceFields(**data), changes
 
 
+def _delete(client: Client, lic: Licence, *, customer: str | None, line: int | None, reason: str,
+            why: str) -> LicenceAction:
+    return LicenceAction(
+        kind="delete", client_id=client.id, client_name=client.name, customer=customer,
+        product_code=lic.product_code, product_name=lic.name, line=line, licence_id=lic.id,
+        changes=[Change(field="quantity", before=lic.quantity, after=0)], reason=reason,
+        summary=f"Delete licence {_label(lic.product_code, lic.name)} (id {lic.id}, {lic.quantity} seats) for "
+                f"{client.name}: {why}")
+
+
 def decide(
     lines: Iterable[SourceLine],
     clients: Iterable[Client],
@@ -550,9 +562,22 @@ def decide(
     warnings: list[str] = []
     skipped: list[SkippedLine] = []
 
+    exclude = list(exclude)
     matching = match_customers([sl.customer for sl in feed], all_clients, threshold=threshold, margin=margin,
                                explicit=explicit, remembered=remembered, exclude=exclude)
     decision_of = {name_key(d.customer): d for d in matching}
+
+    # say so when an option names nothing in this feed (a typo would otherwise pass silently)
+    client_names = {normalise(c.name) for c in all_clients}
+    for name in explicit or {}:
+        if name_key(name) not in decision_of:
+            warnings.append(f"mappings: '{name}' is not a customer in this feed (kept for later months)")
+    for entry in exclude:
+        if isinstance(entry, str):
+            if name_key(entry) not in decision_of and normalise(entry) not in client_names:
+                warnings.append(f"exclude_clients: '{entry}' is neither a customer in this feed nor a Halo client")
+        elif entry not in by_id:
+            warnings.append(f"exclude_clients: Halo has no client with id {entry}")
 
     # Halo licences by client and product code (lowest id first when Halo holds duplicates).
     held: dict[int, dict[str, list[Licence]]] = {}
@@ -594,11 +619,13 @@ def decide(
             code: (lics[0].quantity, lics[0].unit_price, lics[0].billing_cycle)
             for code, lics in mine.items() if code
         }
+        deleted: set[int | None] = set()
         for code, lics in mine.items():
             if len(lics) > 1 and code:
                 warnings.append(f"{client.name} holds {len(lics)} licences with product code "
-                                f"'{lics[0].product_code}' (ids {', '.join(str(x.id) for x in lics)}); "
-                                f"only id {lics[0].id} is synced, the others are left alone")
+                                f"'{lics[0].product_code}' (ids {', '.join(str(x.id) for x in lics)}); id "
+                                f"{lics[0].id} is synced; the others are deleted only with cleanup or when the "
+                                f"feed has 0 seats, otherwise left alone")
 
         for sl in client_lines:
             protected.add(sl.code_key)
@@ -638,16 +665,19 @@ def decide(
                 after[sl.code_key] = (sl.quantity, sl.unit_price, sl.billing_cycle)
                 continue
             if sl.quantity == 0:
-                actions.append(LicenceAction(
-                    kind="delete", client_id=client_id, client_name=client.name, customer=sl.customer,
-                    product_code=existing.product_code, product_name=existing.name, line=sl.line,
-                    licence_id=existing.id,
-                    changes=[Change(field="quantity", before=existing.quantity, after=0)],
-                    reason="the feed has 0 seats for this product",
-                    summary=f"Delete licence {label} (id {existing.id}, {existing.quantity} seats) for "
-                            f"{client.name}: 0 seats in the feed"))
+                for lic in mine[sl.code_key]:
+                    actions.append(_delete(client, lic, customer=sl.customer, line=sl.line,
+                                           reason="the feed has 0 seats for this product",
+                                           why="0 seats in the feed"))
+                    deleted.add(lic.id)
                 after.pop(sl.code_key, None)
                 continue
+            if cleanup:
+                for lic in mine[sl.code_key][1:]:
+                    actions.append(_delete(client, lic, customer=sl.customer, line=sl.line,
+                                           reason=f"duplicate of licence {existing.id} for the same product (cleanup)",
+                                           why=f"duplicate of licence {existing.id} (cleanup)"))
+                    deleted.add(lic.id)
             fields, changes = _changes(sl, existing)
             if not changes:
                 unchanged += 1
@@ -676,13 +706,11 @@ def decide(
                 continue
             if not cleanup:
                 continue
-            actions.append(LicenceAction(
-                kind="delete", client_id=client_id, client_name=client.name, customer=None,
-                product_code=lic.product_code, product_name=lic.name, licence_id=lic.id,
-                changes=[Change(field="quantity", before=lic.quantity, after=0)],
-                reason="product code not in the feed (cleanup)",
-                summary=f"Delete licence {_label(lic.product_code, lic.name)} (id {lic.id}, {lic.quantity} seats) "
-                        f"for {client.name}: not in the distributor feed (cleanup)"))
+            for x in lics:
+                actions.append(_delete(client, x, customer=None, line=None,
+                                       reason="product code not in the feed (cleanup)",
+                                       why="not in the distributor feed (cleanup)"))
+                deleted.add(x.id)
             after.pop(code, None)
 
         notes: list[str] = []
@@ -700,7 +728,8 @@ def decide(
         for code, lics in mine.items():
             extra = lics if not code else lics[1:]
             for x in extra:
-                after_total += monthly_amount(x.quantity, x.unit_price, x.billing_cycle)
+                if x.id not in deleted:
+                    after_total += monthly_amount(x.quantity, x.unit_price, x.billing_cycle)
         money.append(ClientMoney(client_id=client_id, client_name=client.name, customers=customers_of[client_id],
                                  monthly_before=before_total, monthly_after=after_total,
                                  monthly_change=after_total - before_total, notes=sorted(set(notes))))
