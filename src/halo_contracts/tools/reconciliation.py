@@ -1,0 +1,392 @@
+"""Billing reconciliation tools: one contract, or the whole book (or one client's) in bulk.
+
+Reads only. ``reconcile_billing`` makes one paged sweep per kind of record — contracts,
+recurring invoices with their lines, invoices with their lines, time entries for the period —
+and never a request per contract or per client; the sweeps run side by side and report
+progress page by page. The money rules live in :mod:`halo_contracts.domain.reconciliation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+import anyio
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from halo_contracts.domain import reconciliation as rc
+from halo_contracts.domain.money import ZERO
+from halo_contracts.domain.reports import render_csv
+from halo_contracts.halo.client import ContractQuery
+from halo_contracts.halo.errors import HaloError
+from halo_contracts.tools.common import (
+    ClientId,
+    ContractId,
+    Hours,
+    IsoDate,
+    Money,
+    Number,
+    Result,
+    ResultFormat,
+    app,
+    halo_errors,
+    halo_tool,
+    invalid,
+)
+
+MAX_PERIOD_DAYS = 366
+
+FindingKind = Literal["missing_invoice", "under_billed", "over_billed", "billed_after_contract_end",
+                      "billed_while_not_active", "line_outside_contract_dates", "unbilled_time", "duplicate_invoice"]
+
+PeriodStart = Annotated[IsoDate, Field(description="First day of the period to reconcile, YYYY-MM-DD (inclusive)")]
+PeriodEnd = Annotated[IsoDate, Field(description="Last day of the period, YYYY-MM-DD (inclusive); at most "
+                                                 f"{MAX_PERIOD_DAYS} days after period_start")]
+FormatArg = Annotated[ResultFormat, Field(description="'json' (default) or 'csv': the same result with a 'csv' "
+                                                      "text for a spreadsheet")]
+
+
+# ---- results ----------------------------------------------------------------------------------
+
+
+class FindingView(Result):
+    kind: FindingKind
+    amount: Money = Field(description="money in question, never negative")
+    period_start: date
+    period_end: date
+    detail: str = Field(description="what was found, in this server's words")
+    invoice_ids: list[int] = Field(default_factory=list)
+    invoice_line_ids: list[int] = Field(default_factory=list)
+    recurring_line_ids: list[int] = Field(default_factory=list)
+    time_entry_ids: list[int] = Field(default_factory=list)
+
+
+class UnbilledTimeView(Result):
+    entries: int = Field(description="billable time entries in the period without an invoice number")
+    hours: Hours = Field(description="their chargeable hours (hours a prepaid block covers excluded)")
+    amount: Money = Field(description="each entry's charge amount, else its hours at the contract's rate")
+    unpriced_entries: int = Field(description="entries with no charge amount and no rate (not in amount)")
+    entry_ids: list[int] = Field(default_factory=list)
+
+
+class ContractReconciliationView(Result):
+    contract_id: int
+    contract_ref: str = Field(description="Halo's contract reference (its own text)")
+    client_id: int | None
+    client_name: str | None = Field(description="Halo's client name (its own text)")
+    type: str | None
+    status: str | None
+    billing_frequency: str | None
+    start_date: date | None
+    end_date: date | None
+    expected_recurring: Money = Field(description="recurring charges due in the period (billing in advance, "
+                                                  "prorated by days where a line or the contract starts or ends)")
+    accrued_recurring: Money = Field(description="the recurring lines converted to the period by days "
+                                                 "(information; findings compare charges due)")
+    billed: Money = Field(description="recurring billing of the contract in the period, credits subtracted")
+    credits: Money = Field(description="credit notes in the period, as a positive amount")
+    variance: Money = Field(description="billed - expected_recurring (negative: under-billed)")
+    other_billed: Money = Field(description="labour and one-off invoices of the contract dated in the period")
+    unbilled_time: UnbilledTimeView
+    prepaid_hours_used: Hours | None = Field(default=None, description="prepaid contracts: prepay hours "
+                                                                       "consumed by time in the period")
+    at_stake: Money = Field(description="sum of the findings' amounts")
+    findings: list[FindingView]
+    notes: list[str] = Field(default_factory=list)
+    recurring_line_ids: list[int] = Field(default_factory=list)
+    invoice_ids: list[int] = Field(default_factory=list, description="invoices whose recurring billing falls "
+                                                                     "in the period")
+
+
+class ReconcileContractResult(Result):
+    period_start: date
+    period_end: date
+    tolerance: Money = Field(description="differences up to this are rounding, not findings")
+    reconciliation: ContractReconciliationView
+    csv: str | None = Field(default=None, description="format='csv': one row per finding (one row for a "
+                                                      "clean contract)")
+
+
+class KindTotal(Result):
+    kind: FindingKind
+    findings: int
+    amount: Money
+
+
+class ReconcileTotals(Result):
+    contracts_checked: int = Field(description="active contracts, plus any other contract with billing or "
+                                               "time in the period")
+    contracts_with_findings: int
+    contracts_listed: int = Field(description="with findings and at_stake >= min_variance")
+    expected_recurring: Money
+    billed: Money
+    credits: Money
+    variance: Money
+    other_billed: Money
+    unbilled_time_entries: int
+    unbilled_time_hours: Hours
+    unbilled_time_amount: Money
+    at_stake: Money = Field(description="sum of every finding's amount over the contracts checked")
+    by_kind: list[KindTotal]
+
+
+class SweepCounts(Result):
+    contracts: int
+    recurring_invoices: int
+    invoices: int
+    time_entries: int
+    pages: int = Field(description="Halo list requests made: one paged sweep per kind of record")
+
+
+class ReconcileBillingResult(Result):
+    period_start: date
+    period_end: date
+    client_id: int | None
+    min_variance: Money
+    tolerance: Money
+    totals: ReconcileTotals
+    contracts: list[ContractReconciliationView] = Field(description=(
+        "contracts with findings, most money at stake first (up to limit; empty with format='csv', "
+        "where every listed contract is a CSV row)"))
+    truncated: bool
+    records_read: SweepCounts
+    csv: str | None = Field(default=None, description="format='csv': one row per finding of every listed "
+                                                      "contract")
+
+
+# ---- shaping -------------------------------------------------------------------------------------
+
+
+def _view(r: rc.ContractReconciliation) -> ContractReconciliationView:
+    c = r.contract
+    return ContractReconciliationView(
+        contract_id=c.id, contract_ref=c.ref, client_id=c.client_id, client_name=c.client_name, type=c.type,
+        status=c.status, billing_frequency=c.billing_frequency, start_date=c.start_date, end_date=c.end_date,
+        expected_recurring=r.expected, accrued_recurring=r.accrued, billed=r.billed, credits=r.credits,
+        variance=r.variance, other_billed=r.other_billed,
+        unbilled_time=UnbilledTimeView(entries=r.unbilled.count, hours=r.unbilled.hours, amount=r.unbilled.amount,
+                                       unpriced_entries=r.unbilled.unpriced_entries,
+                                       entry_ids=list(r.unbilled.entry_ids)),
+        prepaid_hours_used=r.prepaid_hours_used, at_stake=r.at_stake,
+        findings=[FindingView(kind=f.kind, amount=f.amount, period_start=f.period_start, period_end=f.period_end,
+                              detail=f.detail, invoice_ids=list(f.invoice_ids),
+                              invoice_line_ids=list(f.invoice_line_ids),
+                              recurring_line_ids=list(f.recurring_line_ids),
+                              time_entry_ids=list(f.time_entry_ids)) for f in r.findings],
+        notes=list(r.notes), recurring_line_ids=list(r.recurring_line_ids), invoice_ids=list(r.invoice_ids))
+
+
+CSV_HEADER = ("contract_id", "contract_ref", "client_id", "client_name", "status", "period_start", "period_end",
+              "expected_recurring", "billed", "credits", "variance", "other_billed", "unbilled_entries",
+              "unbilled_hours", "unbilled_amount", "at_stake", "finding_kind", "finding_amount",
+              "finding_period_start", "finding_period_end", "invoice_ids", "invoice_line_ids",
+              "recurring_line_ids", "time_entry_ids", "detail")
+
+
+def reconciliation_csv(results: list[rc.ContractReconciliation]) -> str:
+    """One row per finding (contract figures repeated on each), one row for a clean contract."""
+    rows = []
+    for r in results:
+        head = (r.contract.id, r.contract.ref, r.contract.client_id, r.contract.client_name, r.contract.status,
+                r.period_start, r.period_end, r.expected, r.billed, r.credits, r.variance, r.other_billed,
+                r.unbilled.count, r.unbilled.hours, r.unbilled.amount, r.at_stake)
+        if not r.findings:
+            rows.append((*head, *([None] * 9)))
+        for f in r.findings:
+            rows.append((*head, f.kind, f.amount, f.period_start, f.period_end, f.invoice_ids, f.invoice_line_ids,
+                         f.recurring_line_ids, f.time_entry_ids, f.detail))
+    return render_csv(CSV_HEADER, rows)
+
+
+def check_period(period_start: date, period_end: date) -> None:
+    if period_end < period_start:
+        raise invalid("period_end", f"must be on or after period_start ({period_end} is before {period_start})",
+                      "swap the dates or give the last day of the period, e.g. period_start=2026-01-01, "
+                      "period_end=2026-01-31")
+    span = (period_end - period_start).days + 1
+    if span > MAX_PERIOD_DAYS:
+        raise invalid("period_end", f"the period may span at most {MAX_PERIOD_DAYS} days (got {span})",
+                      "reconcile a month, a quarter or a year at a time")
+
+
+# ---- tools ---------------------------------------------------------------------------------------
+
+
+@halo_tool(group="reconciliation", kind="read", title="Reconcile one contract's billing")
+async def reconcile_contract_billing(
+    contract_id: ContractId,
+    period_start: PeriodStart,
+    period_end: PeriodEnd,
+    ctx: Context,
+    format: FormatArg = "json",
+) -> ReconcileContractResult:
+    """Did this contract bill what its recurring lines say over the period? Returns the recurring
+    charges due (quantity x unit price per billing period, prorated by days where a line or the
+    contract starts or ends), what was billed (the contract's lines of each invoice, credits
+    subtracted), the variance, unbilled billable time (count, hours, amount), prepaid hours
+    used, and findings with amounts and evidence ids: missing_invoice, under_billed, over_billed,
+    billed_after_contract_end, billed_while_not_active, line_outside_contract_dates,
+    unbilled_time, duplicate_invoice. Differences of one cent or less are ignored. For the whole
+    book use reconcile_billing. How the figures are made: halopsa://guide/contracts."""
+    check_period(period_start, period_end)
+    ac = app(ctx)
+    async with halo_errors():
+        contract = await ac.halo.get_contract(contract_id, details=True)
+        headers = await ac.halo.list_recurring_invoices(contract_id=contract_id, include_lines=True)
+        # by client, not by contract: an invoice mixing contracts names none on its header
+        invoices = await ac.halo.list_invoices(client_id=contract.client_id) if contract.client_id else \
+            await ac.halo.list_invoices(contract_id=contract_id)
+        entries = await ac.halo.list_time_entries(start=period_start, end=period_end)
+    book = rc.index_book([h for h in headers if h.contract_id in (None, contract_id)], invoices, entries)
+    result = rc.reconcile_contract(
+        contract, recurring_lines=book.recurring_lines.get(contract_id, []),
+        billed_lines=book.billed_lines.get(contract_id, []), time_entries=book.time_entries.get(contract_id, []),
+        period_start=period_start, period_end=period_end, months_of=ac.codes.months_of,
+        invoices_by_id=book.invoices_by_id)
+    return ReconcileContractResult(period_start=period_start, period_end=period_end, tolerance=rc.TOLERANCE,
+                                   reconciliation=_view(result),
+                                   csv=reconciliation_csv([result]) if format == "csv" else None)
+
+
+class _Progress:
+    """Pages done over every sweep, reported as they come in (total once every sweep knows its own)."""
+
+    def __init__(self, ctx: Context, kinds: tuple[str, ...]) -> None:
+        self.ctx = ctx
+        self.done = dict.fromkeys(kinds, 0)
+        self.total: dict[str, int | None] = dict.fromkeys(kinds)
+
+    def pages(self) -> int:
+        return sum(self.done.values())
+
+    def grand_total(self) -> int | None:
+        if any(t is None for t in self.total.values()):
+            return None
+        return sum(t or 0 for t in self.total.values()) + 1  # + the reconciliation itself
+
+    def on_page(self, kind: str) -> Callable[[int, int | None], Awaitable[None]]:
+        async def report(done: int, total: int | None) -> None:
+            self.done[kind] = done
+            self.total[kind] = max(total, done) if total is not None else None
+            await self.ctx.report_progress(self.pages(), self.grand_total(),
+                                           f"read {kind}: page {done} of {total if total is not None else '?'}")
+
+        return report
+
+    async def finish(self, message: str) -> None:
+        total = self.pages() + 1
+        await self.ctx.report_progress(total, total, message)
+
+
+@halo_tool(group="reconciliation", kind="read", title="Reconcile billing across the contract book")
+async def reconcile_billing(
+    period_start: PeriodStart,
+    period_end: PeriodEnd,
+    ctx: Context,
+    client_id: Annotated[ClientId | None, Field(description="Only this client's contracts")] = None,
+    min_variance: Annotated[Number, Field(description="List only contracts whose money at stake (sum of their "
+                                                      "findings) is at least this; default 0")] = Decimal(0),
+    format: FormatArg = "json",
+    limit: Annotated[int, Field(strict=True, ge=1, le=1000, description="Most contracts to list (totals always "
+                                                                        "cover every contract); default 50")] = 50,
+) -> ReconcileBillingResult:
+    """Month-end check of every active contract (or one client's): recurring charges due against
+    what was billed, unbilled billable time, and findings (missing_invoice, under_billed,
+    over_billed, billed_after_contract_end, billed_while_not_active, line_outside_contract_dates,
+    unbilled_time, duplicate_invoice) with amounts and evidence ids, most money at stake first,
+    with totals for the book. Non-active contracts are checked too when they have billing or time
+    in the period. Reads in bulk (one paged sweep each of contracts, recurring invoices, invoices
+    and time entries; never a request per contract) and reports progress. For one contract's
+    detail use reconcile_contract_billing. Rules: halopsa://guide/contracts."""
+    check_period(period_start, period_end)
+    if min_variance < 0:
+        raise invalid("min_variance", f"must be zero or more (got {min_variance})",
+                      "give the smallest amount at stake worth listing, e.g. 50")
+    ac = app(ctx)
+    halo = ac.halo
+    kinds = ("contracts", "recurring invoices", "invoices", "time entries")
+    progress = _Progress(ctx, kinds)
+    data: dict[str, list] = {}
+
+    async def sweep(kind: str, read: Callable[..., Awaitable[list]], **kwargs: object) -> None:
+        data[kind] = await read(on_page=progress.on_page(kind), **kwargs)
+
+    async with halo_errors():
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: sweep("contracts", halo.list_contracts,
+                                            query=ContractQuery(client_id=client_id, include_inactive=True)))
+                tg.start_soon(lambda: sweep("recurring invoices", halo.list_recurring_invoices,
+                                            client_id=client_id, include_lines=True))
+                tg.start_soon(lambda: sweep("invoices", halo.list_invoices, client_id=client_id))
+                tg.start_soon(lambda: sweep("time entries", halo.list_time_entries, start=period_start,
+                                            end=period_end))
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
+
+    book = rc.index_book(data["recurring invoices"], data["invoices"], data["time entries"])
+    results: list[rc.ContractReconciliation] = []
+    for contract in data["contracts"]:
+        if client_id is not None and contract.client_id not in (None, client_id):
+            continue
+        active = (contract.status or "").casefold() == "active"
+        if not active and contract.id not in book.billed_lines and contract.id not in book.time_entries:
+            continue
+        result = rc.reconcile_contract(
+            contract, recurring_lines=book.recurring_lines.get(contract.id, []),
+            billed_lines=book.billed_lines.get(contract.id, []), time_entries=book.time_entries.get(contract.id, []),
+            period_start=period_start, period_end=period_end, months_of=ac.codes.months_of,
+            invoices_by_id=book.invoices_by_id)
+        if active or result.findings or result.billed or result.unbilled.count:
+            results.append(result)
+    await progress.finish(f"reconciled {len(results)} contracts")
+    counts = SweepCounts(contracts=len(data["contracts"]), recurring_invoices=len(data["recurring invoices"]),
+                         invoices=len(data["invoices"]), time_entries=len(data["time entries"]),
+                         pages=progress.pages())
+    return _book_result(results, period_start, period_end, client_id, min_variance, format, limit, counts)
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    """The first Halo error of a failed set of sweeps (else the first error of any kind)."""
+    flat: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending[:0] = list(exc.exceptions)
+        else:
+            flat.append(exc)
+    return next((e for e in flat if isinstance(e, HaloError)), flat[0] if flat else group)
+
+
+def _book_result(results: list[rc.ContractReconciliation], period_start: date, period_end: date,
+                 client_id: int | None, min_variance: Decimal, format: str, limit: int,
+                 counts: SweepCounts) -> ReconcileBillingResult:
+    with_findings = [r for r in results if r.findings]
+    listed = [r for r in with_findings if r.at_stake >= min_variance]
+    listed.sort(key=lambda r: (-r.at_stake, -abs(r.variance), r.contract.id))
+    by_kind: dict[str, list[Decimal]] = {}
+    for r in results:
+        for f in r.findings:
+            by_kind.setdefault(f.kind, []).append(f.amount)
+    order = {k: n for n, k in enumerate(rc.FINDING_KINDS)}
+    totals = ReconcileTotals(
+        contracts_checked=len(results), contracts_with_findings=len(with_findings), contracts_listed=len(listed),
+        expected_recurring=sum((r.expected for r in results), ZERO), billed=sum((r.billed for r in results), ZERO),
+        credits=sum((r.credits for r in results), ZERO), variance=sum((r.variance for r in results), ZERO),
+        other_billed=sum((r.other_billed for r in results), ZERO),
+        unbilled_time_entries=sum(r.unbilled.count for r in results),
+        unbilled_time_hours=sum((r.unbilled.hours for r in results), ZERO),
+        unbilled_time_amount=sum((r.unbilled.amount for r in results), ZERO),
+        at_stake=sum((r.at_stake for r in results), ZERO),
+        by_kind=[KindTotal(kind=k, findings=len(v), amount=sum(v, ZERO))
+                 for k, v in sorted(by_kind.items(), key=lambda kv: order.get(kv[0], 99))])
+    csv_text = reconciliation_csv(listed) if format == "csv" else None
+    shown = [] if csv_text is not None else [_view(r) for r in listed[:limit]]
+    return ReconcileBillingResult(
+        period_start=period_start, period_end=period_end, client_id=client_id, min_variance=min_variance,
+        tolerance=rc.TOLERANCE, totals=totals, contracts=shown,
+        truncated=csv_text is None and len(listed) > limit, records_read=counts, csv=csv_text)

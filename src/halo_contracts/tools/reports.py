@@ -1,0 +1,146 @@
+"""Portfolio reports: the contract book summarised by status, type, client or billing frequency.
+
+Reads only: one paged sweep of contracts and one of recurring invoices with their lines (for
+annualised recurring revenue), side by side; never a request per client. The rules live in
+:mod:`halo_contracts.domain.reports`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Annotated, Literal
+
+import anyio
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from halo_contracts.domain import reports as rp
+from halo_contracts.domain.reconciliation import index_book
+from halo_contracts.halo.client import ContractQuery
+from halo_contracts.halo.errors import HaloError
+from halo_contracts.tools.common import Money, Result, ResultFormat, app, halo_errors, halo_tool, invalid
+
+GroupBy = Literal["status", "type", "client", "billing_frequency"]
+
+ARR_RULE = ("annualised recurring revenue: each recurring line that is not inactive and has not ended, "
+            "quantity x unit price per billing period x periods per year; contracts without lines: Recurring "
+            "contracts only, value x periods per year of their billing frequency (monthly when unset)")
+
+
+class GroupRow(Result):
+    group: str = Field(description="the status, type, billing frequency, or the client's name (Halo's own text)")
+    client_id: int | None = Field(default=None, description="group_by='client' only")
+    contracts: int
+    total_value: Money = Field(description="sum of the contracts' value (Halo's charge per billing period)")
+    annual_recurring_revenue: Money
+    arr_from_lines: int = Field(description="contracts whose revenue comes from their recurring lines")
+    arr_from_value: int = Field(description="contracts without lines, counted at value x periods per year")
+
+
+class ReportReads(Result):
+    contracts: int
+    recurring_invoices: int
+    pages: int = Field(description="Halo list requests made: one paged sweep per kind of record")
+
+
+class ContractSummary(Result):
+    group_by: GroupBy
+    status: str | None = Field(description="the status filter, when one was given")
+    today: date = Field(description="lines ended before this day no longer count as recurring")
+    contracts: int
+    total_value: Money
+    annual_recurring_revenue: Money
+    arr_rule: str
+    groups: list[GroupRow] = Field(description="highest annualised recurring revenue first, then value; "
+                                               "empty with format='csv' (every group is a CSV row)")
+    total_groups: int
+    truncated: bool
+    records_read: ReportReads
+    csv: str | None = Field(default=None, description="format='csv': one row per group, then a TOTAL row")
+
+
+def _today(ctx: Context) -> date:
+    value = app(ctx).extras.get("today")
+    return value if isinstance(value, date) else date.today()
+
+
+@halo_tool(group="reports", kind="read", title="Summarise the contract book")
+async def summarize_contracts(
+    group_by: Annotated[GroupBy, Field(description="'status', 'type', 'client' (contract value by client, "
+                                                   "highest first) or 'billing_frequency'")],
+    ctx: Context,
+    status: Annotated[str | None, Field(strict=True, description="Only contracts in this status, e.g. "
+                                                                 "'Active'")] = None,
+    format: Annotated[ResultFormat, Field(description="'json' (default) or 'csv': the same result with a "
+                                                      "'csv' text for a spreadsheet")] = "json",
+    limit: Annotated[int, Field(strict=True, ge=1, le=5000, description="Most groups to list (totals always "
+                                                                        "cover every group); default 100")] = 100,
+) -> ContractSummary:
+    """Where is the money? Counts, total value and annualised recurring revenue (from the
+    recurring lines; contracts without lines: Recurring contracts at value x periods per year)
+    per status, type, client or billing frequency, highest revenue first, with totals. By client
+    it is the contract value by client report. Optionally only one status (e.g. Active). Reads
+    the whole book in bulk (never a request per client). Rules: halopsa://guide/contracts."""
+    ac = app(ctx)
+    if status is not None:
+        names = ac.codes.status_names
+        match = next((n for n in names if n.casefold() == status.strip().casefold()), None)
+        if match is None:
+            raise invalid("status", f"'{status}' is not one of this tenant's contract statuses",
+                          f"use one of: {', '.join(names)}, or leave it out for every status")
+        status = match
+    halo = ac.halo
+    pages = {"contracts": 0, "recurring invoices": 0}
+    data: dict[str, list] = {}
+
+    def on_page(kind: str) -> Callable[[int, int | None], Awaitable[None]]:
+        async def report(done: int, total: int | None) -> None:
+            pages[kind] = done
+            await ctx.report_progress(sum(pages.values()), None,
+                                      f"read {kind}: page {done} of {total if total is not None else '?'}")
+
+        return report
+
+    async def sweep(kind: str, read: Callable[..., Awaitable[list]], **kwargs: object) -> None:
+        data[kind] = await read(on_page=on_page(kind), **kwargs)
+
+    async with halo_errors():
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: sweep("contracts", halo.list_contracts,
+                                            query=ContractQuery(include_inactive=True)))
+                tg.start_soon(lambda: sweep("recurring invoices", halo.list_recurring_invoices, include_lines=True))
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
+
+    contracts = data["contracts"]
+    if status is not None:
+        contracts = [c for c in contracts if (c.status or "").casefold() == status.casefold()]
+    lines = index_book(data["recurring invoices"], [], []).recurring_lines
+    today = _today(ctx)
+    summary = rp.summarize(contracts, lines, group_by, ac.codes.months_of, today)
+    rows = [GroupRow(group=g.label, client_id=g.client_id, contracts=g.contracts, total_value=g.total_value,
+                     annual_recurring_revenue=g.annual_recurring, arr_from_lines=g.from_lines,
+                     arr_from_value=g.from_value) for g in summary.groups]
+    csv_text = rp.summary_csv(summary) if format == "csv" else None
+    return ContractSummary(
+        group_by=group_by, status=status, today=today, contracts=summary.contracts,
+        total_value=summary.total_value, annual_recurring_revenue=summary.annual_recurring, arr_rule=ARR_RULE,
+        groups=[] if csv_text is not None else rows[:limit], total_groups=len(rows),
+        truncated=csv_text is None and len(rows) > limit,
+        records_read=ReportReads(contracts=len(data["contracts"]), recurring_invoices=len(data["recurring invoices"]),
+                                 pages=sum(pages.values())),
+        csv=csv_text)
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    flat: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending[:0] = list(exc.exceptions)
+        else:
+            flat.append(exc)
+    return next((e for e in flat if isinstance(e, HaloError)), flat[0] if flat else group)
