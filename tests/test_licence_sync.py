@@ -308,3 +308,25 @@ def test_options_naming_nothing_are_warned_about() -> None:
     assert "mappings: 'Nobody Here'" in text and "'Acme Ltd'" not in text.split("mappings")[-1]
     assert "'Typo Customer'" in text and "id 999" in text
     assert "Smith and Jones" not in text  # a Halo client name: a valid exclusion
+
+
+def test_csv_title_lines_crlf_padding_and_excel_sep_line() -> None:
+    text = ("Pax8 billing export - November\r\n"
+            "\r\n"
+            "Customer;SKU;Qty;Price\r\n"
+            "Acme;A;2;1,50\r\n"  # decimal comma is not guessed: an error, on physical line 4
+            "Acme;B;3;4;;\r\n")  # padded with empty cells: fine
+    with pytest.raises(FeedError) as err:
+        parse_csv(text)
+    assert [(p.line, p.field) for p in err.value.problems] == [(4, "unit_price")]
+    feed = parse_csv(text.replace("1,50", "1.50"))
+    assert [(x.product_code, x.line, x.unit_price) for x in feed.lines] == [("A", 4, D("1.50")), ("B", 5, D("4"))]
+    assert "before the header" in feed.warnings[0]
+    feed = parse_csv("sep=,\nCustomer,SKU,Qty\nAcme,A,1\n")
+    assert feed.lines[0].line == 3
+
+
+def test_csv_without_a_usable_header_names_the_missing_columns_on_the_first_line() -> None:
+    with pytest.raises(FeedError) as err:
+        parse_csv("\n\nName;Stuff;Qty\nAcme;A;1\n")
+    assert {(p.line, p.field) for p in err.value.problems} == {(3, "customer"), (3, "product_code")}

@@ -268,7 +268,8 @@ def _validate(values: Mapping[str, Any], line: int, problems: list[FeedProblem])
         bad("customer", "the customer name is blank", "fill in the distributor's customer name")
     code = _text(values.get("product_code"))
     if code is None:
-        bad("product_code", "the product code is blank", "fill in the distributor's product code (SKU)")
+        bad("product_code", "the product code is blank",
+            "fill in the distributor's product code (SKU), or remove the line if it is a subtotal")
 
     quantity: int | None = None
     raw_q = values.get("quantity")
@@ -320,28 +321,62 @@ def _check_duplicates(lines: list[SourceLine], problems: list[FeedProblem]) -> N
             first[key] = sl.line
 
 
+_DELIMITERS = (",", ";", "\t", "|")
+_HEADER_SEARCH = 20  # lines scanned for the header row (title rows before it are skipped)
+
+
+def _header_fields(cells: list[str]) -> set[str]:
+    return {f for f in (_ALIAS_TO_FIELD.get(_header_key(c)) for c in cells) if f}
+
+
+def _find_header(physical: list[str]) -> tuple[int, str] | None:
+    """(index of the header line, delimiter): the first line naming every required column."""
+    for i, raw in enumerate(physical[:_HEADER_SEARCH]):
+        if not raw.strip():
+            continue
+        for d in _DELIMITERS:
+            try:
+                cells = next(csv.reader([raw], delimiter=d))
+            except (csv.Error, StopIteration):
+                continue
+            if all(f in _header_fields(cells) for f in REQUIRED):
+                return i, d
+    return None
+
+
 def parse_csv(text: str) -> Feed:
-    """Read CSV text. Headers are matched case-insensitively against :data:`COLUMN_ALIASES`;
-    unknown columns are ignored (and named in the warnings)."""
-    body = text.lstrip("\ufeff")
+    """Read CSV text (comma, semicolon, tab or pipe separated). The header is the first line
+    naming a customer, product code and quantity column (title lines before it are skipped);
+    headers are matched case-insensitively against :data:`COLUMN_ALIASES`; unknown columns
+    are ignored (and named in the warnings). Line numbers are physical lines, from 1."""
+    body = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if not body.strip():
         raise FeedError([FeedProblem(line=None, field=None, problem="the CSV text is empty",
                                      fix="paste the distributor's export including its header row")])
-    first_line = body.splitlines()[0]
-    delimiter = ","
-    if first_line.count(",") == 0:
-        for d in (";", "\t", "|"):
-            if first_line.count(d) > 0:
-                delimiter = d
-                break
-    reader = csv.reader(io.StringIO(body), delimiter=delimiter, strict=True)
+    physical = body.split("\n")
+    found = _find_header(physical)
+    if found is None:
+        first = next(i for i, raw in enumerate(physical) if raw.strip())
+        delimiter = max(_DELIMITERS, key=physical[first].count)
+        try:
+            cells = next(csv.reader([physical[first]], delimiter=delimiter))
+        except csv.Error:
+            cells = [physical[first]]
+        have = _header_fields(cells)
+        shown = ", ".join(c.strip() for c in cells)
+        raise FeedError([
+            FeedProblem(line=first + 1, field=f, problem=f"no column for {f} in the header ({shown})",
+                        fix="name a column one of: " + ", ".join(COLUMN_ALIASES[f]))
+            for f in REQUIRED if f not in have
+        ])
+    header_at, delimiter = found
+    offset = header_at  # physical lines before the header
+    reader = csv.reader(io.StringIO("\n".join(physical[header_at:])), delimiter=delimiter, strict=True)
     problems: list[FeedProblem] = []
     warnings: list[str] = []
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise FeedError([FeedProblem(line=1, field=None, problem=f"the header row cannot be read ({exc})",
-                                     fix="check quoting in the first line")]) from None
+    if any(raw.strip() for raw in physical[:header_at]):
+        warnings.append(f"line(s) 1-{header_at} before the header row were ignored")
+    header = next(reader)
 
     index: dict[str, int] = {}
     columns: dict[str, str] = {}
@@ -360,19 +395,11 @@ def parse_csv(text: str) -> Feed:
         columns[field] = name.strip()
     if ignored:
         warnings.append("columns ignored: " + ", ".join(ignored))
-    missing = [f for f in REQUIRED if f not in index]
-    if missing:
-        shown = ", ".join(h.strip() for h in header)
-        raise FeedError([
-            FeedProblem(line=1, field=f, problem=f"no column for {f} in the header ({shown})",
-                        fix="name a column one of: " + ", ".join(COLUMN_ALIASES[f]))
-            for f in missing
-        ])
 
     lines: list[SourceLine] = []
     width = len(header)
     while True:
-        start = reader.line_num + 1
+        start = offset + reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
@@ -383,6 +410,8 @@ def parse_csv(text: str) -> Feed:
             break
         if not any(cell.strip() for cell in row):
             continue
+        while len(row) > width and not row[-1].strip():
+            row = row[:-1]  # trailing empty cells (spreadsheet exports pad rows)
         if len(row) != width:
             problems.append(FeedProblem(
                 line=start, field=None,
