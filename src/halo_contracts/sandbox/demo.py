@@ -1223,7 +1223,7 @@ class _Generator:
         self.prepaid_manifest()
         for doc in self.docs["invoices"]:
             doc.pop("_total", None)
-        for table in (
+        tables = (
             "lookups",
             "slas",
             "clients",
@@ -1236,9 +1236,8 @@ class _Generator:
             "tickets",
             "actions",
             "licences",
-        ):
-            if self.docs[table]:
-                self.store.insert_many(table, self.docs[table])
+        )
+        self.store.load({table: self.docs[table] for table in tables})
         return self.book
 
 

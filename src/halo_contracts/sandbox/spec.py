@@ -112,6 +112,11 @@ def format_ts(value: date | datetime) -> str:
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
         return value.replace(microsecond=0).isoformat()
+    return _format_day(value)
+
+
+@lru_cache(maxsize=4096)
+def _format_day(value: date) -> str:
     return f"{value.isoformat()}T00:00:00"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import socket
 import sys
 import threading
@@ -14,7 +15,7 @@ from datetime import date
 import uvicorn
 from starlette.applications import Starlette
 
-from .app import SandboxConfig, create_app
+from .app import ConnectionDropped, SandboxConfig, create_app
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -25,6 +26,23 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
+
+
+class _QuietDrops(logging.Filter):
+    """uvicorn logs an injected dropped connection as an application error; say it in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ConnectionDropped):
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                f"fault injection: {record.exc_info[1]}",
+                (),
+                None,
+                None,
+            )
+        return True
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
 
 def _base_url(host: str, port: int) -> str:
