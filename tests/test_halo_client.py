@@ -214,21 +214,13 @@ async def test_429_backs_off_then_succeeds_for_reads_and_writes():
     limited = httpx2.Response(429, text="Rate Limit Reached - 300 Requests per rolling 5 minute window")
     fake.script(r"/api/ClientContract", limited, limited)
     slept: list[float] = []
+
+    async def spy(delay: float) -> None:
+        slept.append(delay)
+
     backoff = Backoff(rate_base=0.001, rate_cap=0.003, rate_attempts=5)
-    async with client_for(fake, backoff=backoff) as halo:
-        real_sleep = __import__("anyio").sleep
-
-        async def spy(delay: float) -> None:
-            slept.append(delay)
-            await real_sleep(0)
-
-        import halo_contracts.halo.client as client_module
-        original = client_module.anyio.sleep
-        client_module.anyio.sleep = spy  # type: ignore[assignment]
-        try:
-            contract = await halo.create_contract(ContractFields(client_id=10, ref="C-1"))
-        finally:
-            client_module.anyio.sleep = original  # type: ignore[assignment]
+    async with client_for(fake, backoff=backoff, sleep=spy) as halo:
+        contract = await halo.create_contract(ContractFields(client_id=10, ref="C-1"))
     assert contract.ref == "C-1"
     assert slept == [0.001, 0.002]
     assert len(fake.api_calls("POST")) == 3

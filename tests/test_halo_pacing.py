@@ -202,3 +202,13 @@ def test_extract_rows_shapes():
     assert extract_rows({"record_count": 1, "whatever": [{"id": 2}], "columns": []}, "contracts") == [{"id": 2}]
     assert extract_rows({"id": 5, "name": "single"}, "contracts") == [{"id": 5, "name": "single"}]
     assert extract_rows(None, "x") == [] and extract_rows("text", "x") == []
+
+
+def test_shared_budget_can_be_scoped_to_a_transport():
+    class Transport:
+        pass
+
+    a, b = Transport(), Transport()
+    assert shared_budget(7, 7, scope=a) is shared_budget(7, 7, scope=a)
+    assert shared_budget(7, 7, scope=a) is not shared_budget(7, 7, scope=b)
+    assert shared_budget(7, 7, scope=a) is not shared_budget(7, 7)

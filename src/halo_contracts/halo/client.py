@@ -179,19 +179,26 @@ class HaloClient:
     One rolling-window request budget (``settings.rate_limit``) is shared by every request
     this client sends, token requests included; by default it is the process-wide budget for
     that limit (:func:`~halo_contracts.halo.pacing.shared_budget`), so several clients in one
-    process share it. Pass ``budget=RequestBudget(n, s)`` to give a client its own.
-    ``backoff`` sets the retry delays (tests use tiny ones).
+    process share it; with an injected transport the budget is shared per transport object
+    (every client of one sandbox app shares it; separate sandboxes do not). Pass
+    ``budget=RequestBudget(n, s)`` to give a client its own.
+    ``backoff`` sets the retry delays (tests use tiny ones); ``sleep`` replaces ``anyio.sleep``
+    for those waits; ``page_size``/``max_pages`` tune paging; ``timeout`` overrides
+    ``settings.timeout``.
     """
 
     def __init__(self, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None,
                  on_request: RequestHook | None = None, budget: RequestBudget | None = None,
                  backoff: Backoff | None = None, page_size: int = PAGE_SIZE,
-                 max_pages: int = DEFAULT_MAX_PAGES, timeout: float | None = None) -> None:
+                 max_pages: int = DEFAULT_MAX_PAGES, timeout: float | None = None,
+                 sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         self._settings = settings
         self._codes = settings.code_maps
         self._on_request = on_request
-        self.budget = budget or shared_budget(settings.rate_limit_requests, settings.rate_limit_seconds)
+        self.budget = budget or shared_budget(settings.rate_limit_requests, settings.rate_limit_seconds,
+                                              scope=transport)
         self.backoff = backoff or Backoff()
+        self._sleep = sleep or anyio.sleep  # back-off waits (injectable for tests)
         self.page_size = page_size
         self.max_pages = max_pages
         base_url = settings.base_url or "http://halo.invalid"
@@ -304,7 +311,7 @@ class HaloClient:
             except httpx2.TransportError as exc:
                 if retries < self.backoff.read_retries:
                     retries += 1
-                    await anyio.sleep(self.backoff.retry_delay(retries))
+                    await self._sleep(self.backoff.retry_delay(retries))
                     continue
                 raise self._error(HaloUnavailable, f"the token server could not be reached ({type(exc).__name__})",
                                   status=None, operation=operation) from None
@@ -324,7 +331,7 @@ class HaloClient:
                 continue
             if status >= 500 and retries < self.backoff.read_retries:
                 retries += 1
-                await anyio.sleep(self.backoff.retry_delay(retries))
+                await self._sleep(self.backoff.retry_delay(retries))
                 continue
             message, _details = halo_message(response)
             if status in (400, 401, 403):
@@ -343,7 +350,7 @@ class HaloClient:
         delay = self.backoff.rate_delay(attempt, retry_after)
         logger.warning("Halo rate limit (429) on %s %s; waiting %.1f s before re-sending (attempt %d of %d)",
                        method, path, delay, attempt, self.backoff.rate_attempts)
-        await anyio.sleep(delay)
+        await self._sleep(delay)
 
     async def _call(self, method: str, path: str, *, operation: str, params: Mapping[str, Any] | None = None,
                     body: Any = None) -> Any:
@@ -375,7 +382,7 @@ class HaloClient:
                     retries += 1
                     logger.info("%s %s failed (%s); retry %d of %d", method, url, kind, retries,
                                 self.backoff.read_retries)
-                    await anyio.sleep(self.backoff.retry_delay(retries))
+                    await self._sleep(self.backoff.retry_delay(retries))
                     continue
                 raise self._error(HaloUnavailable, f"Halo could not be reached ({kind})", status=None,
                                   operation=operation) from None
@@ -414,7 +421,7 @@ class HaloClient:
                     retries += 1
                     logger.info("%s %s answered %d; retry %d of %d", method, url, status, retries,
                                 self.backoff.read_retries)
-                    await anyio.sleep(self.backoff.retry_delay(retries))
+                    await self._sleep(self.backoff.retry_delay(retries))
                     continue
                 raise self._error(HaloServerError, message, status=status, operation=operation)
             message, details = halo_message(response)

@@ -16,6 +16,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,16 +117,31 @@ class _SlotContext:
 
 
 _SHARED: dict[tuple[int, float], RequestBudget] = {}
+_SCOPED: weakref.WeakKeyDictionary[object, dict[tuple[int, float], RequestBudget]] = weakref.WeakKeyDictionary()
+_STRONG: dict[int, dict[tuple[int, float], RequestBudget]] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_budget(requests: int, seconds: float) -> RequestBudget:
-    """The process-wide budget for ``requests`` per ``seconds`` (one per distinct limit)."""
+def shared_budget(requests: int, seconds: float, *, scope: object | None = None) -> RequestBudget:
+    """The process-wide budget for ``requests`` per ``seconds`` (one per distinct limit).
+
+    ``scope`` narrows it to one target: the client passes its injected transport, so every
+    client talking to the same in-process sandbox (or fake) shares one budget, while
+    unrelated tests with their own sandboxes do not eat into each other's window. Clients on
+    the real network (no transport injected) all share the unscoped budget.
+    """
     key = (int(requests), float(seconds))
     with _SHARED_LOCK:
-        budget = _SHARED.get(key)
+        if scope is None:
+            table = _SHARED
+        else:
+            try:
+                table = _SCOPED.setdefault(scope, {})
+            except TypeError:  # not weak-referenceable: scope by identity, kept for the process
+                table = _STRONG.setdefault(id(scope), {})
+        budget = table.get(key)
         if budget is None:
-            budget = _SHARED[key] = RequestBudget(*key)
+            budget = table[key] = RequestBudget(*key)
         return budget
 
 
