@@ -8,7 +8,6 @@ Nothing is written to Halo here; ``apply_plan(plan_id)`` does that.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
@@ -138,11 +137,7 @@ class LicenceSyncPlan(Result):
 
 
 def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, Decimal):
-        return str(value)
-    return str(value)
+    return None if value is None else str(value)
 
 
 def _step_params(action: LicenceAction) -> dict[str, Any]:
@@ -260,13 +255,20 @@ async def plan_license_sync(
     halo, journal = ctx_app.halo, ctx_app.journal
 
     # 2. the complete picture, or nothing: a partial read must never produce deletes
+    def pages(what: str, low: float, high: float):
+        async def on_page(done: int, total: int | None) -> None:
+            share = min(done / total, 1.0) if total else 0.5
+            await _progress(ctx, low + (high - low) * share,
+                            f"reading {what}: page {done}" + (f" of {total}" if total else ""))
+        return on_page
+
     await _progress(ctx, 5, "reading every Halo client")
     what = "clients"
     try:
-        clients = await halo.list_clients(include_inactive=True)
+        clients = await halo.list_clients(include_inactive=True, on_page=pages("clients", 5, 35))
         await _progress(ctx, 40, f"read {len(clients)} clients; reading every software licence")
         what = "software licences"
-        licences = await halo.list_licences()
+        licences = await halo.list_licences(on_page=pages("software licences", 40, 75))
     except HaloError as exc:
         raise ToolError(
             f"Could not read Halo's complete list of {what}, so no plan was built (a partial picture must "
