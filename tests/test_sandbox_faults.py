@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import date
 
@@ -258,3 +259,44 @@ def test_real_port_end_to_end():
         limited = c.get("/api/SLA")
         assert limited.status_code == 429 and "retry-after" not in limited.headers
         assert limited.text == "Rate Limit Reached - 12 Requests per rolling 2 second window"
+
+
+@pytest.mark.e2e
+def test_standalone_process_prints_url_and_credentials(tmp_path):
+    import subprocess
+    import sys
+
+    data = tmp_path / "halo.sqlite"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "halo_contracts.sandbox.standalone",
+            "--port",
+            "0",
+            "--data",
+            str(data),
+            "--clients",
+            "4",
+            "--contracts",
+            "20",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(5)]
+        text = "".join(lines)
+        assert "client_id    : sandbox-client" in text and "client_secret: sandbox-secret" in text
+        base = re.search(r"http://127\.0\.0\.1:\d+", lines[0]).group(0)
+        with httpx2.Client(base_url=base, timeout=5) as c:
+            token = c.post("/auth/token", data=CREDS).json()["access_token"]
+            rows = c.get(
+                "/api/ClientContract", headers={"Authorization": f"Bearer {token}"}, params={"includeinactive": "true"}
+            ).json()
+            assert rows["record_count"] == 20
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert data.exists()

@@ -293,6 +293,13 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
 
 
 async def _admin(sb: Sandbox, request: Request, low: str) -> Response:
+    try:
+        return await _admin_inner(sb, request, low)
+    except (ValueError, TypeError, AttributeError) as exc:
+        return _json({"error": str(exc)}, 400)
+
+
+async def _admin_inner(sb: Sandbox, request: Request, low: str) -> Response:
     method = request.method
     if low == "/_sandbox/faults":
         if method == "POST":
@@ -313,6 +320,8 @@ async def _admin(sb: Sandbox, request: Request, low: str) -> Response:
     if low == "/_sandbox/deny":
         if method == "POST":
             body = json.loads(await request.body() or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("expected a JSON object")
             prefix = body.get("path_prefix")
             if body.get("deny", True) and prefix:
                 sb.deny(prefix)
