@@ -125,6 +125,7 @@ async def test_burst_above_a_compressed_budget_gets_no_429():
     assert len(done) == 43 and len(statuses) == 45  # token + list + 43 gets
     assert 429 not in statuses
     assert elapsed >= 2.0 and budget.waited > 0
+    assert halo.stats.requests == 45 and halo.stats.rate_limited == 0 and halo.stats.token_fetches == 1
 
 
 async def test_the_sandbox_really_enforces_its_limit_without_a_budget():
@@ -143,6 +144,7 @@ async def test_429_backs_off_until_the_window_has_room():
     statuses = [e.status for e in log_of(app)]
     assert statuses.count(200) == 11  # token + 10 reads
     assert 429 in statuses
+    assert halo.stats.rate_limited == statuses.count(429) and halo.stats.backoff_seconds > 0
 
 
 async def test_paging_over_several_pages():

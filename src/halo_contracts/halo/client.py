@@ -64,7 +64,7 @@ from halo_contracts.halo.errors import (
 from halo_contracts.halo.pacing import Backoff, RequestBudget, parse_retry_after, shared_budget
 from halo_contracts.halo.paging import DEFAULT_MAX_PAGES, PAGE_SIZE, extract_rows, read_all_pages, record_count
 
-__all__ = ["ContractQuery", "HaloClient", "PageCallback", "RequestHook"]
+__all__ = ["ClientStats", "ContractQuery", "HaloClient", "HaloRequest", "PageCallback", "RequestHook"]
 
 logger = logging.getLogger("halo_contracts.halo")
 
@@ -88,6 +88,18 @@ class ContractQuery:
     search: str | None = None
     include_inactive: bool = False
     exclude_renewed: bool = False
+
+
+@dataclass
+class ClientStats:
+    """Counters of one client (diagnostics, benchmarks, doctor)."""
+
+    requests: int = 0  # HTTP exchanges attempted, token requests included
+    token_fetches: int = 0
+    rate_limited: int = 0  # 429 answers seen
+    retries: int = 0  # re-sends after 5xx / transport errors (reads), connect errors (writes)
+    refreshes: int = 0  # token refreshes forced by a 401
+    backoff_seconds: float = 0.0  # time slept in back-off (429 and retries)
 
 
 @dataclass(frozen=True)
@@ -199,6 +211,7 @@ class HaloClient:
                                               scope=transport)
         self.backoff = backoff or Backoff()
         self._sleep = sleep or anyio.sleep  # back-off waits (injectable for tests)
+        self.stats = ClientStats()
         self.page_size = page_size
         self.max_pages = max_pages
         base_url = settings.base_url or "http://halo.invalid"
@@ -235,6 +248,10 @@ class HaloClient:
     def token_fetches(self) -> int:
         """How many tokens this client fetched (diagnostics)."""
         return self._auth.fetches
+
+    async def _backoff_sleep(self, seconds: float) -> None:
+        self.stats.backoff_seconds += seconds
+        await self._sleep(seconds)
 
     async def aclose(self) -> None:
         if not self._closed:
@@ -284,6 +301,7 @@ class HaloClient:
         """One HTTP exchange inside a budget slot; logs and calls the hook."""
         started = time.perf_counter()
         status: int | None = None
+        self.stats.requests += 1
         try:
             async with self.budget.slot():
                 response = await self._http.request(method, url, **kwargs)
@@ -311,7 +329,8 @@ class HaloClient:
             except httpx2.TransportError as exc:
                 if retries < self.backoff.read_retries:
                     retries += 1
-                    await self._sleep(self.backoff.retry_delay(retries))
+                    self.stats.retries += 1
+                    await self._backoff_sleep(self.backoff.retry_delay(retries))
                     continue
                 raise self._error(HaloUnavailable, f"the token server could not be reached ({type(exc).__name__})",
                                   status=None, operation=operation) from None
@@ -324,6 +343,7 @@ class HaloClient:
                 if parsed is None:
                     raise self._error(HaloAuthError, "the token server's answer carried no access_token",
                                       status=status, operation=operation)
+                self.stats.token_fetches += 1
                 return parsed
             if status == 429 and rate_attempts < self.backoff.rate_attempts:
                 rate_attempts += 1
@@ -331,7 +351,8 @@ class HaloClient:
                 continue
             if status >= 500 and retries < self.backoff.read_retries:
                 retries += 1
-                await self._sleep(self.backoff.retry_delay(retries))
+                self.stats.retries += 1
+                await self._backoff_sleep(self.backoff.retry_delay(retries))
                 continue
             message, _details = halo_message(response)
             if status in (400, 401, 403):
@@ -350,7 +371,8 @@ class HaloClient:
         delay = self.backoff.rate_delay(attempt, retry_after)
         logger.warning("Halo rate limit (429) on %s %s; waiting %.1f s before re-sending (attempt %d of %d)",
                        method, path, delay, attempt, self.backoff.rate_attempts)
-        await self._sleep(delay)
+        self.stats.rate_limited += 1
+        await self._backoff_sleep(delay)
 
     async def _call(self, method: str, path: str, *, operation: str, params: Mapping[str, Any] | None = None,
                     body: Any = None) -> Any:
@@ -382,7 +404,8 @@ class HaloClient:
                     retries += 1
                     logger.info("%s %s failed (%s); retry %d of %d", method, url, kind, retries,
                                 self.backoff.read_retries)
-                    await self._sleep(self.backoff.retry_delay(retries))
+                    self.stats.retries += 1
+                    await self._backoff_sleep(self.backoff.retry_delay(retries))
                     continue
                 raise self._error(HaloUnavailable, f"Halo could not be reached ({kind})", status=None,
                                   operation=operation) from None
@@ -399,6 +422,7 @@ class HaloClient:
                         f"({message}). The API application or the agent it logs in as lacks access to this",
                         status=status, operation=operation)
                 refreshed = True
+                self.stats.refreshes += 1
                 self._auth.invalidate(token)
                 continue
             if status == 429:
@@ -421,7 +445,8 @@ class HaloClient:
                     retries += 1
                     logger.info("%s %s answered %d; retry %d of %d", method, url, status, retries,
                                 self.backoff.read_retries)
-                    await self._sleep(self.backoff.retry_delay(retries))
+                    self.stats.retries += 1
+                    await self._backoff_sleep(self.backoff.retry_delay(retries))
                     continue
                 raise self._error(HaloServerError, message, status=status, operation=operation)
             message, details = halo_message(response)
