@@ -86,7 +86,7 @@ def _access_guard(read_only: bool, tokens: TokenStore | None) -> Any:
     """Read-only mode and read-only HTTP tokens: write tools are hidden and refused."""
 
     async def guard(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        caller_read_only = read_only or caller_is_read_only(ctx.headers, tokens)
+        caller_read_only = read_only or caller_is_read_only(getattr(ctx.request, "headers", None), tokens)
         if not caller_read_only:
             return await call_next(ctx)
         if ctx.method == "tools/call" and isinstance(ctx.params, dict):

@@ -76,7 +76,7 @@ class ReferenceDataResult(Result):
 
 @halo_tool(group="lookups", kind="read", title="List reference data")
 async def list_reference_data(
-    kind: Annotated[ReferenceKind, Field(strict=True, description="Which list: slas, contract_types, "
+    kind: Annotated[ReferenceKind, Field(description="Which list: slas, contract_types, "
                                                                   "billing_periods or statuses")],
     ctx: Context,
 ) -> ReferenceDataResult:
