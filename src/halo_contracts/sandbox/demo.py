@@ -21,8 +21,8 @@ What the book contains (each case is listed in the manifest):
 * billable time on ticket actions, some already invoiced, some not; SLAs; tickets inside and
   outside SLA; software licences (some counts differ from the billed M365 quantity).
 
-At least ~40 contracts are needed for every scripted case; smaller books get a prefix of
-them. The remaining contracts are random but clean.
+The scripted cases take the first 33 contracts (smaller books get a prefix of them); the
+remaining contracts are random but clean.
 """
 
 from __future__ import annotations
@@ -415,11 +415,12 @@ class _Generator:
             id=self.next("contracts"), client_id=client, type=ctype, status=status, start=start, end=end, **kw
         )
         if c.sla_id is None:
-            c.sla_id = self.book.sla_ids[
-                {RECURRING: 0, PREPAID: 1, ADHOC: 2, PROJECT: 1, WARRANTY: 3}[ctype]
-                if ctype != RECURRING
-                else self.rnd.choice([0, 1])
-            ]
+            index = (
+                self.rnd.choice([0, 1])
+                if ctype == RECURRING
+                else {PREPAID: 1, ADHOC: 2, PROJECT: 1, WARRANTY: 3}[ctype]
+            )
+            c.sla_id = self.book.sla_ids[index]
         for line in c.lines:
             line.start = line.start or start
         self.contracts.append(c)
