@@ -233,3 +233,21 @@ async def test_no_secret_or_token_anywhere_in_logs_or_errors(caplog):
     for token in issued:
         assert token not in everything
     assert "GET /api/ClientContract -> 200" in caplog.text
+
+
+async def test_concurrent_requests_after_expiry_share_one_refresh():
+    app = make_app()
+    async with client_on(app) as halo:
+        [client, *_] = await halo.list_clients()
+        app.state.sandbox.expire_tokens()
+        got: list[int] = []
+
+        async def one() -> None:
+            got.append((await halo.get_client(client.id)).id)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(one)
+    assert got == [client.id] * 10
+    assert app.state.sandbox.log.count("POST", "/auth/token") == 2  # one refresh for all of them
+    assert 1 <= halo.stats.refreshes <= 10
