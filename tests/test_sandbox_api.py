@@ -611,3 +611,19 @@ async def test_unknown_route_and_method(app):
         assert (await c.get("/api/Nope")).status_code == 404
         assert (await c.post("/api/Invoice/123", json=[])).status_code in (404, 405)
         assert (await c.delete("/api/Client")).status_code == 405
+
+
+def test_the_sandbox_imports_nothing_else_of_the_package():
+    import ast
+    from pathlib import Path
+
+    import halo_contracts.sandbox as sandbox
+
+    for path in Path(sandbox.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level <= 1, f"{path.name} reaches outside the sandbox"
+                assert not (node.module or "").startswith("halo_contracts"), f"{path.name}: {node.module}"
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("halo_contracts") for a in node.names), path.name

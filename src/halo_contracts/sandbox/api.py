@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -306,8 +305,6 @@ def _rinvoice_out(sb: Sandbox, ctx: Ctx, doc: dict, lines: list[dict] | None, al
 
 
 # --------------------------------------------------------------------------- handlers
-
-Handler = Callable[..., Response]
 
 
 class Api:
