@@ -2,9 +2,76 @@
 
 from __future__ import annotations
 
+import httpx2
 import pytest
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# ---- sandbox + in-process MCP client (issue 4; shared by tool tests) ---------------------------
+# sandbox_app: a fresh seeded Halo sandbox per test (``app.state.sandbox``: log, faults, book, store).
+# spec_transport: the in-process transport to it, checking every request against the OpenAPI slice.
+# mcp_client: an MCP ``Client`` connected in memory to the full server, talking to this test's
+# sandbox. The server is built once per session (building it costs ~0.4 s) on a transport that
+# is pointed at each test's sandbox; each connection runs the lifespan afresh (new HaloClient,
+# journal reopened). ``mcp_client.sandbox`` / ``.spec`` / ``.journal_path`` are attached for tests.
+
+SANDBOX_SETTINGS = {"base_url": "http://sandbox", "client_id": "sandbox-client", "client_secret": "sandbox-secret",
+                    "rate_limit": "100000/1"}
+
+
+class _SwitchTransport(httpx2.AsyncBaseTransport):
+    """An httpx2 transport that forwards to whatever ``target`` currently is."""
+
+    def __init__(self) -> None:
+        self.target = None
+
+    async def handle_async_request(self, request):
+        assert self.target is not None, "mcp_client: no sandbox transport selected"
+        return await self.target.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+def sandbox_app():
+    from halo_contracts.sandbox import SandboxConfig, create_app
+
+    return create_app(SandboxConfig(seed=7))
+
+
+@pytest.fixture
+def spec_transport(sandbox_app):
+    from halo_contracts.sandbox import transport
+    from support.spec import SpecCheckingTransport
+
+    return SpecCheckingTransport(transport(sandbox_app))
+
+
+@pytest.fixture(scope="session")
+def _shared_mcp_server(tmp_path_factory):
+    from halo_contracts.config import load_settings
+    from halo_contracts.server import build_server
+
+    switch = _SwitchTransport()
+    journal_path = tmp_path_factory.mktemp("journal") / "journal.sqlite3"
+    server = build_server(load_settings(**SANDBOX_SETTINGS), transport=switch, journal_path=journal_path)
+    return server, switch, journal_path
+
+
+@pytest.fixture
+async def mcp_client(sandbox_app, spec_transport, _shared_mcp_server):
+    from mcp import Client
+
+    server, switch, journal_path = _shared_mcp_server
+    switch.target = spec_transport
+    async with Client(server) as client:
+        client.sandbox = sandbox_app.state.sandbox
+        client.spec = spec_transport
+        client.journal_path = journal_path
+        yield client
+    switch.target = None
