@@ -212,3 +212,19 @@ def test_shared_budget_can_be_scoped_to_a_transport():
     assert shared_budget(7, 7, scope=a) is shared_budget(7, 7, scope=a)
     assert shared_budget(7, 7, scope=a) is not shared_budget(7, 7, scope=b)
     assert shared_budget(7, 7, scope=a) is not shared_budget(7, 7)
+
+
+async def test_server_capping_page_size_is_followed():
+    rows = [{"id": i} for i in range(120)]
+    asked: list[tuple[int, int]] = []
+
+    async def fetch(page_no, page_size):  # a server that never returns more than 50 rows a page
+        asked.append((page_no, page_size))
+        return {"record_count": 120, "things": rows[(page_no - 1) * 50: page_no * 50]}
+
+    seen: list[tuple[int, int | None]] = []
+    got = await read_all_pages(fetch, key="things", operation="t", page_size=100,
+                               on_page=lambda d, t: seen.append((d, t)))
+    assert got == rows
+    assert asked == [(1, 100), (2, 50), (3, 50)]
+    assert seen == [(1, 3), (2, 3), (3, 3)]

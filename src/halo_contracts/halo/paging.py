@@ -10,17 +10,22 @@ rows, or with more rows than asked for. Those are caught instead of looping fore
   (unless every row announced by ``record_count`` is already in);
 * a page with more rows than ``page_size`` -> accepted only when it holds every row
   ``record_count`` announces, otherwise :class:`HaloIncompleteRead`;
-* more than ``max_pages`` pages -> :class:`HaloIncompleteRead`.
+* more than ``max_pages`` pages -> :class:`HaloIncompleteRead`;
+* a short FIRST page while ``record_count`` announces more: the server caps pages below the
+  size asked for, so paging continues with the size it actually uses.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from halo_contracts.halo.errors import HaloIncompleteRead
+
+logger = logging.getLogger("halo_contracts.halo")
 
 __all__ = ["DEFAULT_MAX_PAGES", "PAGE_SIZE", "extract_rows", "read_all_pages", "record_count"]
 
@@ -110,10 +115,23 @@ async def read_all_pages(fetch_page: FetchPage, *, key: str | None, operation: s
                     continue  # the list shifted between pages
                 seen.add(rid)
             rows.append(row)
+        if total is not None and len(rows) >= total:
+            await _notify(on_page, page_no, total_pages)
+            break
+        if page and len(page) < page_size and page_no == 1 and total is not None:
+            # The server caps pages below what we asked for (it answered a short first page
+            # while record_count says there is more): continue with its page size.
+            logger.info("%s: Halo answered %d rows for a page size of %d (record_count %d); paging by %d",
+                        operation, len(page), page_size, total, len(page))
+            page_size = len(page)
+            total_pages = math.ceil(total / page_size)
+            await _notify(on_page, page_no, total_pages)
+            continue
         await _notify(on_page, page_no, total_pages)
         if not page or len(page) < page_size:
-            break
-        if total is not None and len(rows) >= total:
+            if total is not None and len(rows) < total:
+                logger.warning("%s: the list ended after %d of the %d rows Halo announced (rows removed while "
+                               "reading?)", operation, len(rows), total)
             break
     return rows
 
