@@ -6,6 +6,7 @@ Live parts (reference data, contract resource, client-name completion) are in
 
 from __future__ import annotations
 
+import inspect
 import re
 from datetime import date
 from typing import Any
@@ -20,6 +21,8 @@ from halo_contracts.config import load_settings
 from halo_contracts.server import build_server, selected_tools
 from halo_contracts.skill import guide
 from halo_contracts.skill.completions import recent_periods
+from halo_contracts.tools import load_tool_modules
+from halo_contracts.tools.common import REGISTRY
 
 pytestmark = pytest.mark.anyio
 
@@ -148,6 +151,91 @@ def test_guide_mentions_only_real_tools(settings):
     called = set(re.findall(r"`([a-z]+(?:_[a-z]+)+)\(", text))
     registered = {spec.name for spec in selected_tools(settings, read_only=False)}
     assert called <= set(TOOL_NAMES) | registered, called - set(TOOL_NAMES) - registered
+
+
+CALL = re.compile(r"\b([a-z]+(?:_[a-z]+)+)\(([^()`]*)\)")
+
+
+def call_arguments(text: str) -> list[tuple[str, list[str]]]:
+    """``tool(a, b=1, ...)`` mentions in a text: (tool, argument names)."""
+    found = []
+    for name, inner in CALL.findall(text):
+        if name not in TOOL_NAMES:
+            continue
+        args = [part.split("=", 1)[0].strip() for part in re.split(r",(?![^\[{]*[\]}])", inner)]
+        found.append((name, [a for a in args if a and a != "..."]))
+    return found
+
+
+def assert_real_arguments(text: str) -> int:
+    load_tool_modules()
+    checked = 0
+    for tool, args in call_arguments(text):
+        spec = REGISTRY.get(tool)
+        if spec is None:  # pragma: no cover - tool not built yet
+            continue
+        accepted = set(inspect.signature(spec.fn).parameters) - {"ctx"}
+        assert set(args) <= accepted, f"{tool}({', '.join(args)}): {set(args) - accepted} not in {accepted}"
+        checked += 1
+    return checked
+
+
+def test_guide_calls_use_real_argument_names():
+    assert assert_real_arguments(guide.guide_text()) >= 15
+
+
+async def test_prompt_calls_use_real_argument_names(server):
+    texts = []
+    async with Client(server) as client:
+        for name, arguments in [("contract_setup", {"client": "Acme", "contract_type": "Recurring"}),
+                                ("renewal_review", {}), ("prepaid_hours_check", {}),
+                                ("month_end_reconciliation", {"period": "2026-10"}), ("license_sync_review", {})]:
+            texts.append((await client.get_prompt(name, arguments)).messages[0].content.text)
+    assert assert_real_arguments("\n".join(texts)) >= 10
+
+
+def _schema_words(schema: Any, out: set[str]) -> set[str]:
+    """Property names and enum values anywhere in a JSON schema."""
+    if isinstance(schema, dict):
+        out.update(schema.get("properties", {}))
+        out.update(v for v in schema.get("enum", []) if isinstance(v, str))
+        if isinstance(schema.get("const"), str):
+            out.add(schema["const"])
+        for value in schema.values():
+            _schema_words(value, out)
+    elif isinstance(schema, list):
+        for value in schema:
+            _schema_words(value, out)
+    return out
+
+
+async def test_guide_names_only_real_arguments_and_values():
+    """Every `identifier` the guide writes in code font is a tool, an argument (at any depth), an
+    allowed value, a finding kind, a workflow or reference kind, or a result word it explains."""
+    from halo_contracts.domain.reconciliation import FINDING_KINDS
+
+    load_tool_modules()
+    probe = MCPServer("schemas")
+    for spec in REGISTRY.values():
+        try:
+            probe.tool(name=spec.name)(spec.fn)
+        except Exception:  # pragma: no cover - a broken tool is caught by the tool tests
+            continue
+    known: set[str] = set(REGISTRY) | set(FINDING_KINDS) | set(WORKFLOWS) | set(guide.REFERENCE_KINDS)
+    for tool in await probe.list_tools():
+        _schema_words(tool.input_schema, known)
+    # words of results and of "not this" examples the guide explains
+    known |= {"exists", "deletes", "partial", "failed", "note", "unitprice"}
+    used = set(re.findall(r"`([a-z][a-z0-9_]*)(?:=[^`]*)?`", guide.guide_text()))
+    assert used <= known, sorted(used - known)
+
+
+def test_guide_finding_table_is_complete():
+    from halo_contracts.domain.reconciliation import FINDING_KINDS
+
+    section = guide.workflow_text("reconciliation")
+    listed = re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE)
+    assert listed == list(FINDING_KINDS)
 
 
 def test_guide_covers_the_required_topics():
