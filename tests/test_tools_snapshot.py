@@ -1,0 +1,187 @@
+"""The public tool surface: a snapshot of ``tools/list`` and the strictness of every schema.
+
+The snapshot (tests/snapshots/tools_list.json) holds every registered tool's name, title,
+input and output schemas and annotations. Any change to the public interface shows up as a
+readable per-tool diff. After an intended change refresh it with:
+
+    UPDATE_SNAPSHOTS=1 pytest tests/test_tools_snapshot.py
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from halo_contracts.config import load_settings
+from halo_contracts.server import build_server
+from halo_contracts.tools.common import REGISTRY
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
+
+# Fixed settings: the surface must not depend on the environment running the tests.
+SETTINGS = dict(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
+                read_only=False, tools=None, disabled_tools=None)
+
+
+def _listing() -> list[Any]:
+    server = build_server(load_settings(**SETTINGS))
+
+    async def go():
+        return await server.list_tools()
+
+    return anyio.run(go)
+
+
+def _surface() -> dict[str, Any]:
+    tools = {}
+    for t in _listing():
+        ann = t.annotations.model_dump(by_alias=True, exclude_none=True) if t.annotations else None
+        tools[t.name] = {"title": t.title, "annotations": ann, "inputSchema": t.input_schema,
+                         "outputSchema": t.output_schema}
+    return dict(sorted(tools.items()))
+
+
+def _text(value: Any) -> list[str]:
+    return json.dumps(value, indent=2, sort_keys=True).splitlines(keepends=True)
+
+
+def test_tools_list_snapshot():
+    current = _surface()
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not SNAPSHOT.exists():
+        SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if os.environ.get("UPDATE_SNAPSHOTS") != "1":
+            pytest.fail(f"{SNAPSHOT} did not exist; written now. Review and commit it.")
+        return
+    stored = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    if stored == current:
+        return
+    report: list[str] = []
+    added, removed = sorted(set(current) - set(stored)), sorted(set(stored) - set(current))
+    if added:
+        report.append(f"tools added: {', '.join(added)}\n")
+    if removed:
+        report.append(f"tools removed: {', '.join(removed)}\n")
+    for name in sorted(set(current) & set(stored)):
+        if current[name] != stored[name]:
+            report.append(f"\n=== {name} changed ===\n")
+            report.extend(difflib.unified_diff(_text(stored[name]), _text(current[name]),
+                                               fromfile=f"snapshot/{name}", tofile=f"now/{name}", n=2))
+    pytest.fail("The public tool surface changed (refresh with UPDATE_SNAPSHOTS=1 if intended):\n"
+                + "".join(report), pytrace=False)
+
+
+def test_snapshot_covers_every_registered_tool():
+    names = {t.name for t in _listing()}
+    assert names == set(REGISTRY), sorted(set(REGISTRY) ^ names)
+
+
+# ---- strictness of every schema --------------------------------------------------------------
+
+
+def _objects(schema: Any, path: str = "$") -> list[tuple[str, dict]]:
+    """Every object schema inside ``schema`` (not the root), with a path for messages."""
+    found: list[tuple[str, dict]] = []
+    if isinstance(schema, dict):
+        if path != "$" and (schema.get("type") == "object" or "properties" in schema):
+            found.append((path, schema))
+        for key, value in schema.items():
+            found.extend(_objects(value, f"{path}.{key}"))
+    elif isinstance(schema, list):
+        for n, value in enumerate(schema):
+            found.extend(_objects(value, f"{path}[{n}]"))
+    return found
+
+
+def test_every_object_argument_forbids_unknown_keys():
+    problems = []
+    for t in _listing():
+        for where, obj in _objects(t.input_schema):
+            if obj.get("additionalProperties") is not False and "properties" in obj:
+                problems.append(f"{t.name}: {where}")
+    assert not problems, "object arguments that accept unknown keys:\n" + "\n".join(problems)
+
+
+def test_contract_tool_annotations():
+    ann = {t.name: t.annotations for t in _listing()}
+    for name in ("search_contracts", "get_contract", "list_recurring_items", "get_plan"):
+        assert ann[name].read_only_hint is True and ann[name].open_world_hint is False
+    for name in ("create_contract", "add_recurring_items"):
+        a = ann[name]
+        assert (a.read_only_hint, a.destructive_hint, a.idempotent_hint) == (False, False, False), name
+    for name in ("update_contract", "update_recurring_item"):
+        a = ann[name]
+        assert (a.read_only_hint, a.destructive_hint, a.idempotent_hint) == (False, False, True), name
+    a = ann["apply_plan"]
+    assert (a.read_only_hint, a.destructive_hint) == (False, True)
+    assert "delete" in {t.name: t for t in _listing()}["apply_plan"].description
+    assert not any("delete" in n and "contract" in n for n in ann)  # no contract delete tool
+
+
+def _placeholder(schema: dict, defs: dict) -> Any:
+    if "$ref" in schema:
+        return _placeholder(defs[schema["$ref"].split("/")[-1]], defs)
+    for option in schema.get("anyOf", []):
+        if option.get("type") != "null":
+            return _placeholder(option, defs)
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "integer":
+        return max(1, schema.get("minimum", 1), schema.get("exclusiveMinimum", 0) + 1)
+    if kind == "number":
+        return 1
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        return []
+    if kind == "object":
+        return {}
+    if schema.get("format") == "date":
+        return "2026-01-01"
+    return "x"
+
+
+
+@pytest.mark.anyio
+async def test_strict_integers_and_unknown_arguments_are_rejected_before_any_request(mcp_client):
+    """For every tool: "1" for an integer argument is refused (no coercion), and so is an
+    unknown argument; neither reaches Halo."""
+    tools = (await mcp_client.list_tools()).tools
+    checked = 0
+    for t in tools:
+        schema = t.input_schema
+        props, defs = schema.get("properties", {}), schema.get("$defs", {})
+        base = {name: _placeholder(props[name], defs) for name in schema.get("required", [])}
+        r = await mcp_client.call_tool(t.name, {**base, "surprise_argument": 1})
+        assert r.is_error and "surprise_argument" in r.content[0].text, (t.name, r.content[0].text)
+        for name, prop in props.items():
+            types = {o.get("type") for o in prop.get("anyOf", [prop])}
+            if "integer" not in types:
+                continue
+            r = await mcp_client.call_tool(t.name, {**base, name: "1"})
+            assert r.is_error, f"{t.name}.{name} accepted the string '1'"
+            assert name in r.content[0].text and "integer" in r.content[0].text, (t.name, r.content[0].text)
+            checked += 1
+    assert checked >= 10
+    assert len(mcp_client.sandbox.log) == 0, [(e.method, e.path) for e in mcp_client.sandbox.log]
+
+
+@pytest.mark.anyio
+async def test_nested_strict_types(mcp_client):
+    for args in ({"contract_id": 1001, "changes": {"sla_id": "1"}},
+                 {"contract_id": 1001, "changes": {"end_date": 20260101}},
+                 {"contract_id": 1001, "changes": {"value": True}},
+                 {"contract_id": "1001", "changes": {"notes": "x"}}):
+        r = await mcp_client.call_tool("update_contract", args)
+        assert r.is_error, args
+    r = await mcp_client.call_tool("add_recurring_items", {"contract_id": 1001, "items": [
+        {"description": "x", "quantity": 1, "unit_price": 1, "item_id": "5"}]})
+    assert r.is_error and "item_id" in r.content[0].text
+    assert len(mcp_client.sandbox.log) == 0
