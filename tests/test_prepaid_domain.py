@@ -193,3 +193,10 @@ def test_urgency_order():
     ]
     assert [k for k, _ in sorted(keys, key=lambda kv: kv[1])] == [
         "out", "runs out in 5d", "runs out in 20d", "plenty, no burn"]
+
+
+def test_rows_without_expiry_date_do_not_expire_unless_inferred():
+    c = contract(prepay_expiry_months=12, prepay_history=[
+        PrepayEntry(id=1, contract_id=7, entry_date=date(2026, 2, 1), hours=D("10"))])
+    assert prepay_blocks(c)[1].expiry is None
+    assert prepay_blocks(c, infer_expiry=True)[1].expiry == date(2027, 2, 1)

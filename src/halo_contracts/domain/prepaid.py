@@ -10,9 +10,11 @@ convention (DESIGN.md, "Prepaid hours"):
   preferred, the ledger arithmetic here is the fallback and the basis of expiry figures;
 * when ``prepay_as_amount`` is set the bank is kept as money, not hours.
 
-Expiry: ledger rows carry an expiry date, or get one from ``prepay_expiry_months`` after
-the row's date. Usage consumes the blocks oldest first (the opening block first, it never
-expires); whatever is left in a block after its expiry date is lost.
+Expiry: Halo stamps each ledger row with its expiry date (``expirydate``, set from the
+contract's ``prepay_expiry_months`` when the row is added); rows without one do not expire.
+Usage consumes the blocks oldest first (the opening block first, it never expires);
+whatever is left in a block after its expiry date is lost. ``ledger_expiry`` can also infer
+a missing date from the months, for callers that want the stricter reading.
 """
 
 from __future__ import annotations
@@ -63,12 +65,15 @@ def ledger_expiry(entry: PrepayEntry, expiry_months: int | None) -> date | None:
     return None
 
 
-def prepay_blocks(contract: Contract, ledger: list[PrepayEntry] | None = None) -> list[PrepayBlock]:
+def prepay_blocks(contract: Contract, ledger: list[PrepayEntry] | None = None, *,
+                  infer_expiry: bool = False) -> list[PrepayBlock]:
     """The contract's blocks, oldest first: the opening block, then its ledger rows.
 
     ``ledger`` defaults to the rows read with the contract (``prepay_history``); rows of other
-    contracts are ignored, rows without a contract are taken as the contract's own.
+    contracts are ignored, rows without a contract are taken as the contract's own. With
+    ``infer_expiry`` a row without an expiry date expires ``prepay_expiry_months`` after it.
     """
+    months = contract.prepay_expiry_months if infer_expiry else None
     rows = contract.prepay_history if ledger is None else ledger
     as_amount = contract.prepay_as_amount
     blocks: list[PrepayBlock] = []
@@ -81,7 +86,7 @@ def prepay_blocks(contract: Contract, ledger: list[PrepayEntry] | None = None) -
             continue
         seen.add(row.id)
         qty = row.amount if as_amount else row.hours
-        blocks.append(PrepayBlock(row.entry_date, qty, ledger_expiry(row, contract.prepay_expiry_months),
+        blocks.append(PrepayBlock(row.entry_date, qty, ledger_expiry(row, months),
                                   f"ledger row {row.id}"))
     return blocks
 

@@ -197,6 +197,11 @@ def _is_prepaid(contract: Contract) -> bool:
     return (contract.type or "").casefold() == PREPAID_TYPE.casefold()
 
 
+def _has_bank(contract: Contract) -> bool:
+    """A Prepaid Hours contract, or any contract Halo reports a non-empty prepay bank for."""
+    return _is_prepaid(contract) or bool(contract.prepay_total) or bool(contract.prepaid_hours)
+
+
 def _needs_ledger(contract: Contract) -> bool:
     """Halo's total says there were top-ups, but the detail read carried no ledger rows."""
     if contract.prepay_history or contract.prepay_total is None:
@@ -231,7 +236,7 @@ async def check_prepaid_balance(
     start, end = pp.burn_window(today)
     async with halo_errors():
         contract = await ac.halo.get_contract(contract_id, details=True)
-        if not _is_prepaid(contract) and contract.prepay_balance is None:
+        if not _has_bank(contract):
             raise invalid("contract_id", f"contract {contract_id} is a {contract.type or 'untyped'} contract "
                           "with no prepaid-hours bank", "pick a Prepaid Hours contract "
                           "(find_low_prepaid_balances lists them)")

@@ -1,0 +1,261 @@
+"""generate_renewals against the embedded sandbox: preview, apply, re-run, dropped answers.
+
+Expected contracts and lines are computed here from the sandbox's raw documents (values and
+unit prices x uplift, half-up to the cent), never from the project's domain code.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from dateutil.relativedelta import relativedelta
+from mcp import Client
+
+from halo_contracts.config import load_settings
+from halo_contracts.halo.client import HaloClient
+from halo_contracts.plans.executor import apply_plan
+from halo_contracts.plans.journal import Journal
+from halo_contracts.sandbox import SandboxConfig, create_app, transport
+from halo_contracts.server import build_server
+
+pytestmark = pytest.mark.anyio
+
+TODAY = date(2026, 6, 15)
+SETTINGS = dict(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
+                tools="prepaid,renewals")
+
+
+@asynccontextmanager
+async def sandbox_server(tmp_path, *, contracts: int = 45, clients: int = 8):
+    app = create_app(SandboxConfig(clients=clients, contracts=contracts, today=TODAY, seed=7))
+    sb = app.state.sandbox
+    settings = load_settings(**SETTINGS)
+    server = build_server(settings, transport=transport(app), journal_path=tmp_path / "j.sqlite3",
+                          extras={"today": TODAY})
+    async with Client(server) as client:
+        yield app, sb, client
+
+
+@asynccontextmanager
+async def executor(app, tmp_path):
+    """The plan executor on the same journal file and sandbox, outside MCP (to apply a previewed
+    plan, and to inject faults between steps)."""
+    journal = Journal(tmp_path / "j.sqlite3")
+    try:
+        async with HaloClient(load_settings(**SETTINGS), transport=transport(app)) as halo:
+            yield lambda plan_id, progress=None: apply_plan(plan_id, journal=journal, halo=halo, progress=progress)
+    finally:
+        journal.close()
+
+
+async def call(client: Client, name: str, args: dict, **kw) -> dict:
+    result = await client.call_tool(name, args, **kw)
+    assert not result.is_error, result.content[0].text
+    return json.loads(result.content[0].text)
+
+
+async def call_error(client: Client, name: str, args: dict) -> str:
+    result = await client.call_tool(name, args)
+    assert result.is_error, result.content[0].text
+    return result.content[0].text
+
+
+def day(ts: str | None) -> date | None:
+    return datetime.fromisoformat(ts).date() if ts else None
+
+
+def d(value) -> Decimal:
+    return Decimal(str(value))
+
+
+def up(value, pct: str) -> str:
+    return str((d(value) * (100 + Decimal(pct)) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def renewable(sb) -> list[int]:
+    """Active contracts with an end date that nothing renews yet, from the raw documents."""
+    docs = sb.store.where("contracts")
+    renewed = {c["previouscontract"] for c in docs if c.get("previouscontract")}
+    return [c["id"] for c in docs if c.get("status") == 1 and c.get("end_date") and c["id"] not in renewed]
+
+
+def copyable_lines(sb, cid: int) -> list[dict]:
+    doc = sb.store.get("contracts", cid)
+    cutoff = min(day(doc["end_date"]), TODAY)
+    return sorted((x for x in sb.store.where("rlines", "contract_id = ?", [cid])
+                   if not x.get("isinactive") and (x.get("enddate") is None or day(x["enddate"]) >= cutoff)),
+                  key=lambda x: x["id"])
+
+
+def renewals_of(sb, cid: int) -> list[dict]:
+    return sb.store.where("contracts", "previouscontract = ?", [cid])
+
+
+def lines_of_new(sb, new_id: int) -> tuple[int, list[dict]]:
+    headers = sb.store.where("rinvoices", "contract_id = ?", [new_id])
+    lines = [x for h in headers for x in sb.store.where("rlines", "ihid = ?", [h["id"]])]
+    return len(headers), lines
+
+
+async def test_fifty_renewals_preview_then_apply_exactly_and_rerun_creates_nothing(tmp_path):
+    async with sandbox_server(tmp_path, contracts=90, clients=15) as (app, sb, client):
+        ids = renewable(sb)[:50]
+        assert len(ids) == 50
+        old_docs = {cid: sb.store.get("contracts", cid) for cid in ids}
+        before = sb.store.count("contracts")
+        preview = await call(client, "generate_renewals",
+                             {"contract_ids": ids, "uplift_percent": 3.5, "dry_run": True})
+        assert preview["status"] == "planned" and preview["plan_id"]
+        assert sb.log.count(method="POST", path_prefix="/api") == 0
+        assert [r["contract_id"] for r in preview["renewals"]] == ids
+        for row in preview["renewals"]:
+            old = old_docs[row["contract_id"]]
+            assert row["new_start"] == (day(old["end_date"]) + timedelta(days=1)).isoformat()
+            assert row["value_after"] == up(old["periodchargeamount"], "3.5")
+            lines = copyable_lines(sb, row["contract_id"])
+            assert [(x["description"], x["unit_price_after"]) for x in row["lines"]] == [
+                (x["item_shortdescription"], up(x["unit_price"], "3.5")) for x in lines]
+
+        async with executor(app, tmp_path) as run:
+            outcome = await run(preview["plan_id"])
+            assert outcome.ok, outcome.message
+            assert sb.store.count("contracts") == before + 50
+            for row in preview["renewals"]:
+                cid = row["contract_id"]
+                [new] = renewals_of(sb, cid)
+                old = old_docs[cid]
+                assert new["ref"] == row["new_ref"] and new["ref"] != old["ref"]
+                assert new["status"] == 2 and new["client_id"] == old["client_id"]
+                assert new["contracttype"] == old["contracttype"] and new["sla_id"] == old["sla_id"]
+                assert new["billingperiod"] == old["billingperiod"]
+                assert day(new["start_date"]).isoformat() == row["new_start"]
+                assert day(new["end_date"]).isoformat() == row["new_end"]
+                assert str(d(new["periodchargeamount"]).quantize(Decimal("0.01"))) == up(old["periodchargeamount"],
+                                                                                         "3.5")
+                assert f"contract {cid}" in new["note"]
+                headers, lines = lines_of_new(sb, new["id"])
+                expected = copyable_lines(sb, cid)
+                assert headers == (1 if expected else 0)
+                assert sorted((x["item_shortdescription"], d(x["qty_order"]),
+                               str(d(x["unit_price"]).quantize(Decimal("0.01")))) for x in lines) == sorted(
+                    (x["item_shortdescription"], d(x["qty_order"]), up(x["unit_price"], "3.5")) for x in expected)
+                assert sb.store.get("contracts", cid)["status"] == 1  # expire_old="never"
+
+            # the same plan again sends nothing
+            sb.log.clear()
+            again = await run(preview["plan_id"])
+            assert again.already_applied and sb.log.count(method="POST") == 0
+
+        # the same renewal asked again: every contract is skipped, nothing is planned or sent
+        sb.log.clear()
+        rerun = await call(client, "generate_renewals", {"contract_ids": ids, "uplift_percent": 3.5})
+        assert rerun["status"] == "nothing to do" and rerun["plan_id"] is None
+        assert [s["contract_id"] for s in rerun["skipped"]] == ids
+        assert sb.log.count(method="POST") == 0
+        assert sb.store.count("contracts") == before + 50
+
+
+async def test_dropped_answers_mid_batch_resume_without_duplicates(tmp_path):
+    async with sandbox_server(tmp_path) as (app, sb, client):
+        ids = renewable(sb)[:8]
+        preview = await call(client, "generate_renewals",
+                             {"contract_ids": ids, "uplift_percent": 5, "expire_old": "now", "dry_run": True})
+        plan_id = preview["plan_id"]
+        async with executor(app, tmp_path) as run:
+            # stop 1: the answer to a create_contract in the middle of the batch is lost
+            steps = (await _plan_steps(tmp_path, plan_id))
+            create_at = [s.index for s in steps if s.kind == "create_contract"][3]
+            lines_at = next(s.index for s in steps if s.kind == "add_recurring_lines" and s.index > create_at)
+
+            def drop_before(index: int):
+                async def progress(done: int, total: int, message: str) -> None:
+                    if done == index:
+                        sb.faults.drop_next_writes = 1
+                return progress
+
+            first = await run(plan_id, drop_before(create_at))
+            assert not first.ok and first.stopped_at.index == create_at
+            assert first.stopped_at.status == "unknown"
+            # stop 2: the answer to adding lines is lost
+            second = await run(plan_id, drop_before(lines_at))
+            assert not second.ok and second.stopped_at.index == lines_at
+            assert second.settled == 1  # the lost contract was found by client + ref, not sent again
+            third = await run(plan_id)
+            assert third.ok and third.settled == 1, third.message
+        for row in preview["renewals"]:
+            cid = row["contract_id"]
+            renewals = renewals_of(sb, cid)
+            assert len(renewals) == 1, f"contract {cid} renewed {len(renewals)} times"
+            headers, lines = lines_of_new(sb, renewals[0]["id"])
+            assert headers == (1 if row["lines"] else 0)
+            assert len(lines) == len(row["lines"])
+            assert sb.store.get("contracts", cid)["status"] == 3  # expired now
+
+
+async def _plan_steps(tmp_path, plan_id):
+    journal = Journal(tmp_path / "j.sqlite3")
+    try:
+        return journal.get_plan(plan_id).steps
+    finally:
+        journal.close()
+
+
+async def test_apply_reports_progress_per_contract_and_expires_old(tmp_path):
+    async with sandbox_server(tmp_path) as (_app, sb, client):
+        ids = renewable(sb)[:4]
+        seen: list[tuple[float, float | None, str | None]] = []
+
+        async def progress(p, total, message):
+            seen.append((p, total, message))
+
+        got = await call(client, "generate_renewals", {"contract_ids": ids, "expire_old": "now"},
+                         progress_callback=progress)
+        assert got["status"] == "applied"
+        assert [(p, t) for p, t, _ in seen] == [(i, len(ids)) for i in range(1, len(ids) + 1)]
+        assert next(m for _, _, m in seen).startswith(f"Contract {ids[0]} renewed")
+        for row in got["renewals"]:
+            assert row["new_contract_id"] == renewals_of(sb, row["contract_id"])[0]["id"]
+            assert sb.store.get("contracts", row["contract_id"])["status"] == 3
+
+
+async def test_expire_at_end_only_past_end_dates_otherwise_a_follow_up(tmp_path):
+    async with sandbox_server(tmp_path) as (_app, sb, client):
+        [future] = renewable(sb)[:1]
+        end = day(sb.store.get("contracts", future)["end_date"])
+        got = await call(client, "generate_renewals",
+                         {"contract_ids": [future], "expire_old": "at_end", "term_months": 24, "dry_run": True})
+        [row] = got["renewals"]
+        assert row["term_months"] == 24
+        assert row["new_end"] == (end + timedelta(days=1) + relativedelta(months=24) - timedelta(days=1)).isoformat()
+        assert got["follow_ups"] == [{"contract_id": future, "due": (end + timedelta(days=1)).isoformat(),
+                                      "action": got["follow_ups"][0]["action"]}]
+        assert "stays Active" in row["old_contract"]
+        assert got["steps"] == (3 if row["lines"] else 1)  # no update step for the old contract
+
+
+async def test_validation_names_each_contract_and_sends_nothing(tmp_path):
+    async with sandbox_server(tmp_path) as (_app, sb, client):
+        cancelled = sb.book.contracts_by_status["Cancelled"][0]
+        good = renewable(sb)[0]
+        await call(client, "find_expiring_contracts", {})
+        sb.log.clear()
+        text = await call_error(client, "generate_renewals", {"contract_ids": [good], "uplift_percent": 100.5})
+        assert "uplift_percent" in text and "-50 and 100" in text
+        text = await call_error(client, "generate_renewals", {"contract_ids": [good], "item_uplift_percent": -51})
+        assert "item_uplift_percent" in text
+        text = await call_error(client, "generate_renewals", {"contract_ids": [good], "term_months": 61})
+        assert "term_months" in text and "1 and 60" in text
+        text = await call_error(client, "generate_renewals", {"contract_ids": [good, good]})
+        assert "more than once" in text
+        assert len(sb.log) == 0  # argument rules are checked before any read
+        text = await call_error(client, "generate_renewals", {"contract_ids": [good, cancelled, 999999]})
+        assert f"contract {cancelled}" in text and "Cancelled" in text
+        assert "contract 999999: not found" in text and "Nothing was sent" in text
+        assert str(good) not in text.split("Fix:")[0].replace(str(cancelled), "")
+        assert sb.log.count(method="POST") == 0
+        text = await call_error(client, "generate_renewals", {"contract_ids": ["1001"]})
+        assert "contract_ids" in text
