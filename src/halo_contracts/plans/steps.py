@@ -75,8 +75,9 @@ async def _create_contract(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any
 
 async def find_contract(halo: HaloClient, client_id: int, ref: str) -> Any | None:
     """The contract of ``client_id`` whose ref is ``ref`` (trimmed, case-insensitive), if any;
-    inactive ones included."""
-    rows = await halo.list_contracts(ContractQuery(client_id=client_id, search=ref.strip(), include_inactive=True))
+    inactive ones included. Reads the client's contracts and compares refs here rather than
+    trusting Halo's free-text ``search`` (whose matching rules are Halo's own)."""
+    rows = await halo.list_contracts(ContractQuery(client_id=client_id, include_inactive=True))
     for c in rows:
         if c.client_id == client_id and _same_text(c.ref, ref):
             return c
