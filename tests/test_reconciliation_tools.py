@@ -282,3 +282,13 @@ async def test_summary_by_status_filter(server, book):
     out = await call(server, "summarize_contracts", group_by="type", status="active")
     assert out["status"] == "Active"
     assert out["contracts"] == len(book.contracts_by_status["Active"])
+
+
+async def test_a_sweep_that_fails_is_a_clear_error(server, sb, book):
+    sb.deny("/api/Invoice")
+    try:
+        text = await call_error(server, "reconcile_billing", **window(book))
+    finally:
+        sb.allow("/api/Invoice")
+    assert "permission" in text.lower() and "/Invoice" in text
+    assert text.strip() != "Error executing tool reconcile_billing"
