@@ -10,6 +10,7 @@ readable per-tool diff. After an intended change refresh it with:
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 from pathlib import Path
@@ -29,6 +30,7 @@ SETTINGS = dict(base_url="http://sandbox", client_id="sandbox-client", client_se
                 read_only=False, tools=None, disabled_tools=None)
 
 
+@functools.cache
 def _listing() -> list[Any]:
     server = build_server(load_settings(**SETTINGS))
 
