@@ -288,7 +288,7 @@ async def reconcile_billing(
     ctx: Context,
     client_id: Annotated[ClientId | None, Field(description="Only this client's contracts")] = None,
     min_variance: Annotated[Number, Field(description="List only contracts whose money at stake (sum of their "
-                                                      "findings) is at least this; default 0")] = Decimal(0),
+                                                      "findings) is at least this; default 0")] = 0,
     format: FormatArg = "json",
     limit: Annotated[int, Field(strict=True, ge=1, le=1000, description="Most contracts to list (totals always "
                                                                         "cover every contract); default 50")] = 50,
@@ -302,6 +302,7 @@ async def reconcile_billing(
     and time entries; never a request per contract) and reports progress. For one contract's
     detail use reconcile_contract_billing. Rules: halopsa://guide/contracts."""
     check_period(period_start, period_end)
+    min_variance = Decimal(min_variance)
     if min_variance < 0:
         raise invalid("min_variance", f"must be zero or more (got {min_variance})",
                       "give the smallest amount at stake worth listing, e.g. 50")
