@@ -504,6 +504,44 @@ class HaloClient:
                 status=None, operation=request.operation)
         return row
 
+    # ---- diagnostics (doctor) -------------------------------------------------------------
+    PROBES: dict[str, tuple[str, str | None, dict[str, Any]]] = {
+        # name: (path, list key or None for a bare array, extra query)
+        "clients": ("/Client", "clients", {}),
+        "slas": ("/SLA", None, {}),
+        "lookups": ("/Lookup", None, {"lookupid": 72}),
+        "contracts": ("/ClientContract", "contracts", {}),
+        "recurring_invoices": ("/RecurringInvoice", "invoices", {}),
+        "invoices": ("/Invoice", "invoices", {}),
+        "actions": ("/Actions", "actions", {"timeentriesonly": True, "count": 1}),
+        "tickets": ("/Tickets", "tickets", {}),
+        "prepay": ("/ClientPrepay", "prepayhistory", {}),
+        "licences": ("/SoftwareLicence", "licences", {}),
+    }
+
+    async def authenticate(self) -> None:
+        """Fetch a token now (or reuse the cached one); HaloAuthError when refused."""
+        await self._auth.get()
+
+    async def probe(self, name: str) -> int | None:
+        """One small read of an endpoint the tools use; the record count when Halo reports one."""
+        path, key, extra = self.PROBES[name]
+        params: dict[str, Any] = dict(extra)
+        if name == "lookups":
+            params["lookupid"] = self._settings.lookup_type_id
+        if key is not None and name != "actions":
+            params.update({"pageinate": True, "page_size": 1, "page_no": 1})
+        body = await self._call("GET", path, operation=f"read {name.replace('_', ' ')}", params=params)
+        if isinstance(body, list):
+            return len(body)
+        if isinstance(body, dict):
+            count = body.get("record_count")
+            if isinstance(count, int):
+                return count
+            rows = body.get(key) if key else None
+            return len(rows) if isinstance(rows, list) else None
+        return None
+
     # ---- clients, SLAs, lookups ----------------------------------------------------------
     async def list_clients(self, *, search: str | None = None, include_inactive: bool = False,
                            on_page: PageCallback | None = None) -> list[Client]:
