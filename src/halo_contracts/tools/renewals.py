@@ -351,7 +351,7 @@ async def generate_renewals(
             c = by_id.get(cid)
             if c is None:
                 continue
-            if _same(c.type, PREPAID_TYPE) and c.prepaid_hours is None:
+            if _same(c.type, PREPAID_TYPE) and c.prepaid_hours is None and cid not in renewed_ids:
                 c = await halo.get_contract(cid, details=True)
             targets[cid] = c
 
