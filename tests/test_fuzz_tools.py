@@ -24,14 +24,17 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from support.fuzz import (
+    JSON_TEXT_VALUES,
     STATS,
     Call,
     Harness,
     check_outcome,
     dump_stats,
     invalid_args,
+    minimal_valid,
     schema_valid_call,
     tool_args,
+    types_of,
 )
 
 
@@ -128,6 +131,36 @@ def test_wrongly_typed_ids_are_refused_without_requests(h: Harness):
                     problems.append(f"{name}.{key}={bad!r}: is_error={outcome.is_error}, "
                                     f"{len(outcome.requests)} request(s): {outcome.text[:200]}")
     assert not problems, problems
+
+
+def _json_text_cases(h: Harness) -> list[tuple[str, str, str]]:
+    cases = []
+    for name, tool in sorted(h.tools.items()):
+        schema = tool.input_schema
+        for key, sub in schema.get("properties", {}).items():
+            branches = sub.get("anyOf", [sub])
+            if any("string" in types_of(b) for b in branches):
+                continue
+            for text in JSON_TEXT_VALUES:
+                cases.append((name, key, text))
+    return cases
+
+
+def test_json_text_for_non_string_arguments_is_refused(h: Harness):
+    """'null', '[1001]', '{"a": 1}' given where the schema allows no string: refused, nothing sent.
+
+    The SDK json-decodes such strings before validation (func_metadata.pre_parse_json), so
+    without a guard ``"client_id": "null"`` silently becomes "no client filter" and
+    ``"contract_ids": "[1001]"`` a list: a wrongly typed call that runs anyway."""
+    problems: list[str] = []
+    for name, key, text in _json_text_cases(h):
+        args = minimal_valid(h.schema(name), hints=h.hints)
+        args.update(h.force_for(name))
+        args[key] = text
+        outcome = h.call(Call(tool=name, args=args, mutation=f"{key}={text!r}", schema_valid=False))
+        if not outcome.is_error or outcome.requests:
+            problems.append(f"{name}({key}={text!r}): is_error={outcome.is_error}, {len(outcome.requests)} request(s)")
+    assert not problems, f"{len(problems)} wrongly typed call(s) accepted:\n" + "\n".join(problems)
 
 
 @pytest.mark.slow

@@ -220,6 +220,9 @@ class Hints:
     client_names: list[str] = field(default_factory=list)
     item_ids: list[int] = field(default_factory=list)
     sla_ids: list[int] = field(default_factory=list)
+    types: list[str] = field(default_factory=lambda: ["Recurring", "Prepaid Hours", "Ad-Hoc", "Project", "Warranty"])
+    statuses: list[str] = field(default_factory=lambda: ["Active", "Pending", "Expired", "Cancelled", "On Hold"])
+    frequencies: list[str] = field(default_factory=lambda: ["Monthly", "Quarterly", "Annual"])
     today: date = field(default_factory=date.today)
 
     def for_name(self, name: str) -> list[Any]:
@@ -234,6 +237,12 @@ class Hints:
             return self.sla_ids
         if n in ("client_name", "customer", "name"):
             return self.client_names
+        if n in ("type", "contract_type"):
+            return self.types
+        if n == "status":
+            return self.statuses
+        if "frequency" in n or n == "billing_cycle":
+            return self.frequencies
         return []
 
 
@@ -375,7 +384,10 @@ def object_valid(schema: dict[str, Any], defs: dict[str, Any], *, hints: Hints =
 # invalid values (each guaranteed to break the schema it targets)
 # ---------------------------------------------------------------------------------------------
 
-WRONG_TYPES: list[Any] = ["1", 1, 1.5, True, None, [], {}, "true", [1], {"a": 1}, "", 0, -1, "null"]
+WRONG_TYPES: list[Any] = ["1", 1, 1.5, True, None, [], {}, "true", [1], {"a": 1}, "", 0, -1]
+# JSON text inside a string for a non-string parameter: the SDK json-decodes these at the top
+# level before validation (func_metadata.pre_parse_json), so they get a dedicated test instead.
+JSON_TEXT_VALUES: list[str] = ["null", "[1001]", '{"a": 1}', "[]", "{}"]
 
 
 def invalid_for(schema: dict[str, Any], defs: dict[str, Any]) -> list[Any]:
@@ -706,7 +718,7 @@ class Harness:
 
         self.stats = stats
         self._stack = ExitStack()
-        cfg = {"strict": True, "seed": 7}
+        cfg = {"strict": True, "seed": 7, "rate_limit": 100_000, "rate_window": 1.0}
         cfg.update(sandbox_config or {})
         self.app = make_sandbox(**cfg)
         self.state = sandbox_state(self.app)
