@@ -17,7 +17,8 @@ def anyio_backend() -> str:
 # mcp_client: an MCP ``Client`` connected in memory to the full server, talking to this test's
 # sandbox. The server is built once per session (building it costs ~0.4 s) on a transport that
 # is pointed at each test's sandbox; each connection runs the lifespan afresh (new HaloClient,
-# journal reopened). ``mcp_client.sandbox`` / ``.spec`` / ``.journal_path`` are attached for tests.
+# journal reopened). At teardown every request sent must conform to the OpenAPI slice.
+# ``mcp_client.sandbox`` / ``.spec`` / ``.journal_path`` are attached for tests.
 
 SANDBOX_SETTINGS = {"base_url": "http://sandbox", "client_id": "sandbox-client", "client_secret": "sandbox-secret",
                     "rate_limit": "100000/1"}
@@ -75,3 +76,5 @@ async def mcp_client(sandbox_app, spec_transport, _shared_mcp_server):
         client.journal_path = journal_path
         yield client
     switch.target = None
+    # every request a tool sent must conform to Halo's OpenAPI slice
+    spec_transport.assert_clean()

@@ -397,3 +397,20 @@ async def test_expired_contract_reactivated_with_a_later_end(mcp_client):
     assert d["outcome"] == "updated"
     got = data(await call(mcp_client, "get_contract", {"contract_id": cid}))
     assert (got["status"], got["end_date"]) == ("Active", end)
+
+
+async def test_prepaid_rate_change_sets_the_block_price(mcp_client):
+    sb = mcp_client.sandbox
+    cid = sb.book.prepaid["healthy"][0]
+    before = data(await call(mcp_client, "get_contract", {"contract_id": cid}))
+    hours = before["prepaid"]["block_hours"]
+    sb.log.clear()
+    d = data(await call(mcp_client, "update_contract", {"contract_id": cid, "changes": {"hourly_rate": 160}}))
+    assert [c["field"] for c in d["changes"]] == ["value"]
+    (post,) = api_writes(sb)
+    assert post.body == [{"id": cid, "periodchargeamount": hours * 160}]
+    after = data(await call(mcp_client, "get_contract", {"contract_id": cid}))
+    assert after["prepaid"]["hourly_rate"] == "160.00"
+    r = await call(mcp_client, "update_contract", {"contract_id": cid, "changes": {"hourly_rate": 160, "value": 1}})
+    assert r.is_error and "'value'" in text(r)
+    assert len(api_writes(sb)) == 1

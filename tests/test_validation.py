@@ -332,3 +332,12 @@ def test_item_update_merges_and_sends_only_changes():
     assert fields_of(bad.report) == ["changes.end_date", "changes.end_date"]
     bad = check_item_update(line, RecurringItemFields(quantity=D(0)), DATES, CODES)
     assert fields_of(bad.report) == ["changes.quantity"]
+
+
+def test_rate_without_hours_on_update_is_an_error():
+    c = existing(type="Prepaid Hours", prepaid_hours=D(0), value=D(6000), billing_frequency=None,
+                 ref="Acme Ltd - Prepaid Hours 2026")
+    out = check_contract_update(c, ContractFields(), CODES, today=TODAY, hourly_rate=D(150))
+    assert "hourly_rate" in fields_of(out.report)
+    ok = check_contract_update(c, ContractFields(prepaid_hours=D(10)), CODES, today=TODAY, hourly_rate=D(150))
+    assert ok.report.ok and ok.fields.given() == {"prepaid_hours": D(10), "value": D("1500.00")}

@@ -327,6 +327,9 @@ def check_contract_update(existing: Contract, changes: ContractFields, codes: Co
             report.warn("hourly_rate", f"the block price stays {cents(before.value)}, so the hourly rate changes "
                         f"from {old_rate} to {new_rate}", "pass hourly_rate (or value) to set the price of the block")
 
+    if hourly_rate is not None and _same(merged_type, PREPAID) and not (merged_hours and merged_hours > 0):
+        report.error("hourly_rate", "the value is hours x rate, but the contract has no hours allocation",
+                     "pass prepaid_hours together with hourly_rate, or give value (the price of the block)")
     changed = {k: (getattr(before, k), v) for k, v in given.items() if not _equal(getattr(before, k), v)}
     merged = before.model_copy(update={k: v for k, (_, v) in changed.items()})
     report_merged = check_contract(merged, codes, today=today, client_name=client_name, hourly_rate=hourly_rate)
