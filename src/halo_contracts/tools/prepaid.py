@@ -209,10 +209,13 @@ def _needs_ledger(contract: Contract) -> bool:
     return contract.prepay_total > (contract.prepaid_hours or ZERO)
 
 
-def _check_threshold(threshold: Decimal) -> None:
+def _check_threshold(threshold: Decimal | int) -> Decimal:
+    """The threshold as a Decimal (the schema default arrives as a plain int)."""
+    threshold = Decimal(threshold)
     if threshold < 0 or threshold > 100000:
         raise invalid("threshold_hours", f"must be between 0 and 100000 hours (got {threshold})",
                       "give the number of remaining hours that should raise an alert, e.g. 10")
+    return threshold
 
 
 # ---- tools ------------------------------------------------------------------------------------
@@ -222,7 +225,7 @@ def _check_threshold(threshold: Decimal) -> None:
 async def check_prepaid_balance(
     contract_id: ContractId,
     ctx: Context,
-    threshold_hours: ThresholdHours = Decimal(10),
+    threshold_hours: ThresholdHours = 10,
 ) -> PrepaidBalance:
     """The prepaid-hours balance of one contract: purchased, used and remaining (hours, or money
     when the bank is kept as an amount), the current period, an alert when the remaining hours
@@ -230,7 +233,7 @@ async def check_prepaid_balance(
     block at the contract's rate, the burn rate over the last 90 days, the projected run-out date,
     and hours that will expire unused. Use it before talking to a client about a top-up; the
     rules are in halopsa://guide/contracts."""
-    _check_threshold(threshold_hours)
+    threshold_hours = _check_threshold(threshold_hours)
     ac = app(ctx)
     today = today_of(ctx)
     start, end = pp.burn_window(today)
@@ -294,7 +297,7 @@ class LowBalancesResult(Result):
 @halo_tool(group="prepaid", kind="read", title="Find low prepaid-hours balances")
 async def find_low_prepaid_balances(
     ctx: Context,
-    threshold_hours: ThresholdHours = Decimal(10),
+    threshold_hours: ThresholdHours = 10,
     client_id: ClientId | None = None,
     runs_out_within_days: Annotated[int | None, Field(strict=True, ge=1, le=730, description=(
         "Also list contracts projected to run out within this many days at their 90-day burn rate"))] = None,
@@ -305,7 +308,7 @@ async def find_low_prepaid_balances(
     within the given number of days, most urgent first, each with its balance, burn rate,
     run-out date and a top-up quote. Use it for a weekly prepaid review; then
     check_prepaid_balance for one contract in full. Rules: halopsa://guide/contracts."""
-    _check_threshold(threshold_hours)
+    threshold_hours = _check_threshold(threshold_hours)
     ac = app(ctx)
     today = today_of(ctx)
     start, end = pp.burn_window(today)

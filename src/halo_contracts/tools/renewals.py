@@ -298,7 +298,7 @@ async def generate_renewals(
         "The contracts to renew (Halo ids), e.g. from find_expiring_contracts"))],
     ctx: Context,
     uplift_percent: Annotated[Number, Field(description="Price change of the contract value in percent, "
-                                                        "-50 to 100 (default 0)")] = Decimal(0),
+                                                        "-50 to 100 (default 0)")] = 0,
     term_months: Annotated[int | None, Field(strict=True, description=(
         "Term of the renewals in months, 1 to 60 (default: the same term as the old contract)"))] = None,
     copy_recurring_items: Annotated[bool, Field(strict=True, description=(
@@ -318,6 +318,7 @@ async def generate_renewals(
     reason, so running it twice creates nothing. Everything is validated before the plan exists.
     Use dry_run=true to preview, then apply_plan(plan_id). Rules: halopsa://guide/contracts."""
     # ---- argument rules (nothing read yet) ----
+    uplift_percent = Decimal(uplift_percent)  # the schema default arrives as a plain int
     problem = rn.check_uplift(uplift_percent)
     if problem:
         raise invalid("uplift_percent", problem, "give a percentage from -50 to 100, e.g. 3.5")
