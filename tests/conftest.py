@@ -60,7 +60,8 @@ def _shared_mcp_server(tmp_path_factory):
 
     switch = _SwitchTransport()
     journal_path = tmp_path_factory.mktemp("journal") / "journal.sqlite3"
-    server = build_server(load_settings(**SANDBOX_SETTINGS), transport=switch, journal_path=journal_path)
+    settings = load_settings(**SANDBOX_SETTINGS, read_only=False, tools=None, disabled_tools=None)
+    server = build_server(settings, transport=switch, journal_path=journal_path)
     return server, switch, journal_path
 
 

@@ -524,7 +524,7 @@ async def create_contract(
     to_send = check.fields
     plan = Plan(tool="create_contract", title=f"Create contract '{to_send.ref}' for client {client_id}")
     add_step(plan, ac.halo, "create_contract",
-             f"Create {to_send.type} contract '{to_send.ref}' for client {client_id} ({client.name}), "
+             f"Create {to_send.type} contract '{to_send.ref}' for client {client_id}, "
              f"{to_send.status}, from {to_send.start_date}" + (f" to {to_send.end_date}" if to_send.end_date else ""),
              {"fields": to_send.model_dump(mode="json", exclude_unset=True)},
              natural_key={"client_id": client_id, "ref": to_send.ref})
