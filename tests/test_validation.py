@@ -341,3 +341,42 @@ def test_rate_without_hours_on_update_is_an_error():
     assert "hourly_rate" in fields_of(out.report)
     ok = check_contract_update(c, ContractFields(prepaid_hours=D(10)), CODES, today=TODAY, hourly_rate=D(150))
     assert ok.report.ok and ok.fields.given() == {"prepaid_hours": D(10), "value": D("1500.00")}
+
+
+# ---- properties ---------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_dates = st.one_of(st.none(), st.dates(min_value=date(2020, 1, 1), max_value=date(2030, 12, 31)))
+_money = st.one_of(st.none(), st.decimals(min_value=-1000, max_value=100000, places=2, allow_nan=False))
+_names = st.one_of(st.none(), st.sampled_from(["Recurring", "Prepaid Hours", "Active", "Expired", "Monthly", "x", ""]))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(ref=st.one_of(st.none(), st.text(max_size=30)), type=_names, status=_names, freq=_names, start=_dates,
+       end=_dates, nid=_dates, value=_money, hours=_money, rate=_money)
+def test_contract_rules_are_total_and_actionable(ref, type, status, freq, start, end, nid, value, hours, rate):
+    c = ContractFields(client_id=1, ref=ref, type=type, status=status, billing_frequency=freq, start_date=start,
+                       end_date=end, next_invoice_date=nid, value=value, prepaid_hours=hours)
+    out = check_new_contract(c, CODES, today=TODAY, hourly_rate=rate)
+    for issue in out.report.errors + out.report.warnings:
+        assert issue.field and issue.rule and issue.fix
+    if out.report.ok:  # whatever passes really satisfies the core rules
+        assert out.fields.ref and out.fields.ref.strip() and out.fields.start_date
+        assert not (end and end < start)
+        assert out.fields.value is None or out.fields.value >= 0
+        if out.fields.type == "Prepaid Hours":
+            assert out.fields.prepaid_hours > 0 and (out.fields.value or 0) > 0
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(old=st.sampled_from(ALL), new=st.sampled_from(ALL), old_end=_dates, new_end=_dates, start=_dates)
+def test_transitions_follow_the_table(old, new, old_end, new_end, start):
+    issues = check_transition(old, new, old_end=old_end, new_end=new_end, start=start, today=TODAY)
+    if old == new:
+        assert issues == []
+    elif new not in STATUS_TRANSITIONS[old]:
+        assert issues and issues[0].field == "status"
+    if old == "Cancelled" and new != old:
+        assert issues
