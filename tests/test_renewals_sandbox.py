@@ -7,6 +7,7 @@ unit prices x uplift, half-up to the cent), never from the project's domain code
 from __future__ import annotations
 
 import json
+import re
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -259,3 +260,22 @@ async def test_validation_names_each_contract_and_sends_nothing(tmp_path):
         assert sb.log.count(method="POST") == 0
         text = await call_error(client, "generate_renewals", {"contract_ids": ["1001"]})
         assert "contract_ids" in text
+
+
+async def test_a_lost_answer_during_apply_is_an_error_naming_the_plan_and_apply_plan_resumes(tmp_path):
+    app = create_app(SandboxConfig(clients=8, contracts=45, today=TODAY, seed=7))
+    sb = app.state.sandbox
+    settings = load_settings(**{**SETTINGS, "tools": "prepaid,renewals,plans"})
+    server = build_server(settings, transport=transport(app), journal_path=tmp_path / "j.sqlite3",
+                          extras={"today": TODAY})
+    async with Client(server) as client:
+        ids = renewable(sb)[:3]
+        await call(client, "find_expiring_contracts", {})
+        sb.faults.drop_next_writes = 1  # the first renewal is stored in Halo, its answer lost
+        text = await call_error(client, "generate_renewals", {"contract_ids": ids, "uplift_percent": 2})
+        plan_id = re.search(r"plan_[0-9a-f]{12}", text).group(0)
+        assert "apply_plan" in text
+        applied = await call(client, "apply_plan", {"plan_id": plan_id})
+        assert applied["status"] == "applied" and applied["settled"] == 1
+        for cid in ids:
+            assert len(renewals_of(sb, cid)) == 1

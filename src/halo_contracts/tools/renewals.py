@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from halo_contracts.domain import renewals as rn
@@ -268,6 +269,13 @@ class FollowUp(Result):
     action: str
 
 
+class PlanStep(Result):
+    index: int
+    kind: str
+    summary: str
+    group: str | None = Field(description="the contract the step belongs to")
+
+
 class GenerateRenewalsResult(Result):
     plan_id: str | None = Field(description="apply_plan(plan_id) applies or resumes it; None when there was "
                                             "nothing to do")
@@ -275,6 +283,7 @@ class GenerateRenewalsResult(Result):
     status: str = Field(description="planned (dry run), applied, partial or failed; 'nothing to do'")
     message: str
     steps: int
+    plan_steps: list[PlanStep] = Field(description="the plan's steps in order (get_plan shows the Halo requests)")
     renewals: list[RenewalRow]
     skipped: list[SkippedRenewal]
     follow_ups: list[FollowUp] = Field(description="things the plan deliberately leaves for later")
@@ -496,14 +505,16 @@ async def generate_renewals(
 
     if not plan.steps:
         return GenerateRenewalsResult(
-            plan_id=None, dry_run=dry_run, status="nothing to do", steps=0, renewals=[], skipped=skipped,
+            plan_id=None, dry_run=dry_run, status="nothing to do", steps=0, plan_steps=[], renewals=[],
+            skipped=skipped,
             follow_ups=follow_ups, warnings=warnings,
             message="Nothing to renew: every contract given was skipped (see skipped). Nothing was sent to Halo.")
 
     ac.journal.save_plan(plan)
     if dry_run:
         return GenerateRenewalsResult(
-            plan_id=plan.id, dry_run=True, status="planned", steps=len(plan.steps), renewals=rows, skipped=skipped,
+            plan_id=plan.id, dry_run=True, status="planned", steps=len(plan.steps), plan_steps=_steps(plan),
+            renewals=rows, skipped=skipped,
             follow_ups=follow_ups, warnings=warnings,
             message=(f"Preview of {len(rows)} renewal(s) in {len(plan.steps)} steps; nothing was sent. "
                      f"Apply with apply_plan(plan_id='{plan.id}')."))
@@ -530,8 +541,17 @@ async def generate_renewals(
         outcome = await apply_plan(plan.id, journal=ac.journal, halo=halo, progress=progress)
     created = {s.group: (s.result or {}).get("id") for s in outcome.plan.steps
                if s.kind == "create_contract" and s.status == "done"}
+    if outcome.failed:
+        done = [f"{g} -> {i}" for g, i in created.items()]
+        raise ToolError(f"{outcome.message} Renewals created so far (old -> new): {', '.join(done) or 'none'}. "
+                        f"apply_plan(plan_id='{plan.id}') resumes where it stopped; nothing done is sent again.")
     for row in rows:
         row.new_contract_id = created.get(str(row.contract_id))
     return GenerateRenewalsResult(
-        plan_id=plan.id, dry_run=False, status=outcome.plan.status, steps=len(plan.steps), renewals=rows,
-        skipped=skipped, follow_ups=follow_ups, warnings=warnings, message=outcome.message)
+        plan_id=plan.id, dry_run=False, status=outcome.plan.status, steps=len(plan.steps),
+        plan_steps=_steps(outcome.plan), renewals=rows, skipped=skipped, follow_ups=follow_ups, warnings=warnings,
+        message=outcome.message)
+
+
+def _steps(plan: Plan) -> list[PlanStep]:
+    return [PlanStep(index=s.index, kind=s.kind, summary=s.summary, group=s.group) for s in plan.steps]
