@@ -35,6 +35,9 @@ async def exercise_every_method(halo: HaloClient, *, client_id: int, called: set
         called.add(name)
         return await getattr(halo, name)(*args, **kwargs)
 
+    await call("authenticate")
+    for probe in HaloClient.PROBES:  # doctor's one-request probes
+        await call("probe", probe)
     await call("list_clients", search="a", include_inactive=True)
     await call("get_client", client_id)
     await call("list_slas")
@@ -77,7 +80,7 @@ def test_public_method_list_is_what_the_interface_fixes():
         "create_contract", "update_contract", "list_recurring_invoices", "get_recurring_invoice",
         "create_recurring_invoice", "add_recurring_lines", "update_recurring_line", "list_invoices",
         "list_time_entries", "list_tickets", "list_prepay_entries", "list_licences", "create_licence",
-        "update_licence", "delete_licence"]) == PUBLIC_METHODS
+        "update_licence", "delete_licence", "authenticate", "probe"]) == PUBLIC_METHODS
 
 
 async def test_every_method_conforms_on_the_fake():
