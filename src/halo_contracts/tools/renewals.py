@@ -384,7 +384,7 @@ async def generate_renewals(
             continue
         check = rn.check_renewable(c, today, term_months=term_months)
         if not check.ok:
-            errors.extend(f"contract {cid} ('{c.ref}'): {e}" for e in check.errors)
+            errors.extend(f"contract {cid}: {e}" for e in check.errors)
             continue
         new_start, new_end, months = rn.renewal_term(c.start_date, c.end_date, term_months)
         new_ref = rn.roll_ref(c.ref, c.start_date, c.end_date, new_start, new_end)
@@ -396,7 +396,7 @@ async def generate_renewals(
                 "renewal made by hand without the previous-contract link. Link or rename it, then run again")))
             continue
         if key in new_refs:
-            errors.append(f"contract {cid} ('{c.ref}'): its renewal's reference would be the same as contract "
+            errors.append(f"contract {cid}: its renewal's reference would be the same as contract "
                           f"{new_refs[key]}'s renewal for the same client; renew them separately with distinct refs")
             continue
         new_refs[key] = cid
@@ -490,8 +490,9 @@ async def generate_renewals(
             due = c.end_date + timedelta(days=1)
             old_action = f"stays {c.status or 'as it is'} until its end date; set it to Expired from {due}"
             follow_ups.append(FollowUp(contract_id=c.id, due=due, action=(
-                f"Set contract {c.id} to Expired (Halo has no scheduled status change; update_contract or "
-                "generate_renewals with expire_old='at_end' after that date)")))
+                f"Set contract {c.id} to Expired from that date: update_contract(contract_id={c.id}, "
+                "changes={status: 'Expired'}). Halo has no scheduled status change, and running this renewal "
+                "again skips the contract")))
         rows.append(RenewalRow(
             contract_id=c.id, client_id=c.client_id, client_name=c.client_name, old_ref=c.ref, new_ref=new_ref,
             old_start=c.start_date, old_end=c.end_date, new_start=new_start, new_end=new_end, term_months=months,
