@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal as D
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from halo_contracts.domain.models import Contract, Invoice, InvoiceLine, Ticket, TimeEntry
+from halo_contracts.domain.money import add_months
 from halo_contracts.domain.renewals import (
     RenewalError,
     apply_uplift,
@@ -235,3 +238,30 @@ def test_recommendation_review_scope_for_big_gap_sla_or_unbilled_work():
 def test_current_term_capped_at_today():
     assert current_term(c(), TODAY) == (date(2025, 7, 1), TODAY)
     assert current_term(c(end_date=date(2026, 3, 31)), TODAY) == (date(2025, 7, 1), date(2026, 3, 31))
+
+
+def test_roll_ref_never_returns_the_old_ref():
+    # the old ref already carries the suffix the new term would get
+    assert roll_ref("Acme (renewal Jul 2026)", date(2026, 4, 1), date(2026, 6, 30), date(2026, 7, 1),
+                    date(2026, 9, 30)) == "Acme (renewal 1 Jul 2026)"
+
+
+@settings(max_examples=300, deadline=None)
+@given(ref=st.lists(st.sampled_from([*"Acme -/()0123456789FYQ", "2024", "2025/26", " (renewal 2026)",
+                                     " (renewal Jul 2026)"]), min_size=1, max_size=12).map("".join)
+       .filter(lambda r: r.strip()),
+       start=st.dates(min_value=date(2000, 1, 1), max_value=date(2090, 1, 1)),
+       months=st.integers(min_value=1, max_value=60))
+def test_roll_ref_property_always_a_new_ref(ref, start, months):
+    end = add_months(start, months) - timedelta(days=1)
+    new_start, new_end, _ = renewal_term(start, end)
+    rolled = roll_ref(ref, start, end, new_start, new_end)
+    assert rolled.strip() and rolled.casefold() != ref.strip().casefold()
+
+
+@given(amount=st.decimals(min_value=0, max_value=10**7, places=2),
+       pct=st.decimals(min_value=-50, max_value=100, places=2))
+def test_uplift_property_matches_cent_rounding(amount, pct):
+    exact = amount * (100 + pct) / 100
+    got = apply_uplift(amount, pct)
+    assert abs(got - exact) <= D("0.005") and got.as_tuple().exponent == -2

@@ -9,7 +9,8 @@ Reference rolling (``roll_ref``)
     span, the last year in the ref moves.
   * A ref without a year, or a short term that stays in the same calendar year, gets a
     suffix instead: " (renewal 2026)" for terms of a year or more, " (renewal Jul 2026)"
-    for shorter ones. An earlier suffix of that form is replaced, never stacked.
+    for shorter ones. An earlier suffix of that form is replaced, never stacked; the rolled
+    ref never equals the old one.
 
 New term (``renewal_term``)
   * start = old end + 1 day. Same length unless ``term_months`` is given: a whole-month old
@@ -82,7 +83,11 @@ def roll_ref(ref: str, old_start: date | None, old_end: date | None, new_start: 
         base = _SUFFIX.sub("", base)
     term_days = (new_end - new_start).days + 1
     label = f"{new_start.year}" if term_days >= 365 else new_start.strftime("%b %Y")
-    return f"{base} (renewal {label})"
+    rolled = f"{base} (renewal {label})"
+    if rolled.casefold() == ref.strip().casefold():
+        # the old ref already carried this exact suffix: name the day instead, never the same ref
+        rolled = f"{base} (renewal {new_start.day} {new_start.strftime('%b %Y')})"
+    return rolled
 
 
 # ---- new term -------------------------------------------------------------------------------
