@@ -129,8 +129,9 @@ halopsa://guide/contracts).
 Run a renewal review of contracts ending in the next {days} days, following the renewal workflow in
 halopsa://guide/workflows/renewal.
 
-1. find_expiring_contracts(within_days={days}) and show me the dashboard: 0-30, 31-60 and 61-90+ days,
-   with value and annualised value. Leave out contracts that already have a renewal.
+1. find_expiring_contracts(within_days={days}) and show me the dashboard by bucket (0-30, 31-60, 61-90
+   and over 90 days), with value and annualised value. Contracts that already have a renewal are left
+   out.
 2. For each remaining contract, review_contract_performance(contract_id): tickets, hours used, SLA
    compliance, revenue, cost, margin against target and the recommendation.
 3. Summarise in one table (contract, client, end date, annual value, margin, SLA compliance,
