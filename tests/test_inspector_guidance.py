@@ -1,8 +1,10 @@
 """The guidance is reachable from an independent client: the MCP Inspector CLI over stdio,
 against ``halopsa-contracts-mcp --sandbox``.
 
-Runs only when the Inspector is installed (``npm install @modelcontextprotocol/inspector``
-in the repository or globally; CI does that). ``npx --no-install`` never downloads it.
+Runs only when the Inspector is installed, and never downloads it (``npx --no-install``):
+either in this repository's ``node_modules`` (``npm install @modelcontextprotocol/inspector``),
+or in the directory named by ``MCP_INSPECTOR_DIR`` (where CI installs it), or as an
+``mcp-inspector`` on PATH. Otherwise the module is skipped.
 """
 
 from __future__ import annotations
@@ -23,28 +25,30 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVER = [sys.executable, "-m", "halo_contracts", "--sandbox"]
 
 
-def _inspector() -> list[str] | None:
-    """``npx --no-install mcp-inspector --cli`` when it is installed for this repository (npx
-    resolves it from ``node_modules``); else an ``mcp-inspector`` on PATH; else None."""
+def _inspector() -> tuple[list[str], Path] | None:
+    """(command, working directory) for ``npx --no-install mcp-inspector --cli``, or None."""
     npx = shutil.which("npx")
-    local = any((base / "node_modules" / ".bin" / "mcp-inspector").exists() for base in (ROOT, *ROOT.parents))
-    if npx and local:
-        return [npx, "--no-install", "mcp-inspector", "--cli"]
+    candidates = [Path(os.environ["MCP_INSPECTOR_DIR"])] if os.environ.get("MCP_INSPECTOR_DIR") else []
+    candidates += [ROOT, *ROOT.parents]
+    for base in candidates:
+        if npx and (base / "node_modules" / ".bin" / "mcp-inspector").exists():
+            return [npx, "--no-install", "mcp-inspector", "--cli"], base
     on_path = shutil.which("mcp-inspector")
-    return [on_path, "--cli"] if on_path else None
+    return ([on_path, "--cli"], ROOT) if on_path else None
 
 
-INSPECTOR = _inspector()
-if INSPECTOR is None:
+FOUND = _inspector()
+if FOUND is None:
     pytest.skip("the MCP Inspector CLI is not installed (npm install @modelcontextprotocol/inspector)",
                 allow_module_level=True)
+INSPECTOR, INSPECTOR_CWD = FOUND
 
 
 def inspect(tmp_path: Path, *args: str) -> tuple[int, Any, str]:
     """Run one Inspector request; (exit code, parsed JSON result or None, stderr)."""
     env = {**os.environ, "HOME": str(tmp_path / "home"), "HALO_DATA_DIR": str(tmp_path / "data")}
     (tmp_path / "home").mkdir(exist_ok=True)
-    done = subprocess.run([*INSPECTOR, "-q", "--format", "json", *args, "--", *SERVER], cwd=ROOT, env=env,
+    done = subprocess.run([*INSPECTOR, "-q", "--format", "json", *args, "--", *SERVER], cwd=INSPECTOR_CWD, env=env,
                           capture_output=True, text=True, timeout=120)
     try:
         payload = json.loads(done.stdout) if done.stdout.strip() else None
@@ -107,3 +111,10 @@ def test_prompt_get_with_a_bad_argument(tmp_path):
     code, _result, err = inspect(tmp_path, "--method", "prompts/get", "--prompt-name", "month_end_reconciliation",
                                  "--prompt-args", "period=October")
     assert code == 1, err
+
+
+def test_modern_protocol_era_reads_the_guide(tmp_path):
+    code, result, err = inspect(tmp_path, "--protocol-era", "modern", "--method", "resources/read",
+                                "--uri", "halopsa://guide/workflows/setup")
+    assert code == 0, err
+    assert result["contents"][0]["text"].startswith("## Workflow: setup")
