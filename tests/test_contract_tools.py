@@ -414,3 +414,14 @@ async def test_prepaid_rate_change_sets_the_block_price(mcp_client):
     r = await call(mcp_client, "update_contract", {"contract_id": cid, "changes": {"hourly_rate": 160, "value": 1}})
     assert r.is_error and "'value'" in text(r)
     assert len(api_writes(sb)) == 1
+
+
+async def test_two_plans_for_the_same_contract_create_it_once(mcp_client):
+    sb = mcp_client.sandbox
+    args = new_contract_args(sb.book, dry_run=True)
+    first = data(await call(mcp_client, "create_contract", args))
+    second = data(await call(mcp_client, "create_contract", args))
+    data(await call(mcp_client, "apply_plan", {"plan_id": first["plan_id"]}))
+    r = await call(mcp_client, "apply_plan", {"plan_id": second["plan_id"]})
+    assert r.is_error and "already has contract" in text(r) and "nothing was sent" in text(r)
+    assert len(api_writes(sb)) == 1

@@ -195,6 +195,7 @@ async def test_applying_again_does_nothing_and_says_so(halo, journal):
     journal.save_plan(plan)
     await apply_plan(plan.id, journal=journal, halo=halo)
     halo.writes.clear()
+    halo.reads.clear()
     again = await apply_plan(plan.id, journal=journal, halo=halo)
     assert again.already_applied and again.sent == 0
     assert halo.writes == [] and halo.reads == []
@@ -396,3 +397,13 @@ def test_resolve_references():
     assert resolve("$stepx", results) == "$stepx"
     with pytest.raises(ValueError):
         resolve("$step:2.id", results)
+
+
+async def test_create_guard_stops_a_duplicate_made_after_planning(halo, journal):
+    plan = contract_plan(halo)
+    journal.save_plan(plan)
+    halo.contracts[7] = Contract(id=7, client_id=5, ref="acme - recurring 2026 ")  # someone else made it
+    out = await apply_plan(plan.id, journal=journal, halo=halo)
+    assert out.failed == 1 and out.plan.steps[0].status == "failed"
+    assert "already has contract 7" in out.message and halo.writes == []
+    assert all(s.status == "pending" for s in out.plan.steps[1:])

@@ -14,7 +14,10 @@ and writing its answer):
    gone. A ``done`` step is never sent again.
 
 A step that Halo refused (``failed``) stops the run too; later steps may depend on it.
-Applying again retries it. Applying a plan whose steps are all done sends nothing and says so.
+Applying again retries it. Before a create is first sent, a handler may guard it: a contract
+whose client and ref already exist in Halo (created after the plan was built) is not created
+again; the step fails and says which contract exists.
+Applying a plan whose steps are all done sends nothing and says so.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def _outcome(plan: Plan, *, resumed_from: int, sent: int, settled: int, already:
             what = ("Halo's answer was lost, so it is unknown whether it took effect. Run apply_plan again "
                     "with the same plan_id: the object is looked up before anything is re-sent.")
         elif stop.status == "failed":
-            what = f"Halo refused it: {stop.error}"
+            what = f"it failed: {stop.error}"
         else:
             what = "it was not run."
         message = (f"Plan {plan.id} stopped at step {stop.index + 1} of {total} ('{stop.summary}'): {what} "
@@ -186,6 +189,16 @@ async def apply_plan(plan_id: str, *, journal: Journal, halo: HaloClient,
                     await _step_progress(progress, plan, step)
                     continue
                 earlier, params = settlement.result, settlement.resend
+
+            elif handler.guard is not None:
+                try:
+                    reason = await handler.guard(halo, params, key)
+                except HaloError as exc:
+                    reason = f"could not check Halo before sending: {exc}"
+                if reason:
+                    step.status, step.error = "failed", reason
+                    journal.save_step(plan_id, step)
+                    break
 
             # Mark "sending" (committed) before the request leaves.
             step.sent = _safe_preview(halo, step.kind, params)

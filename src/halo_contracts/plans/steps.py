@@ -51,6 +51,9 @@ class StepHandler:
     args: Callable[[dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
     merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] = field(
         default=lambda old, new: {**old, **new})
+    # Checked before a step is first sent: a reason not to send it (e.g. the object already
+    # exists, created by someone else after the plan was built), or None.
+    guard: Callable[[HaloClient, dict[str, Any], dict[str, Any]], Awaitable[str | None]] | None = None
 
 
 def _same_text(a: str | None, b: str | None) -> bool:
@@ -91,6 +94,19 @@ async def _settle_create_contract(halo: HaloClient, p: dict[str, Any], key: dict
     if found is not None:
         return Settlement(_contract_result(found), None, f"found contract {found.id} by client and ref")
     return Settlement(None, p, "not found by client and ref; sent again")
+
+
+async def _guard_create_contract(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> str | None:
+    """The duplicate guard at apply time: the plan may be older than a contract with the same
+    client and ref (e.g. a second plan for the same contract applied first)."""
+    client_id = int(key.get("client_id", p["fields"].get("client_id")))
+    ref = str(key.get("ref", p["fields"].get("ref")))
+    found = await find_contract(halo, client_id, ref)
+    if found is None:
+        return None
+    return (f"client {client_id} already has contract {found.id} with this ref (it appeared after the plan was "
+            f"built); nothing was sent. Change contract {found.id} with update_contract, or plan again with "
+            "another ref")
 
 
 def _update_contract_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -240,7 +256,7 @@ HANDLERS: dict[str, StepHandler] = {
     h.kind: h
     for h in (
         StepHandler("create_contract", "create_contract", "contract", _create_contract, _settle_create_contract,
-                    _create_contract_args),
+                    _create_contract_args, guard=_guard_create_contract),
         StepHandler("update_contract", "update_contract", None, _update_contract, _resend, _update_contract_args),
         StepHandler("create_recurring_invoice", "create_recurring_invoice", "recurring_invoice", _create_ri,
                     _settle_create_ri, _create_ri_args),
