@@ -140,3 +140,19 @@ async def test_client_completion_needs_two_characters(server, halo_app):
                                        {"name": "client", "value": "A"})
         assert result.completion.values == []
         assert api_requests(halo_app) == before
+
+
+async def test_broad_client_search_spends_one_request(tmp_path):
+    """A search matching more than one page of clients suggests nothing (type more letters)
+    and reads only the first page."""
+    big = sandbox.create_app(sandbox.SandboxConfig(clients=260, contracts=30))
+    names = list(big.state.sandbox.book.client_names.values())
+    assert sum("er" in n.lower() for n in names) > 100
+    settings = load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret")
+    server = build_server(settings, transport=sandbox.transport(big), journal_path=tmp_path / "j.sqlite3")
+    async with Client(server) as client:
+        result = await client.complete(PromptReference(type="ref/prompt", name="contract_setup"),
+                                       {"name": "client", "value": "er"})
+    assert result.completion.values == [] and result.completion.has_more is True
+    client_reads = [e for e in big.state.sandbox.log.entries() if e.path.lower().startswith("/api/client")]
+    assert len(client_reads) == 1

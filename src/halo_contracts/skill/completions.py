@@ -59,19 +59,34 @@ def recent_periods(today: date | None = None, count: int = 12) -> list[str]:
     return [previous[0], current, *previous[1:count]]
 
 
-async def _client_names(typed: str) -> list[str]:
+class _TooBroad(Exception):
+    """The client search matches more than one page: ask for more letters instead."""
+
+
+async def _one_page_only(done: int, total_pages: int | None) -> None:
+    if total_pages is not None and total_pages > done:
+        raise _TooBroad
+
+
+async def _client_names(typed: str) -> tuple[list[str], bool]:
+    """Active client names matching ``typed`` (Halo's search), prefix matches first.
+
+    Spends at most one Halo request: a search that needs more than one page answers no
+    names and ``has_more`` (type more letters)."""
     request = _request.get()
     app = getattr(request, "lifespan_context", None) if request is not None else None
     halo = getattr(app, "halo", None)
     if halo is None or len(typed.strip()) < MIN_CLIENT_CHARS:
-        return []
+        return [], False
     clients: list[Any] = []
     try:
         with anyio.move_on_after(CLIENT_LOOKUP_SECONDS):
-            clients = await halo.list_clients(search=typed.strip())
+            clients = await halo.list_clients(search=typed.strip(), on_page=_one_page_only)
+    except _TooBroad:
+        return [], True
     except HaloError as exc:  # a completion is a convenience: never fail the call
         log.info("client completion failed: %s", exc)
-        return []
+        return [], False
     names: list[str] = []
     for client in clients:
         if getattr(client, "inactive", False) or client.name in names:
@@ -79,7 +94,7 @@ async def _client_names(typed: str) -> list[str]:
         names.append(client.name)
     wanted = typed.strip().casefold()
     names.sort(key=lambda n: (not n.casefold().startswith(wanted), n.casefold()))
-    return names[:MAX_CLIENTS]
+    return names[:MAX_CLIENTS], len(names) > MAX_CLIENTS
 
 
 def _period_values(typed: str) -> list[str]:
@@ -108,10 +123,11 @@ def register_completions(server: MCPServer, settings: Settings) -> None:
                        context: CompletionContext | None) -> Completion | None:
         typed = argument.value or ""
         values: list[str] | None = None
+        has_more = False
         if isinstance(ref, PromptReference):
             key = (ref.name, argument.name)
             if key == ("contract_setup", "client"):
-                values = await _client_names(typed)
+                values, has_more = await _client_names(typed)
             elif key == ("contract_setup", "contract_type"):
                 values = _prefixed(codes.type_names, typed)
             elif key == ("renewal_review", "within_days"):
@@ -127,6 +143,6 @@ def register_completions(server: MCPServer, settings: Settings) -> None:
                 values = _prefixed(REFERENCE_KINDS, typed)
         if values is None:
             return None
-        return Completion(values=values[:100], total=len(values), has_more=False)
+        return Completion(values=values[:100], total=None if has_more else len(values), has_more=has_more)
 
     server.completion()(complete)
