@@ -90,8 +90,9 @@ def render_field_table(codes: CodeMaps) -> str:
         "",
         "The tools speak the friendly names on the left; Halo stores each one in the field on the "
         "right. Generated from the server's own wire mapping, so it always matches what is sent. "
-        "Anything not listed has no Halo field behind it: see \"Things Halo has no field for\" in "
-        "halopsa://guide/contracts.",
+        "A tool argument not listed has no Halo field of its own: `hourly_rate` becomes `value` "
+        "(hours x rate), and what Halo cannot store at all is under \"Things Halo has no field for\" "
+        "in halopsa://guide/contracts.",
         "",
     ]
     for name, title in FIELD_TABLES:
