@@ -108,14 +108,15 @@ def _outcome(plan: Plan, *, resumed_from: int, sent: int, settled: int, already:
     else:
         stop = next(s for s in plan.steps if s.status not in _FINISHED)
         if stop.status == "unknown":
-            what = ("Halo's answer was lost, so it is unknown whether it took effect. Run apply_plan again "
-                    "with the same plan_id: the object is looked up before anything is re-sent.")
+            what = (f"Halo's answer was lost ({stop.error}), so it is unknown whether it took effect. Run "
+                    "apply_plan again with the same plan_id: the object is looked up before anything is re-sent.")
         elif stop.status == "failed":
             what = f"it failed: {stop.error}"
         else:
             what = "it was not run."
+        later = sum(1 for s in plan.steps if s.index > stop.index and s.status == "pending")
         message = (f"Plan {plan.id} stopped at step {stop.index + 1} of {total} ('{stop.summary}'): {what} "
-                   f"{done} step(s) done; later steps were not sent.")
+                   f"{done} step(s) done" + (f"; {later} later step(s) not sent yet." if later else "."))
     return ApplyOutcome(plan=plan, done=done, failed=failed, skipped=skipped, resumed_from=resumed_from,
                         created=_created(plan), already_applied=already, sent=sent, settled=settled,
                         message=message)
