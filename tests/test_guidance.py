@@ -400,9 +400,7 @@ async def test_client_completion_without_halo_is_empty(server):
 # ---- wiring into the real server --------------------------------------------------------------
 
 
-async def test_build_server_registers_the_guidance_once(tmp_path):
-    # HALO_TOOLS naming no tool: this checks the guidance wiring, not the tools.
-    settings = load_settings(base_url="http://sandbox", client_id="c", client_secret="s", tools="none-selected")
+async def test_build_server_registers_the_guidance_once(settings, tmp_path):
     server = build_server(settings, journal_path=tmp_path / "j.sqlite3")
     uris = {str(r.uri) for r in await server.list_resources()}
     assert {"halopsa://guide/contracts", "halopsa://guide/fields"} <= uris
