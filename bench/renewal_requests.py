@@ -6,8 +6,9 @@ the sandbox received, from its own request log. Usage:
     python bench/renewal_requests.py            # 100 and 1,000 contracts
     python bench/renewal_requests.py 100 5000   # other sizes
 
-Measured per book: the expiring-contracts report, the low-prepaid sweep, and a renewal of 50
-contracts (preview = reads only, then apply = the writes of the previewed plan). The request
+Measured per book: the expiring-contracts report, the low-prepaid sweep, a renewal of 50
+contracts (preview = reads only, then apply = the writes of the previewed plan, then the same
+renewal asked again), and a renewal of one contract (targeted reads). The request
 budget is raised for the run (sandbox and client) so the figures are not slowed by pacing;
 the counts do not depend on it.
 """
@@ -83,6 +84,9 @@ async def measure(size: int, workdir: Path) -> list[dict]:
         await run(f"renew {RENEW}: apply the plan", "apply_plan", {"plan_id": preview["plan_id"]})
         await run(f"renew {RENEW}: run again", "generate_renewals",
                   {"contract_ids": renewable[:RENEW], "uplift_percent": 3.5})
+        one = renewable[RENEW]
+        await run("renew 1: preview (dry run)", "generate_renewals", {"contract_ids": [one], "dry_run": True})
+        await run("renew 1: apply at once", "generate_renewals", {"contract_ids": [one]})
     for row in rows:
         row.update(active=active, pages=math.ceil(active / 100), prepaid=prepaid)
     return rows

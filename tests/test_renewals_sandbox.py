@@ -279,3 +279,26 @@ async def test_a_lost_answer_during_apply_is_an_error_naming_the_plan_and_apply_
         assert applied["status"] == "applied" and applied["settled"] == 1
         for cid in ids:
             assert len(renewals_of(sb, cid)) == 1
+
+
+async def test_one_or_two_contracts_use_targeted_reads_and_the_same_rules(tmp_path):
+    async with sandbox_server(tmp_path, contracts=90, clients=15) as (_app, sb, client):
+        [one] = renewable(sb)[:1]
+        await call(client, "find_expiring_contracts", {"within_days": 1})
+        sb.log.clear()
+        preview = await call(client, "generate_renewals", {"contract_ids": [one], "dry_run": True})
+        paths = sorted((e.method, e.path.lower(), e.query.get("excluderenewed", "")) for e in sb.log)
+        assert preview["status"] == "planned"
+        # its detail, its client's contracts (all, and excluderenewed), its recurring invoice
+        assert paths == sorted([("GET", f"/api/clientcontract/{one}", ""), ("GET", "/api/clientcontract", ""),
+                                ("GET", "/api/clientcontract", "true"), ("GET", "/api/recurringinvoice", "")])
+        # the same rules as the bulk path: unknown and cancelled ids are named, nothing is sent
+        cancelled = sb.book.contracts_by_status["Cancelled"][0]
+        text = await call_error(client, "generate_renewals", {"contract_ids": [cancelled, 999999]})
+        assert f"contract {cancelled}: it is Cancelled" in text and "contract 999999: not found" in text
+        # applied once, then asked again: skipped as renewed
+        await call(client, "generate_renewals", {"contract_ids": [one]})
+        sb.log.clear()
+        again = await call(client, "generate_renewals", {"contract_ids": [one]})
+        assert again["status"] == "nothing to do" and sb.log.count(method="POST") == 0
+        assert len(renewals_of(sb, one)) == 1

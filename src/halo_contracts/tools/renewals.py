@@ -23,7 +23,8 @@ from halo_contracts.domain import renewals as rn
 from halo_contracts.domain.drafts import ContractFields, RecurringItemFields
 from halo_contracts.domain.models import Contract, RecurringItem
 from halo_contracts.domain.money import annualised
-from halo_contracts.halo.client import ContractQuery
+from halo_contracts.halo.client import ContractQuery, HaloClient
+from halo_contracts.halo.errors import HaloNotFound
 from halo_contracts.plans.executor import apply_plan
 from halo_contracts.plans.models import Plan
 from halo_contracts.plans.steps import add_step
@@ -290,6 +291,52 @@ class GenerateRenewalsResult(Result):
     warnings: list[str]
 
 
+Refs = dict[int | None, dict[str, int]]  # client id -> casefolded ref -> contract id
+TARGETED_UP_TO = 2  # renewing this many contracts or fewer: targeted reads instead of whole-book lists
+
+
+async def _read_bulk(halo: HaloClient, wanted: list[int]) -> tuple[dict[int, Contract], list[int], set[int], Refs]:
+    """The whole book, twice (all, and Halo's ``excluderenewed``), whatever the number of contracts;
+    a detail read only for prepaid targets (their block is not on the list rows)."""
+    every = await halo.list_contracts(ContractQuery(include_inactive=True))
+    open_ = await halo.list_contracts(ContractQuery(include_inactive=True, exclude_renewed=True))
+    by_id = {c.id: c for c in every}
+    renewed = set(by_id) - {c.id for c in open_}
+    targets: dict[int, Contract] = {}
+    for cid in wanted:
+        c = by_id.get(cid)
+        if c is None:
+            continue
+        if _same(c.type, PREPAID_TYPE) and c.prepaid_hours is None and cid not in renewed:
+            c = await halo.get_contract(cid, details=True)
+        targets[cid] = c
+    refs: Refs = defaultdict(dict)
+    for c in every:
+        refs[c.client_id][c.ref.strip().casefold()] = c.id
+    return targets, [i for i in wanted if i not in by_id], renewed, refs
+
+
+async def _read_targeted(halo: HaloClient, wanted: list[int]) -> tuple[dict[int, Contract], list[int], set[int], Refs]:
+    """A few contracts: each one's detail read, and the two lists narrowed to their clients."""
+    targets: dict[int, Contract] = {}
+    missing: list[int] = []
+    for cid in wanted:
+        try:
+            targets[cid] = await halo.get_contract(cid, details=True)
+        except HaloNotFound:
+            missing.append(cid)
+    renewed: set[int] = set()
+    refs: Refs = defaultdict(dict)
+    for client_id in sorted({c.client_id for c in targets.values() if c.client_id is not None}):
+        every = await halo.list_contracts(ContractQuery(client_id=client_id, include_inactive=True))
+        open_ = await halo.list_contracts(ContractQuery(client_id=client_id, include_inactive=True,
+                                                        exclude_renewed=True))
+        renewed |= {c.id for c in every} - {c.id for c in open_}
+        for c in every:
+            refs[c.client_id][c.ref.strip().casefold()] = c.id
+    return targets, missing, renewed, refs
+
+
 def _copyable(line: RecurringItem, old_end: date, today: date) -> bool:
     """A line still billing at the end of the old term (or today, if that is earlier)."""
     if line.inactive:
@@ -349,29 +396,16 @@ async def generate_renewals(
     today = today_of(ctx)
     wanted = list(dict.fromkeys(contract_ids))
 
-    # ---- reads: two contract lists, details for prepaid targets, recurring invoices once ----
+    # ---- reads (see _read_bulk / _read_targeted) ----
+    small = len(wanted) <= TARGETED_UP_TO
     async with halo_errors():
-        every = await halo.list_contracts(ContractQuery(include_inactive=True))
-        open_ = await halo.list_contracts(ContractQuery(include_inactive=True, exclude_renewed=True))
-        by_id = {c.id: c for c in every}
-        renewed_ids = set(by_id) - {c.id for c in open_}
-        missing = [i for i in wanted if i not in by_id]
-        targets: dict[int, Contract] = {}
-        for cid in wanted:
-            c = by_id.get(cid)
-            if c is None:
-                continue
-            if _same(c.type, PREPAID_TYPE) and c.prepaid_hours is None and cid not in renewed_ids:
-                c = await halo.get_contract(cid, details=True)
-            targets[cid] = c
+        targets, missing, renewed_ids, refs_by_client = await (
+            _read_targeted(halo, wanted) if small else _read_bulk(halo, wanted))
 
     # ---- validation of every contract before anything is planned ----
     errors: list[str] = [f"contract {i}: not found in Halo" for i in missing]
     warnings: list[str] = []
     skipped: list[SkippedRenewal] = []
-    refs_by_client: dict[int | None, dict[str, int]] = defaultdict(dict)
-    for c in every:
-        refs_by_client[c.client_id][c.ref.strip().casefold()] = c.id
     planned: list[tuple[Contract, date, date, int | None, str]] = []
     new_refs: dict[tuple[int | None, str], int] = {}
     for cid in wanted:
@@ -383,6 +417,8 @@ async def generate_renewals(
                 "a renewal already exists: a later contract names it as its previous contract")))
             continue
         check = rn.check_renewable(c, today, term_months=term_months)
+        if c.client_id is None:
+            check.errors.append("it has no client; set its client in Halo first")
         if not check.ok:
             errors.extend(f"contract {cid}: {e}" for e in check.errors)
             continue
@@ -408,9 +444,13 @@ async def generate_renewals(
 
     lines_by_contract: dict[int, list[RecurringItem]] = defaultdict(list)
     if copy_recurring_items and planned:
-        async with halo_errors():
-            invoices = await halo.list_recurring_invoices(include_lines=True)
         targets_ids = {c.id for c, *_ in planned}
+        async with halo_errors():
+            if small:
+                invoices = [ri for cid in sorted(targets_ids)
+                            for ri in await halo.list_recurring_invoices(contract_id=cid, include_lines=True)]
+            else:
+                invoices = await halo.list_recurring_invoices(include_lines=True)
         for ri in invoices:
             for line in ri.lines:
                 owner = line.contract_id if line.contract_id is not None else ri.contract_id
