@@ -5,7 +5,8 @@ Reads are bulk: the expiring report lists the contract book twice (everything, a
 ``excluderenewed`` list, whose difference is the set of contracts some later contract renews)
 whatever the number of contracts. ``generate_renewals`` reads the same two lists plus the
 recurring invoices once, and detail-reads only prepaid contracts (their block size is not on
-the list rows).
+the list rows); for one or two contracts it reads them directly instead (detail, their
+clients' two lists, their recurring invoices), which costs the same whatever the book's size.
 """
 
 from __future__ import annotations
