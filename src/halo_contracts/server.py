@@ -58,6 +58,30 @@ def selected_tools(settings: Settings, *, read_only: bool | None = None) -> list
     return chosen
 
 
+def _schema_types(prop: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> set[str]:
+    """The JSON types a property schema admits ("string" when it admits text)."""
+    if depth > 5:
+        return {"string"}  # be permissive on pathological schemas
+    types: set[str] = set()
+    if "$ref" in prop:
+        target = defs.get(str(prop["$ref"]).rsplit("/", 1)[-1])
+        return _schema_types(target, defs, depth + 1) if isinstance(target, dict) else {"object"}
+    for branch_key in ("anyOf", "oneOf", "allOf"):
+        for branch in prop.get(branch_key, []):
+            types |= _schema_types(branch, defs, depth + 1)
+    kind = prop.get("type")
+    if isinstance(kind, str):
+        types.add(kind)
+    elif isinstance(kind, list):
+        types.update(str(k) for k in kind)
+    for literal in list(prop.get("enum", [])) + ([prop["const"]] if "const" in prop else []):
+        if isinstance(literal, str):
+            types.add("string")
+    if not types and not any(k in prop for k in ("anyOf", "oneOf", "allOf")):
+        types.add("string")  # an unconstrained schema admits anything
+    return types
+
+
 def _unknown_argument_guard(server: MCPServer) -> Any:
     """Reject unknown top-level tool arguments (the SDK silently drops them)."""
 
@@ -73,6 +97,16 @@ def _unknown_argument_guard(server: MCPServer) -> Any:
                     text = (f"Error executing tool {name}: unknown argument(s) {unknown}. "
                             f"This tool accepts: {allowed}. Nothing was sent to Halo.")
                     return _error_result(text)
+                for key, value in args.items():
+                    if not isinstance(value, str):
+                        continue
+                    types = _schema_types(schema["properties"][key], schema.get("$defs", {}))
+                    if "string" not in types:
+                        text = (f"Error executing tool {name}: invalid '{key}': expected "
+                                f"{' or '.join(sorted(types)) or 'a non-text value'}, got text {value[:40]!r}. "
+                                "Fix: pass the value itself (e.g. 5, true, [1001, 1002] or an object), not JSON "
+                                "inside a string. Nothing was sent to Halo.")
+                        return _error_result(text)
         return await call_next(ctx)
 
     return forbid_unknown_args
