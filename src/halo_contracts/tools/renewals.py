@@ -212,7 +212,10 @@ async def review_contract_performance(
         else:
             entries = await halo.list_time_entries(start=start, end=end)
         # by client, not contract: an invoice may mix contracts; lines say which contract they bill
-        invoices = await halo.list_invoices(client_id=contract.client_id, start=start, end=end)
+        if contract.client_id is not None:
+            invoices = await halo.list_invoices(client_id=contract.client_id, start=start, end=end)
+        else:
+            invoices = await halo.list_invoices(contract_id=contract_id, start=start, end=end)
     cost_rate = ac.settings.cost_rate
     perf = rn.review_performance(contract_id=contract_id, period_start=start, period_end=end, tickets=tickets,
                                  entries=entries, invoices=invoices, cost_rate=cost_rate, target_margin=target)
