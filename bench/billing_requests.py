@@ -156,12 +156,22 @@ async def measure(size: int, journal_dir: Path) -> list[dict]:
     ]
 
 
+def wait_at_limit(requests: int, limit: int = 300, window_minutes: int = 5) -> str:
+    """Least time Halo's rolling window (300 requests / 5 minutes) lets this many requests take."""
+    minutes = ((requests - 1) // limit) * window_minutes if requests > 0 else 0
+    if minutes == 0:
+        return "none"
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
 def table(rows: list[dict]) -> str:
-    out = ["| contracts | tool | ours | guide's loop | minimum (pages) | ours / minimum | loop / ours |",
-           "|---:|---|---:|---:|---:|---:|---:|"]
+    out = ["| contracts | tool | ours | guide's loop | minimum (pages) | ours / minimum | loop / ours "
+           "| rate-limit wait: ours / loop |",
+           "|---:|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         out.append(f"| {r['size']:,} | {r['tool']} | {r['ours']:,} | {r['naive']:,} | {r['minimum']:,} | "
-                   f"{r['ours'] / r['minimum']:.2f} | {r['naive'] / r['ours']:.0f}x |")
+                   f"{r['ours'] / r['minimum']:.2f} | {r['naive'] / r['ours']:.0f}x | "
+                   f"{wait_at_limit(r['ours'])} / {wait_at_limit(r['naive'])} |")
     return "\n".join(out)
 
 
