@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal as D
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from halo_contracts.config import Settings
 from halo_contracts.domain.models import Contract, Invoice, InvoiceLine, RecurringInvoice, RecurringItem, TimeEntry
@@ -247,3 +249,27 @@ def test_every_kind_is_declared():
 def test_bad_window_is_refused():
     with pytest.raises(ValueError):
         run(contract(), [], [], date(2026, 2, 1), date(2026, 1, 1))
+
+
+# ---- properties ---------------------------------------------------------------------------------
+
+_days = st.dates(min_value=date(2024, 1, 1), max_value=date(2027, 12, 31))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(start=_days, length=st.integers(0, 400), cut=st.integers(0, 400), line_start=st.none() | _days,
+       line_end=st.none() | _days, contract_end=st.none() | _days,
+       frequency=st.sampled_from(["Monthly", "Quarterly", "Annual"]),
+       line_frequency=st.sampled_from([None, "Monthly", "Quarterly", "Annual"]))
+def test_expected_and_accrued_add_up_over_split_windows(start, length, cut, line_start, line_end, contract_end,
+                                                        frequency, line_frequency):
+    end = start + timedelta(days=length)
+    middle = start + timedelta(days=min(cut, length))
+    c = contract(start=date(2024, 3, 12), end=contract_end, frequency=frequency)
+    lines = [item(1, "3", "41.17", start=line_start, end=line_end, frequency=line_frequency)]
+    for f in (expected_recurring, accrued_recurring):
+        whole = f(c, lines, start, end, MONTHS_OF)
+        left = f(c, lines, start, middle, MONTHS_OF)
+        right = f(c, lines, middle + timedelta(days=1), end, MONTHS_OF) if middle < end else D(0)
+        assert abs(whole - (left + right)) < D("0.000001")
+        assert whole >= 0
