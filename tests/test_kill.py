@@ -1,12 +1,14 @@
 """SIGKILL mid-apply: a new process applying the same plan finishes it with zero duplicates.
 
 The sandbox runs on a real loopback port (uvicorn in a thread of this test process, so its
-store can be inspected directly); every server is a separate process (``support/killdriver.py``)
-with a file journal. For each plan (renewals, licence sync): a first process applies it and is
-killed with SIGKILL once a share of the plan's writes has reached the sandbox; a second process
-applies the same plan to the end. The result is checked like the fault runs (``support.faultrun``):
-exactly the previewed objects, no duplicates, nothing missing, journal == Halo.
-"""
+store can be inspected directly). The plans are previewed by a server in this process; every
+server that applies is a separate process (``support/killdriver.py``) on the same file journal.
+Process A applies the renewal plan then the licence plan and is killed with SIGKILL once a share
+of the renewal writes reached the sandbox; process B applies the same plans, finishes the
+renewals and is killed mid-licences; process C applies them again to the end (the renewal plan
+then sends nothing: it is already applied). The result is checked like the fault runs
+(``support.faultrun``): exactly the previewed objects, no duplicates, nothing missing, and a
+journal that matches Halo."""
 
 from __future__ import annotations
 
@@ -35,7 +37,60 @@ def _driver(base: str, journal: Path, *args: str) -> list[str]:
     return [sys.executable, str(DRIVER), "--base-url", base, "--journal", str(journal), *args]
 
 
+def _plan_in_process(base: str, journal: Path, spec: dict) -> tuple[dict, dict]:
+    """Preview both plans with a server in this process (same journal file the children use)."""
+    import anyio
+    from mcp import Client
+
+    from halo_contracts.config import load_settings
+    from halo_contracts.server import build_server
+
+    settings = load_settings(base_url=base, client_id="sandbox-client", client_secret="sandbox-secret",
+                             rate_limit="100000/1")
+
+    async def go() -> tuple[dict, dict]:
+        plans: dict = {}
+        previews: dict = {}
+        async with Client(build_server(settings, journal_path=journal)) as c:
+            for key, tool, args in (
+                ("renewal", "generate_renewals", {"contract_ids": spec["renewal_ids"], "dry_run": True,
+                                                  "uplift_percent": 3, "expire_old": "now"}),
+                ("licence", "plan_license_sync", {"source": spec["feed"], "mappings": spec["mappings"],
+                                                  "distributor": "KillTest"})):
+                r = await c.call_tool(tool, args)
+                assert not r.is_error, r.content[0].text
+                plans[key] = r.structured_content["plan_id"]
+                view = await c.call_tool("get_plan", {"plan_id": plans[key]})
+                previews[key] = view.structured_content["steps"]
+        return plans, previews
+
+    return anyio.run(go)
+
+
+def _plan_status(journal: Path, plan_id: str) -> str | None:
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5)
+    try:
+        row = con.execute("select status from plans where id=?", (plan_id,)).fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
+
+
+def _kill_when(proc: subprocess.Popen, ready, deadline_s: float = 120) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    proc.stderr.close()
+
+
 def _kill_run(tmp_path: Path, *, n: int, m: int, contracts: int, clients: int, kill_at: float) -> dict:
+    """Process A applies renewals then licences and is killed mid-renewals; process B resumes,
+    finishes the renewals, starts the licences and is killed mid-licences; process C finishes."""
     from halo_contracts.sandbox import SandboxConfig, create_app
     from halo_contracts.sandbox.standalone import serve_in_thread
 
@@ -50,41 +105,44 @@ def _kill_run(tmp_path: Path, *, n: int, m: int, contracts: int, clients: int, k
         initial = _snapshot(fake)
         feed, mappings = licence_feed(fake, m)
         spec = {"renewal_ids": renewable_ids(fake, n), "feed": feed, "mappings": mappings}
-        (tmp_path / "spec.json").write_text(json.dumps(spec))
-        out = tmp_path / "plans.json"
-        subprocess.run(_driver(base, journal, "plan", "--spec", str(tmp_path / "spec.json"), "--out", str(out)),
-                       check=True, env=env, timeout=180, capture_output=True)
-        plans = json.loads(out.read_text())
-        previews = plans.pop("previews")
+        plans, previews = _plan_in_process(base, journal, spec)
         plans.update(spec)
-        # slow each request a little so the kill lands mid-plan
-        state.faults.latency = (0.004, 0.012)
-        for key in ("renewal", "licence"):
-            total = len(previews[key])
-            mark = len(state.log)
-            a = subprocess.Popen(_driver(base, journal, "apply", "--plan-id", plans[key]), env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            deadline = time.monotonic() + 120
-            threshold = max(1, int(total * kill_at))
-            while _writes(state, mark) < threshold and a.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.002)
-            os.kill(a.pid, signal.SIGKILL)
-            a.wait(timeout=30)
-            a.stdout.close()
-            a.stderr.close()
-            sent_before_kill = _writes(state, mark)
+        state.faults.latency = (0.004, 0.012)  # slow each request a little so the kills land mid-plan
+        both = ["--plan-id", plans["renewal"], "--plan-id", plans["licence"]]
+        popen = {"env": env, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+
+        def record(key: str, proc: subprocess.Popen, mark: int) -> None:
             rows = read_journal(journal, plans[key])
-            info["kills"][key] = {"returncode": a.returncode, "steps": total, "writes_before_kill": sent_before_kill,
-                                  "journal_at_kill": dict(sorted(
-                                      {s: sum(1 for r in rows if r["status"] == s) for s in
-                                       {r["status"] for r in rows}}.items()))}
-            b = subprocess.run(_driver(base, journal, "apply", "--plan-id", plans[key]), env=env,
-                               capture_output=True, text=True, timeout=300)
-            assert b.returncode == 0, f"second process could not finish {key}: {b.stdout[-2000:]} {b.stderr[-2000:]}"
-            info["kills"][key]["resume"] = [json.loads(x) for x in b.stdout.splitlines() if x.startswith("{")]
+            info["kills"][key] = {"returncode": proc.returncode, "steps": len(previews[key]),
+                                  "writes_before_kill": _writes(state, mark),
+                                  "journal_at_kill": {s: sum(1 for r in rows if r["status"] == s)
+                                                      for s in sorted({r["status"] for r in rows})}}
+
+        mark = len(state.log)
+        a = subprocess.Popen(_driver(base, journal, "apply", *both), **popen)
+        _kill_when(a, lambda: _writes(state, mark) >= max(1, int(len(previews["renewal"]) * kill_at)))
+        record("renewal", a, mark)
+
+        b = subprocess.Popen(_driver(base, journal, "apply", *both), **popen)
+        marks: dict = {}
+
+        def licences_half_done() -> bool:
+            if "l" not in marks:
+                if _plan_status(journal, plans["renewal"]) != "applied":
+                    return False
+                marks["l"] = len(state.log)
+            return _writes(state, marks["l"]) >= max(1, int(len(previews["licence"]) * kill_at))
+
+        _kill_when(b, licences_half_done)
+        record("licence", b, marks.get("l", len(state.log)))
+
+        c = subprocess.run(_driver(base, journal, "apply", *both), env=env, capture_output=True, text=True,
+                           timeout=300)
+        assert c.returncode == 0, f"process C could not finish: {c.stdout[-2000:]} {c.stderr[-2000:]}"
+        info["resume"] = [json.loads(x) for x in c.stdout.splitlines() if x.startswith("{")]
         state.faults.latency = (0.0, 0.0)
         info["problems"] = verify(fake, plans, previews, initial, journal)
-    print(json.dumps(info["kills"], indent=1)[:3000])
+    print(json.dumps({k: v for k, v in info.items() if k != "problems"}, indent=1)[:4000])
     return info
 
 

@@ -1,7 +1,7 @@
 """A server process for the SIGKILL tests: builds or applies plans against a sandbox on a real port.
 
     python tests/support/killdriver.py --base-url URL --journal FILE plan --spec SPEC.json --out OUT.json
-    python tests/support/killdriver.py --base-url URL --journal FILE apply --plan-id PLAN
+    python tests/support/killdriver.py --base-url URL --journal FILE apply --plan-id PLAN [--plan-id PLAN2]
 
 ``plan`` previews the renewal and licence-sync plans described in SPEC (``dry_run``) and writes
 their ids and previewed steps to OUT. ``apply`` calls ``apply_plan`` until the plan reports
@@ -58,17 +58,21 @@ async def _apply(args: argparse.Namespace) -> int:
     from mcp import Client
 
     async with Client(_server(args.base_url, args.journal)) as c:
-        for attempt in range(args.max_calls):
-            r = await c.call_tool("apply_plan", {"plan_id": args.plan_id})
-            sc = r.structured_content or {}
-            line = {"attempt": attempt, "is_error": r.is_error, "status": sc.get("status"),
-                    "sent": sc.get("sent"), "settled": sc.get("settled"), "resumed_from": sc.get("resumed_from"),
-                    "already_applied": sc.get("already_applied"),
-                    "text": r.content[0].text[:300] if r.is_error else None}
-            print(json.dumps(line), flush=True)
-            if not r.is_error and sc.get("status") == "applied":
-                return 0
-    return 3
+        for plan_id in args.plan_id:
+            print(json.dumps({"plan": plan_id, "start": True}), flush=True)
+            for attempt in range(args.max_calls):
+                r = await c.call_tool("apply_plan", {"plan_id": plan_id})
+                sc = r.structured_content or {}
+                line = {"plan": plan_id, "attempt": attempt, "is_error": r.is_error, "status": sc.get("status"),
+                        "sent": sc.get("sent"), "settled": sc.get("settled"), "resumed_from": sc.get("resumed_from"),
+                        "already_applied": sc.get("already_applied"),
+                        "text": r.content[0].text[:300] if r.is_error else None}
+                print(json.dumps(line), flush=True)
+                if not r.is_error and sc.get("status") == "applied":
+                    break
+            else:
+                return 3
+    return 0
 
 
 def main() -> int:
@@ -80,7 +84,7 @@ def main() -> int:
     pl.add_argument("--spec", required=True)
     pl.add_argument("--out", required=True)
     ap = sub.add_parser("apply")
-    ap.add_argument("--plan-id", required=True)
+    ap.add_argument("--plan-id", required=True, action="append", help="repeat to apply several plans in order")
     ap.add_argument("--max-calls", type=int, default=100)
     args = p.parse_args()
     return anyio.run(_plan if args.cmd == "plan" else _apply, args)
