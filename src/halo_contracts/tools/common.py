@@ -106,15 +106,29 @@ def app(ctx: Context) -> AppContext:
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+# Dates a contract can sensibly carry. Halo uses 1900-01-01 for "no date"; far-future years
+# would overflow date arithmetic (terms, billing periods) long before they mean anything.
+EARLIEST_DATE = date(1901, 1, 1)
+LATEST_DATE = date(2199, 12, 31)
+# Amounts, quantities and hours beyond this are typing mistakes, and would exceed the
+# precision cents are computed with.
+LARGEST_NUMBER = Decimal("1000000000000")
+
+
 def _iso_date(value: Any) -> date:
     if isinstance(value, date):
-        return value
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        parsed = value
+    elif not isinstance(value, str) or not _ISO_DATE.match(value):
         raise ValueError("expected a date as text in the form YYYY-MM-DD, e.g. 2026-01-31")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"'{value}' is not a real calendar date (YYYY-MM-DD)") from None
+    else:
+        try:
+            parsed = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not a real calendar date (YYYY-MM-DD)") from None
+    if not EARLIEST_DATE <= parsed <= LATEST_DATE:
+        raise ValueError(f"{parsed.isoformat()} is outside the dates contracts use "
+                         f"({EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()})")
+    return parsed
 
 
 def _decimal(value: Any) -> Decimal:
@@ -126,6 +140,8 @@ def _decimal(value: Any) -> Decimal:
         raise ValueError("expected a finite number") from None
     if not result.is_finite():
         raise ValueError("expected a finite number")
+    if abs(result) >= LARGEST_NUMBER:
+        raise ValueError(f"{value} is too large (the limit is under {LARGEST_NUMBER:,}); check the figure")
     return result
 
 
