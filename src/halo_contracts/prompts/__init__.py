@@ -100,7 +100,6 @@ def register(server: MCPServer, settings: Settings) -> None:
             raise _bad("contract_type", f"'{contract_type}' is not a contract type of this tenant",
                        "use one of: " + ", ".join(codes.type_names))
         type_name = codes.types[codes.type_code(wanted)]
-        year = date.today().year
         return f"""\
 Help me set up a new {type_name} contract in HaloPSA for the client named "{name}".
 Follow the setup workflow in halopsa://guide/workflows/setup (contract types are explained in
@@ -112,7 +111,7 @@ halopsa://guide/contracts).
    (halopsa://reference/slas lists them) and, for lines, each service with quantity and unit price. For
    Prepaid Hours, the hours in the block and their price.
 4. create_contract(..., type="{type_name}", dry_run=true), with a ref shaped like
-   "<Client> - {type_name} {year}" and an end date. Show me the plan and its warnings; apply it with
+   "<Client> - {type_name} <year it starts>" and an end date. Show me the plan and its warnings; apply it with
    apply_plan only when I agree.
 5. add_recurring_items(contract_id, items, dry_run=true) for the services, then apply after I agree.
 6. get_contract(contract_id) and compare its totals with what I told you was sold.
