@@ -60,25 +60,6 @@ def api(sb) -> int:
     return sb.log.count(path_prefix="/api")
 
 
-def _patch_access_guard() -> None:
-    """server.py's access guard reads ``ctx.headers``, which SDK 2.3's request context lacks; with
-    neither read-only mode nor tokens it only passes calls on, so pass them on here too."""
-    from mcp.server import ServerRequestContext
-
-    import halo_contracts.server as srv
-
-    if hasattr(ServerRequestContext, "headers") or not hasattr(srv, "_access_guard"):
-        return
-
-    def passthrough(read_only, tokens):
-        async def guard(ctx, call_next):
-            return await call_next(ctx)
-
-        return guard
-
-    srv._access_guard = passthrough
-
-
 async def ours(app, tool: str, args: dict, journal: Path) -> tuple[int, dict]:
     sb = app.state.sandbox
     server = build_server(settings(), transport=transport(app), journal_path=journal, extras={"today": TODAY})
@@ -177,7 +158,6 @@ def table(rows: list[dict]) -> str:
 
 async def main(sizes: list[int]) -> None:
     logging.disable(logging.INFO)  # the per-request INFO lines would drown the table
-    _patch_access_guard()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:

@@ -54,20 +54,7 @@ def checked(sandbox_app):
 
 
 @pytest.fixture
-def server(checked, sb, tmp_path, monkeypatch):
-    from mcp.server import ServerRequestContext
-
-    import halo_contracts.server as srv
-
-    if not hasattr(ServerRequestContext, "headers") and hasattr(srv, "_access_guard"):
-        # TEMPORARY: server.py's access guard reads ctx.headers, which this SDK's context lacks
-        # (reported to the lead); without read-only mode or tokens the guard only passes the call on.
-        def passthrough(read_only, tokens):
-            async def guard(ctx, call_next):
-                return await call_next(ctx)
-            return guard
-
-        monkeypatch.setattr(srv, "_access_guard", passthrough)
+def server(checked, sb, tmp_path):
     settings = load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
                              rate_limit="1000000/1", tools="reconciliation,reports")
     return build_server(settings, transport=checked, journal_path=tmp_path / "j.sqlite3", extras={"today": TODAY})
