@@ -547,7 +547,7 @@ async def test_client_list_and_detail(app):
 
 
 async def test_prepay_ledger_rows_feed_the_contract_totals():
-    app = make_app(strict=False)  # the slice's PrepayHistory has no contract_id (see README_SECTION)
+    app = make_app(strict=False)  # the slice's PrepayHistory has no contract_id (see docs/sandbox.md)
     book = app.state.sandbox.book
     cid = book.prepaid["low"][0]
     async with connect(app) as c:

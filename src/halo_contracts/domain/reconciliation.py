@@ -1,7 +1,7 @@
 """Billing reconciliation: what a contract should have billed in a period, what it did bill,
 what time nobody invoiced, and what looks wrong. Pure: no I/O, Decimal money, ``date`` days.
 
-How the figures are made (docs/readme/reconciliation.md and the tool descriptions repeat it):
+How the figures are made (docs/reconciliation.md and the tool descriptions repeat it):
 
 * **Billing cycle.** A contract bills in advance, one charge per billing period of each
   recurring line. Periods run on the contract's cycle: whole months counted from the first

@@ -1,6 +1,6 @@
 """The sandbox ASGI app: an emulator of the Halo API endpoints the product uses.
 
-Written from Halo's documentation and OpenAPI slice (see README_SECTION.md for the choices
+Written from Halo's documentation and OpenAPI slice (see docs/sandbox.md for the choices
 made where Halo does not say). Nothing here imports the rest of the package.
 """
 

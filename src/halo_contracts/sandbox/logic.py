@@ -20,7 +20,7 @@ CONTRACT_TYPE = {1: "Recurring", 2: "Prepaid Hours", 3: "Ad-Hoc", 4: "Project", 
 BILLING_PERIOD = {1: "Monthly", 2: "Quarterly", 3: "Annual"}
 BILLING_MONTHS = {1: 1, 2: 3, 3: 12}
 LOOKUP_IDS = {"status": 71, "type": 72, "billingperiod": 73}
-# contract statuses whose `active` flag defaults to true (see README_SECTION.md)
+# contract statuses whose `active` flag defaults to true (see docs/sandbox.md)
 ACTIVE_STATUSES = frozenset({1, 2})
 
 CENT = Decimal("0.01")
