@@ -26,10 +26,10 @@ def sandbox():
 
 
 @asynccontextmanager
-async def running(sandbox, tmp_path, **settings):
+async def running(sandbox, tmp_path, stateless: bool = False, **settings):
     app, transport = sandbox
     s = sandbox_settings(mcp_tokens=f"{FULL},readonly:{READ}", **settings)
-    asgi = build_http_app(s, transport=transport, journal_path=tmp_path / "j.sqlite3")
+    asgi = build_http_app(s, transport=transport, journal_path=tmp_path / "j.sqlite3", stateless=stateless)
     inner = asgi.app
     async with inner.router.lifespan_context(inner):
         yield asgi, app.state.sandbox
@@ -70,6 +70,22 @@ async def test_full_token_lists_and_calls_tools(sandbox, tmp_path):
             assert not r.is_error
     # the caller's token never travels to Halo
     assert all(FULL not in str(e.query) and FULL not in str(e.body) for e in sb.log)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_stateless_mode_serves_both_protocol_eras_with_progress(sandbox, tmp_path, mode):
+    async with running(sandbox, tmp_path, stateless=True) as (asgi, _sb), http(asgi, FULL) as hc:
+        async with Client(streamable_http_client("http://127.0.0.1:8000/mcp", http_client=hc), mode=mode) as client:
+            seen = []
+
+            async def on_progress(progress, total, message):
+                seen.append(progress)
+
+            r = await client.call_tool("reconcile_billing", {"period_start": "2026-10-01",
+                                                             "period_end": "2026-10-31", "limit": 3},
+                                       progress_callback=on_progress)
+            assert not r.is_error, r.content[0].text
+            assert seen, "progress notifications reach the caller in stateless mode"
 
 
 async def test_read_only_token_sees_and_may_call_only_read_tools(sandbox, tmp_path):
