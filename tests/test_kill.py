@@ -28,9 +28,23 @@ from support.faultrun import _snapshot, licence_feed, read_journal, renewable_id
 DRIVER = Path(__file__).parent / "support" / "killdriver.py"
 
 
-def _writes(state, since: int) -> int:
-    return sum(1 for e in state.log.entries()[since:]
-               if e.method.upper() in ("POST", "DELETE") and e.path.lower().startswith("/api"))
+class _WriteCounter:
+    """Writes to /api the sandbox received since ``mark``. Scans only the new log entries: the
+    poll runs in the sandbox's own process and must not starve its server thread."""
+
+    def __init__(self, state, mark: int) -> None:
+        self.state, self.seen, self.count = state, mark, 0
+
+    def __call__(self) -> int:
+        log = self.state.log
+        n = len(log)
+        if n > self.seen:
+            with log._lock:
+                new = log._entries[self.seen:n]
+            self.count += sum(1 for e in new if e.method.upper() in ("POST", "DELETE")
+                              and e.path.lower().startswith("/api"))
+            self.seen = n
+        return self.count
 
 
 def _driver(base: str, journal: Path, *args: str) -> list[str]:
@@ -78,10 +92,10 @@ def _plan_status(journal: Path, plan_id: str) -> str | None:
     return row[0] if row else None
 
 
-def _kill_when(proc: subprocess.Popen, ready, deadline_s: float = 120) -> None:
+def _kill_when(proc: subprocess.Popen, ready, deadline_s: float = 900) -> None:
     deadline = time.monotonic() + deadline_s
     while not ready() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     proc.stdout.close()
@@ -111,30 +125,30 @@ def _kill_run(tmp_path: Path, *, n: int, m: int, contracts: int, clients: int, k
         both = ["--plan-id", plans["renewal"], "--plan-id", plans["licence"]]
         popen = {"env": env, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
 
-        def record(key: str, proc: subprocess.Popen, mark: int) -> None:
+        def record(key: str, proc: subprocess.Popen, counter: _WriteCounter) -> None:
             rows = read_journal(journal, plans[key])
             info["kills"][key] = {"returncode": proc.returncode, "steps": len(previews[key]),
-                                  "writes_before_kill": _writes(state, mark),
+                                  "writes_before_kill": counter(),
                                   "journal_at_kill": {s: sum(1 for r in rows if r["status"] == s)
                                                       for s in sorted({r["status"] for r in rows})}}
 
-        mark = len(state.log)
+        renewal_writes = _WriteCounter(state, len(state.log))
         a = subprocess.Popen(_driver(base, journal, "apply", *both), **popen)
-        _kill_when(a, lambda: _writes(state, mark) >= max(1, int(len(previews["renewal"]) * kill_at)))
-        record("renewal", a, mark)
+        _kill_when(a, lambda: renewal_writes() >= max(1, int(len(previews["renewal"]) * kill_at)))
+        record("renewal", a, renewal_writes)
 
         b = subprocess.Popen(_driver(base, journal, "apply", *both), **popen)
-        marks: dict = {}
+        licence_writes: list[_WriteCounter] = []
 
         def licences_half_done() -> bool:
-            if "l" not in marks:
+            if not licence_writes:
                 if _plan_status(journal, plans["renewal"]) != "applied":
                     return False
-                marks["l"] = len(state.log)
-            return _writes(state, marks["l"]) >= max(1, int(len(previews["licence"]) * kill_at))
+                licence_writes.append(_WriteCounter(state, len(state.log)))
+            return licence_writes[0]() >= max(1, int(len(previews["licence"]) * kill_at))
 
         _kill_when(b, licences_half_done)
-        record("licence", b, marks.get("l", len(state.log)))
+        record("licence", b, licence_writes[0] if licence_writes else _WriteCounter(state, len(state.log)))
 
         c = subprocess.run(_driver(base, journal, "apply", *both), env=env, capture_output=True, text=True,
                            timeout=300)
