@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -99,6 +99,13 @@ class AppContext:
 def app(ctx: Context) -> AppContext:
     """The AppContext of the running server, from a tool's ``ctx``."""
     return ctx.request_context.lifespan_context
+
+
+def today_of(ctx: Context) -> date:
+    """Today's date in UTC (Halo's zone-less timestamps are UTC); ``extras["today"]`` overrides
+    it, e.g. for a sandbox with a fixed date."""
+    value = app(ctx).extras.get("today")
+    return value if isinstance(value, date) else datetime.now(UTC).date()
 
 
 # ---- strict argument types ---------------------------------------------------------------

@@ -46,16 +46,11 @@ from halo_contracts.tools.common import (
     halo_errors,
     halo_tool,
     invalid,
+    today_of,
 )
 from halo_contracts.tools.plans import PlanView, submit_plan
 
 # ---- shared helpers (also used by tools/recurring.py) ---------------------------------------
-
-
-def today_of(ctx: Context) -> date:
-    """The server's today (``extras["today"]`` overrides it, e.g. a sandbox with a fixed date)."""
-    value = app(ctx).extras.get("today")
-    return value if isinstance(value, date) else date.today()
 
 
 def rejected(report: Report) -> ToolError:

@@ -34,6 +34,7 @@ from halo_contracts.tools.common import (
     halo_errors,
     halo_tool,
     invalid,
+    today_of,
 )
 
 PREPAID_TYPE = "Prepaid Hours"
@@ -41,12 +42,6 @@ DETAIL_CONCURRENCY = 8
 
 ThresholdHours = Annotated[Number, Field(description="Alert when the remaining hours are at or below this "
                                                      "(default 10)")]
-
-
-def today_of(ctx: Context) -> date:
-    """The server's today (``extras["today"]`` overrides it, for a sandbox with a fixed date)."""
-    value = app(ctx).extras.get("today")
-    return value if isinstance(value, date) else date.today()
 
 
 # ---- results --------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from halo_contracts.tools.common import (
     halo_errors,
     halo_tool,
     invalid,
+    today_of,
 )
 from halo_contracts.tools.contracts import (
     ItemRow,
@@ -42,7 +43,6 @@ from halo_contracts.tools.contracts import (
     period_totals,
     read_contract,
     rejected,
-    today_of,
 )
 from halo_contracts.tools.plans import PlanView, submit_plan
 

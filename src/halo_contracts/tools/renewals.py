@@ -42,8 +42,9 @@ from halo_contracts.tools.common import (
     halo_errors,
     halo_tool,
     invalid,
+    today_of,
 )
-from halo_contracts.tools.prepaid import PREPAID_TYPE, today_of
+from halo_contracts.tools.prepaid import PREPAID_TYPE
 
 MAX_RENEWALS = 200
 

@@ -19,7 +19,7 @@ from halo_contracts.domain import reports as rp
 from halo_contracts.domain.reconciliation import index_book
 from halo_contracts.halo.client import ContractQuery
 from halo_contracts.halo.errors import HaloError
-from halo_contracts.tools.common import Money, Result, ResultFormat, app, halo_errors, halo_tool, invalid
+from halo_contracts.tools.common import Money, Result, ResultFormat, app, halo_errors, halo_tool, invalid, today_of
 
 GroupBy = Literal["status", "type", "client", "billing_frequency"]
 
@@ -58,11 +58,6 @@ class ContractSummary(Result):
     truncated: bool
     records_read: ReportReads
     csv: str | None = Field(default=None, description="format='csv': one row per group, then a TOTAL row")
-
-
-def _today(ctx: Context) -> date:
-    value = app(ctx).extras.get("today")
-    return value if isinstance(value, date) else date.today()
 
 
 @halo_tool(group="reports", kind="read", title="Summarise the contract book")
@@ -118,7 +113,7 @@ async def summarize_contracts(
     if status is not None:
         contracts = [c for c in contracts if (c.status or "").casefold() == status.casefold()]
     lines = index_book(data["recurring invoices"], [], []).recurring_lines
-    today = _today(ctx)
+    today = today_of(ctx)
     summary = rp.summarize(contracts, lines, group_by, ac.codes.months_of, today)
     rows = [GroupRow(group=g.label, client_id=g.client_id, contracts=g.contracts, total_value=g.total_value,
                      annual_recurring_revenue=g.annual_recurring, arr_from_lines=g.from_lines,
