@@ -121,6 +121,16 @@ async def test_configured_allow_list(sandbox, tmp_path):
             assert (await c.post("/mcp", json=body, headers=accept)).status_code != 421
 
 
+async def test_origins_alone_keep_the_loopback_hosts(sandbox, tmp_path):
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    async with running(sandbox, tmp_path, allowed_origins="https://app.example.com") as (asgi, _sb):
+        async with http(asgi, FULL, Origin="https://app.example.com") as c:
+            assert (await c.post("/mcp", json=body, headers=accept)).status_code not in (403, 421)
+        async with http(asgi, FULL, Origin="http://evil.example.com") as c:
+            assert (await c.post("/mcp", json=body, headers=accept)).status_code == 403
+
+
 def test_http_needs_tokens(sandbox, tmp_path):
     _app, transport = sandbox
     with pytest.raises(ConfigError, match="HALO_MCP_TOKENS"):

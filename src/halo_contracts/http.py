@@ -47,12 +47,17 @@ class BearerAuthMiddleware:
         await self.app(scope, receive, send)
 
 
+LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
 def transport_security(settings: Settings) -> TransportSecuritySettings | None:
-    """Configured allow-lists, or None for the SDK's loopback defaults."""
+    """Configured allow-lists, or None for the SDK's loopback defaults. A list left unset keeps
+    the loopback defaults (an empty host list would refuse every request)."""
     if not settings.allowed_hosts and not settings.allowed_origins:
         return None
-    return TransportSecuritySettings(allowed_hosts=list(settings.allowed_hosts or []),
-                                     allowed_origins=list(settings.allowed_origins or []))
+    return TransportSecuritySettings(allowed_hosts=list(settings.allowed_hosts or LOOPBACK_HOSTS),
+                                     allowed_origins=list(settings.allowed_origins or LOOPBACK_ORIGINS))
 
 
 def build_http_app(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None,
@@ -78,9 +83,7 @@ def build_http_app(settings: Settings, *, transport: httpx2.AsyncBaseTransport |
     if security is None and host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("Serving on %s without HALO_ALLOWED_HOSTS: requests whose Host is not loopback "
                     "will be refused (421). Set HALO_ALLOWED_HOSTS to the names clients use.", host)
-        security = TransportSecuritySettings(allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
-                                             allowed_origins=["http://127.0.0.1:*", "http://localhost:*",
-                                                              "http://[::1]:*"])
+        security = TransportSecuritySettings(allowed_hosts=LOOPBACK_HOSTS, allowed_origins=LOOPBACK_ORIGINS)
     app = server.streamable_http_app(streamable_http_path=path, stateless_http=stateless,
                                      transport_security=security, host=host)
     return BearerAuthMiddleware(app, tokens)
