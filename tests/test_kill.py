@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from support.faultrun import _snapshot, licence_feed, read_journal, renewable_ids, verify
+from support.faultrun import DISTRIBUTOR, _snapshot, licence_feed, read_journal, renewable_ids, verify
 
 DRIVER = Path(__file__).parent / "support" / "killdriver.py"
 
@@ -70,7 +70,7 @@ def _plan_in_process(base: str, journal: Path, spec: dict) -> tuple[dict, dict]:
                 ("renewal", "generate_renewals", {"contract_ids": spec["renewal_ids"], "dry_run": True,
                                                   "uplift_percent": 3, "expire_old": "now"}),
                 ("licence", "plan_license_sync", {"source": spec["feed"], "mappings": spec["mappings"],
-                                                  "distributor": "KillTest"})):
+                                                  "distributor": DISTRIBUTOR})):
                 r = await c.call_tool(tool, args)
                 assert not r.is_error, r.content[0].text
                 plans[key] = r.structured_content["plan_id"]
@@ -98,8 +98,6 @@ def _kill_when(proc: subprocess.Popen, ready, deadline_s: float = 900) -> None:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    proc.stdout.close()
-    proc.stderr.close()
 
 
 def _kill_run(tmp_path: Path, *, n: int, m: int, contracts: int, clients: int, kill_at: float) -> dict:
@@ -123,7 +121,20 @@ def _kill_run(tmp_path: Path, *, n: int, m: int, contracts: int, clients: int, k
         plans.update(spec)
         state.faults.latency = (0.004, 0.012)  # slow each request a little so the kills land mid-plan
         both = ["--plan-id", plans["renewal"], "--plan-id", plans["licence"]]
-        popen = {"env": env, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        # output goes to files: a pipe nobody reads fills up (the server logs every request) and
+        # blocks the child
+        logs = tmp_path / "logs"
+        logs.mkdir()
+
+        opened: list = []
+
+        def out(name: str):
+            f = open(logs / name, "wb")  # noqa: SIM115  (closed at the end of the run)
+            opened.append(f)
+            return f
+
+        def popen(name: str) -> dict:
+            return {"env": env, "stdout": out(f"{name}.out"), "stderr": out(f"{name}.err")}
 
         def record(key: str, proc: subprocess.Popen, counter: _WriteCounter) -> None:
             rows = read_journal(journal, plans[key])
@@ -133,11 +144,11 @@ def _kill_run(tmp_path: Path, *, n: int, m: int, contracts: int, clients: int, k
                                                       for s in sorted({r["status"] for r in rows})}}
 
         renewal_writes = _WriteCounter(state, len(state.log))
-        a = subprocess.Popen(_driver(base, journal, "apply", *both), **popen)
+        a = subprocess.Popen(_driver(base, journal, "apply", *both), **popen("a"))
         _kill_when(a, lambda: renewal_writes() >= max(1, int(len(previews["renewal"]) * kill_at)))
         record("renewal", a, renewal_writes)
 
-        b = subprocess.Popen(_driver(base, journal, "apply", *both), **popen)
+        b = subprocess.Popen(_driver(base, journal, "apply", *both), **popen("b"))
         licence_writes: list[_WriteCounter] = []
 
         def licences_half_done() -> bool:
@@ -150,9 +161,11 @@ def _kill_run(tmp_path: Path, *, n: int, m: int, contracts: int, clients: int, k
         _kill_when(b, licences_half_done)
         record("licence", b, licence_writes[0] if licence_writes else _WriteCounter(state, len(state.log)))
 
-        c = subprocess.run(_driver(base, journal, "apply", *both), env=env, capture_output=True, text=True,
-                           timeout=300)
-        assert c.returncode == 0, f"process C could not finish: {c.stdout[-2000:]} {c.stderr[-2000:]}"
+        c = subprocess.run(_driver(base, journal, "apply", *both), env=env, stdout=subprocess.PIPE,
+                           stderr=out("c.err"), text=True, timeout=900)
+        for f in opened:
+            f.close()
+        assert c.returncode == 0, f"process C failed: {c.stdout[-2000:]} {(logs / 'c.err').read_text()[-2000:]}"
         info["resume"] = [json.loads(x) for x in c.stdout.splitlines() if x.startswith("{")]
         state.faults.latency = (0.0, 0.0)
         info["problems"] = verify(fake, plans, previews, initial, journal)

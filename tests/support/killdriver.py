@@ -40,7 +40,7 @@ async def _plan(args: argparse.Namespace) -> int:
                                                           "uplift_percent": 3, "expire_old": "now"}))
         if spec.get("feed"):
             jobs.append(("licence", "plan_license_sync", {"source": spec["feed"], "mappings": spec["mappings"],
-                                                          "distributor": "KillTest"}))
+                                                          "distributor": "Pax8"}))
         for key, tool, tool_args in jobs:
             r = await c.call_tool(tool, tool_args)
             if r.is_error:
