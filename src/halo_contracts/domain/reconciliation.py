@@ -39,9 +39,13 @@ How the figures are made (docs/reconciliation.md and the tool descriptions repea
   the overhang is not in the window; the finding is still reported as a set-up error).
 * **Unbilled time**: billable time entries against the contract dated in the window without an
   invoice number. Hours a prepaid block covers are not unbilled. The amount is the entry's own
-  charge amount, else its chargeable hours at the contract's hourly rate (prepaid blocks:
-  block price / block hours), else at the caller's default rate; entries with no rate at all
-  are counted and listed but add nothing (``unpriced_entries``).
+  charge amount, else - on a Prepaid Hours contract only - its chargeable hours at the block's
+  rate (block price / block hours: ``value / prepaid_hours``, which only a contract detail read
+  carries). There is no default rate (the server's ``cost_rate`` is a cost, not a charge):
+  entries with neither are counted and listed but add nothing (``unpriced_entries``).
+* **Billing periods** come from the tenant's code map (``HALO_BILLING_PERIOD_CODES``). A line's
+  own frequency, else the contract's, decides; none at all is monthly. A frequency the map does
+  not know (``"code 7"``) is also counted as monthly, and a warning says so (``warnings``).
 * **Tolerance**: differences of at most one cent (``TOLERANCE``) are rounding, not findings;
   amounts are compared after rounding half-up to cents.
 """
@@ -123,6 +127,7 @@ class ContractReconciliation:
     notes: list[str] = field(default_factory=list)
     recurring_line_ids: list[int] = field(default_factory=list)
     invoice_ids: list[int] = field(default_factory=list)
+    unknown_periods: list[str] = field(default_factory=list)  # billing frequencies treated as monthly
 
     @property
     def variance(self) -> Decimal:
@@ -208,16 +213,66 @@ def index_book(recurring_invoices: Iterable[RecurringInvoice], invoices: Iterabl
 # ---- expected recurring ------------------------------------------------------------------
 
 
-def _months(months_of: MonthsOf, *frequencies: str | None) -> int:
+PERIOD_CODES_SETTING = "HALO_BILLING_PERIOD_CODES"
+
+
+def period_months(months_of: MonthsOf, *frequencies: str | None) -> int:
+    """Months per billing period: the first frequency given decides (a line's own, then its
+    contract's); none at all is monthly, and so is one the tenant's code map does not know
+    (:func:`unknown_periods` finds those, so the caller can warn instead of assuming silently)."""
+    frequency = next((f for f in frequencies if f), None)
+    months = months_of(frequency) if frequency else None
+    return months if months and months > 0 else 1
+
+
+def unknown_periods(months_of: MonthsOf, frequencies: Iterable[str | None]) -> list[str]:
+    """The billing frequencies among ``frequencies`` the code map does not know, each once."""
+    out: list[str] = []
     for frequency in frequencies:
-        months = months_of(frequency) if frequency else None
-        if months:
-            return months
-    return 1
+        if frequency and not months_of(frequency) and frequency not in out:
+            out.append(frequency)
+    return out
+
+
+def unknown_period_warning(frequency: str, contract_ids: Iterable[int] = ()) -> str:
+    """The warning for a billing frequency the code map does not know."""
+    ids = sorted(set(contract_ids))
+    where = f" (contract{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))})" if ids else ""
+    return (f"billing period '{frequency}' is not in {PERIOD_CODES_SETTING}; treated as monthly - add it"
+            f"{where}")
+
+
+def used_frequencies(contract: Contract, items: Iterable[RecurringItem], *, contract_too: bool = True
+                     ) -> list[str | None]:
+    """The frequencies the figures of a contract rely on: each line's own else the contract's, and
+    the contract's own (its billing cycle) when ``contract_too``."""
+    used = [item.billing_frequency or contract.billing_frequency for item in items]
+    if contract_too:
+        used.append(contract.billing_frequency)
+    return used
 
 
 def is_billable_status(contract: Contract) -> bool:
     return (contract.status or "Active").strip().casefold() not in NOT_BILLABLE_STATUSES
+
+
+def in_force(contract: Contract, day: date) -> bool:
+    """Whether the contract bills on ``day``: a billable status (see :data:`NOT_BILLABLE_STATUSES`),
+    not Expired (the status says it is over, whatever its end date) and ``day`` within its start
+    and end dates (open ends count as open)."""
+    if not is_billable_status(contract) or (contract.status or "").strip().casefold() == "expired":
+        return False
+    return (contract.start_date is None or contract.start_date <= day) and \
+        (contract.end_date is None or day <= contract.end_date)
+
+
+def line_live_on(item: RecurringItem, contract: Contract, day: date) -> bool:
+    """Whether a recurring line bills on ``day``: active, and ``day`` within its dates clipped to
+    the contract's (:func:`line_live_dates`)."""
+    if item.inactive:
+        return False
+    live = line_live_dates(item, contract)
+    return live is not None and (live[0] is None or live[0] <= day) and (live[1] is None or day <= live[1])
 
 
 def line_live_dates(item: RecurringItem, contract: Contract) -> tuple[date | None, date | None] | None:
@@ -267,7 +322,7 @@ def charges_due(item: RecurringItem, contract: Contract, window_start: date, win
     live = line_live_dates(item, contract)
     if live is None:
         return []
-    months = _months(months_of, item.billing_frequency, contract.billing_frequency)
+    months = period_months(months_of, item.billing_frequency, contract.billing_frequency)
     return _charges(item, live, cycle_anchor(contract, item, window_start), months, window_start, window_end)
 
 
@@ -290,7 +345,7 @@ def accrued_recurring(contract: Contract, items: Iterable[RecurringItem], window
         live = None if item.inactive else line_live_dates(item, contract)
         if live is None:
             continue
-        months = _months(months_of, item.billing_frequency, contract.billing_frequency)
+        months = period_months(months_of, item.billing_frequency, contract.billing_frequency)
         total += amount_for_window(item.quantity * item.unit_price, months, window_start, window_end,
                                    active_start=live[0], active_end=live[1],
                                    anchor=cycle_anchor(contract, item, window_start))
@@ -349,7 +404,7 @@ def _ids(values: Iterable[int | None]) -> tuple[int, ...]:
 def contract_slots(contract: Contract, window_start: date, window_end: date,
                    months_of: MonthsOf) -> list[tuple[date, date]]:
     """The contract's billing periods clipped to the window, in order."""
-    months = _months(months_of, contract.billing_frequency)
+    months = period_months(months_of, contract.billing_frequency)
     slots = []
     for p_start, p_end in billing_periods(cycle_anchor(contract, None, window_start), months, window_start,
                                           window_end):
@@ -369,9 +424,12 @@ class _Billed:
 def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[RecurringItem],
                        billed_lines: Iterable[BilledLine], time_entries: Iterable[TimeEntry],
                        period_start: date, period_end: date, months_of: MonthsOf,
-                       invoices_by_id: dict[int, Invoice] | None = None,
-                       default_rate: Decimal | None = None) -> ContractReconciliation:
-    """Reconcile one contract over [period_start, period_end] (inclusive)."""
+                       invoices_by_id: dict[int, Invoice] | None = None) -> ContractReconciliation:
+    """Reconcile one contract over [period_start, period_end] (inclusive).
+
+    Unbilled time on a Prepaid Hours contract is priced at the block's rate only when
+    ``contract`` carries the block hours (a detail read; :func:`needs_block_rate` tells when a
+    list row is not enough)."""
     if period_end < period_start:
         raise ValueError("period_end is before period_start")
     items = [i for i in recurring_lines if not i.inactive]
@@ -492,11 +550,11 @@ def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[Recurrin
 
     # Time: unbilled billable entries, prepaid hours used.
     entries = [e for e in time_entries if e.when is not None and period_start <= e.when <= period_end]
-    unbilled = unbilled_time(contract, entries, default_rate)
+    unbilled = unbilled_time(contract, entries)
     if unbilled.count:
         if unbilled.unpriced_entries:
-            notes.append(f"{unbilled.unpriced_entries} unbilled entries have no charge amount and no rate; "
-                         "their hours are counted but not priced")
+            notes.append(f"{unbilled.unpriced_entries} unbilled entries have no charge amount and the contract "
+                         "has no block rate (Prepaid Hours contracts only); their hours are counted but not priced")
         findings.append(Finding(
             kind="unbilled_time", amount=cents(unbilled.amount), period_start=period_start, period_end=period_end,
             detail=f"{unbilled.count} billable time entries ({unbilled.hours} h) have no invoice number",
@@ -516,7 +574,8 @@ def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[Recurrin
         billed=cents(billed_net), credits=cents(credits), other_billed=cents(other_billed), unbilled=unbilled,
         prepaid_hours_used=prepaid_used, findings=findings, notes=notes,
         recurring_line_ids=list(_ids(i.id for i in items)),
-        invoice_ids=list(_ids(r.b.invoice.id for r in recurring)))
+        invoice_ids=list(_ids(r.b.invoice.id for r in recurring)),
+        unknown_periods=unknown_periods(months_of, used_frequencies(contract, items)))
 
 
 def _outside_amount(item: RecurringItem, contract: Contract, start: date, end: date,
@@ -528,7 +587,7 @@ def _outside_amount(item: RecurringItem, contract: Contract, start: date, end: d
     after = bool(item.start_date and contract.end_date and item.start_date > contract.end_date)
     if not (early or late or after):
         return None
-    months = _months(months_of, item.billing_frequency, contract.billing_frequency)
+    months = period_months(months_of, item.billing_frequency, contract.billing_frequency)
     own = _charges(item, (item.start_date, item.end_date), cycle_anchor(contract, item, start), months, start, end)
     inside = charges_due(item, contract, start, end, months_of)
     return max(sum((c.amount for c in own), ZERO) - sum((c.amount for c in inside), ZERO), ZERO)
@@ -541,20 +600,47 @@ def is_prepaid(contract: Contract) -> bool:
     return (contract.type or "").strip().casefold() == "prepaid hours"
 
 
-def contract_rate(contract: Contract, default_rate: Decimal | None) -> Decimal | None:
-    return contract.hourly_rate or default_rate
+def contract_rate(contract: Contract) -> Decimal | None:
+    """The charge rate for unbilled hours without a charge amount: a Prepaid Hours contract's
+    block rate (block price / block hours), when the contract carries its block hours. Nothing
+    else: there is no default rate (the server's cost rate is a cost, not a charge)."""
+    return contract.hourly_rate if is_prepaid(contract) else None
 
 
-def unbilled_time(contract: Contract, entries: Iterable[TimeEntry], default_rate: Decimal | None) -> UnbilledTime:
+def _chargeable(e: TimeEntry) -> Decimal | None:
+    """Chargeable hours of an unbilled billable entry; None when it is not unbilled time
+    (not billable, invoiced, or covered by the prepaid block)."""
+    if not e.billable or e.invoiced:
+        return None
+    chargeable = e.hours - e.prepay_hours if e.prepay_hours else e.hours
+    if chargeable <= ZERO and not e.charge_amount:
+        return None  # covered by the prepaid block
+    return chargeable
+
+
+def needs_block_rate(contract: Contract, entries: Iterable[TimeEntry], period_start: date, period_end: date) -> bool:
+    """Whether pricing the contract's unbilled time in the window needs the block rate that only a
+    contract detail read carries: a Prepaid Hours contract without its block hours (a list row)
+    with an unbilled entry that has chargeable hours and no charge amount."""
+    if not is_prepaid(contract) or contract_rate(contract) is not None:
+        return False
+    for e in entries:
+        if e.when is None or not period_start <= e.when <= period_end:
+            continue
+        chargeable = _chargeable(e)
+        if chargeable is not None and chargeable > ZERO and not e.charge_amount:
+            return True
+    return False
+
+
+def unbilled_time(contract: Contract, entries: Iterable[TimeEntry]) -> UnbilledTime:
     """Billable, uninvoiced time of a contract (entries already limited to the window)."""
     out = UnbilledTime()
-    rate = contract_rate(contract, default_rate)
+    rate = contract_rate(contract)
     for e in entries:
-        if not e.billable or e.invoiced:
+        chargeable = _chargeable(e)
+        if chargeable is None:
             continue
-        chargeable = e.hours - e.prepay_hours if e.prepay_hours else e.hours
-        if chargeable <= ZERO and not e.charge_amount:
-            continue  # covered by the prepaid block
         out.count += 1
         out.hours += max(chargeable, ZERO)
         out.entry_ids.append(e.id)

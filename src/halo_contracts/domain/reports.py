@@ -1,19 +1,28 @@
 """Portfolio reports over a contract book, and CSV rendering for every report. Pure.
 
-**Total value** is the sum of the contracts' ``value`` (Halo's charge per billing period).
+**Scope.** By default (``scope="current"``) a report counts only the contracts *in force*
+on ``today`` - what an MSP reading "annualised recurring revenue" expects: what is billing now.
+A contract is in force when its status is billable (not Pending, Cancelled or On Hold - the
+contract guide's status table - and not Expired), ``today`` lies within its start and end
+dates, and no other contract in force names it as its previous contract (a renewal that has
+taken over). So an expired contract and its renewal are never counted together, and a renewal
+that starts next month is not counted yet. ``scope="all"`` counts every contract (counts and
+total value), with annualised recurring revenue still 0 for those not in force.
 
-**Annualised recurring revenue (ARR)** of a contract:
+**Total value** is the sum of the counted contracts' ``value`` (Halo's charge per billing period).
 
-* from its recurring lines when it has any: each line that is not inactive and has not ended
-  before ``today`` contributes quantity x unit price per billing period (the line's own
-  frequency, else the contract's, else monthly) x billing periods per year;
+**Annualised recurring revenue (ARR)** of a contract in force on ``today``:
+
+* from its recurring lines when it has any: each line that is not inactive and bills on
+  ``today`` (its dates clipped to the contract's contain ``today``) contributes quantity x unit
+  price per billing period (the line's own frequency, else the contract's, else monthly) x
+  billing periods per year;
 * otherwise, for contracts of type Recurring only, the fallback is the contract's ``value``
   x billing periods per year of the contract's frequency (monthly when unset);
 * anything else (prepaid blocks, projects, warranties, ad-hoc) has no recurring revenue.
 
-Contracts that are Pending, Cancelled, On Hold or Expired still show their ARR in their own
-group, so a ``group_by="status"`` report tells what each status is worth; filter with
-``status`` to see only live business.
+A contract not in force has no ARR. A billing frequency the tenant's code map does not know
+is counted as monthly and named in ``Summary.warnings``.
 """
 
 from __future__ import annotations
@@ -28,40 +37,58 @@ from typing import Any
 
 from halo_contracts.domain.models import Contract, RecurringItem
 from halo_contracts.domain.money import ZERO, annualised, cents
+from halo_contracts.domain.reconciliation import (
+    in_force,
+    line_live_on,
+    period_months,
+    unknown_period_warning,
+    unknown_periods,
+)
 
 GROUP_BY: tuple[str, ...] = ("status", "type", "client", "billing_frequency")
+SCOPES: tuple[str, ...] = ("current", "all")
 
 MonthsOf = Callable[[str | None], int | None]
-
-
-def _months(months_of: MonthsOf, *frequencies: str | None) -> int:
-    for frequency in frequencies:
-        months = months_of(frequency) if frequency else None
-        if months:
-            return months
-    return 1
 
 
 @dataclass(frozen=True)
 class ContractArr:
     amount: Decimal
     source: str  # "lines", "value" or "none"
+    frequencies: tuple[str | None, ...] = ()  # the billing frequencies the amount relies on
 
 
 def contract_arr(contract: Contract, items: Iterable[RecurringItem], months_of: MonthsOf, today: date) -> ContractArr:
-    """Annualised recurring revenue of one contract (unrounded) and where it came from."""
+    """Annualised recurring revenue of one contract (unrounded) and where it came from; nothing
+    for a contract not in force on ``today`` (:func:`halo_contracts.domain.reconciliation.in_force`).
+    A renewal that has taken over is the caller's to rule out (:func:`renewed_ids`)."""
+    if not in_force(contract, today):
+        return ContractArr(ZERO, "none")
     items = list(items)
     if items:
         total = ZERO
+        used: list[str | None] = []
         for item in items:
-            if item.inactive or (item.end_date is not None and item.end_date < today):
+            if not line_live_on(item, contract, today):
                 continue
-            months = _months(months_of, item.billing_frequency, contract.billing_frequency)
+            used.append(item.billing_frequency or contract.billing_frequency)
+            months = period_months(months_of, item.billing_frequency, contract.billing_frequency)
             total += annualised(item.quantity * item.unit_price, months)
-        return ContractArr(total, "lines")
+        return ContractArr(total, "lines", tuple(used))
     if (contract.type or "").strip().casefold() == "recurring" and contract.value:
-        return ContractArr(annualised(contract.value, _months(months_of, contract.billing_frequency)), "value")
+        return ContractArr(annualised(contract.value, period_months(months_of, contract.billing_frequency)), "value",
+                           (contract.billing_frequency,))
     return ContractArr(ZERO, "none")
+
+
+def renewed_ids(contracts: Iterable[Contract], today: date) -> set[int]:
+    """Ids of contracts that a contract in force on ``today`` names as its previous contract."""
+    return {c.previous_contract_id for c in contracts if c.previous_contract_id and in_force(c, today)}
+
+
+def is_current(contract: Contract, today: date, renewed: set[int]) -> bool:
+    """In force on ``today`` and not taken over by a renewal in force."""
+    return contract.id not in renewed and in_force(contract, today)
 
 
 @dataclass
@@ -86,6 +113,9 @@ class Summary:
     annual_recurring: Decimal
     from_lines: int
     from_value: int
+    scope: str = "current"
+    not_current: int = 0  # contracts not in force today: left out ("current") or counted at 0 ARR ("all")
+    warnings: list[str] = field(default_factory=list)
 
 
 def group_key(contract: Contract, group_by: str) -> tuple[str, str, int | None]:
@@ -108,17 +138,39 @@ def group_key(contract: Contract, group_by: str) -> tuple[str, str, int | None]:
 
 
 def summarize(contracts: Iterable[Contract], lines_by_contract: Mapping[int, Sequence[RecurringItem]],
-              group_by: str, months_of: MonthsOf, today: date) -> Summary:
-    """Counts, total value and ARR per group; highest ARR first (then value, then name)."""
+              group_by: str, months_of: MonthsOf, today: date, *, scope: str = "current",
+              status: str | None = None) -> Summary:
+    """Counts, total value and ARR per group; highest ARR first (then value, then name).
+
+    ``contracts`` is the whole book (renewals are recognised across it); ``status`` keeps only
+    contracts in that status (case-insensitive); ``scope`` is ``"current"`` (only contracts in
+    force on ``today``) or ``"all"``."""
     if group_by not in GROUP_BY:
         raise ValueError(f"unknown group_by {group_by!r}; expected one of {', '.join(GROUP_BY)}")
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
+    book = list(contracts)
+    renewed = renewed_ids(book, today)
+    wanted = status.strip().casefold() if status is not None else None
     groups: dict[str, Group] = {}
-    for contract in contracts:
+    not_current = 0
+    unknown: dict[str, set[int]] = {}
+    for contract in book:
+        if wanted is not None and (contract.status or "").strip().casefold() != wanted:
+            continue
+        current = is_current(contract, today, renewed)
+        if not current:
+            not_current += 1
+            if scope == "current":
+                continue
         key, label, client_id = group_key(contract, group_by)
         group = groups.get(key)
         if group is None:
             group = groups[key] = Group(key=key, label=label, client_id=client_id)
-        arr = contract_arr(contract, lines_by_contract.get(contract.id, ()), months_of, today)
+        arr = contract_arr(contract, lines_by_contract.get(contract.id, ()), months_of, today) if current \
+            else ContractArr(ZERO, "none")
+        for frequency in unknown_periods(months_of, arr.frequencies):
+            unknown.setdefault(frequency, set()).add(contract.id)
         group.contracts += 1
         group.total_value += contract.value or ZERO
         group.annual_recurring += arr.amount
@@ -135,25 +187,43 @@ def summarize(contracts: Iterable[Contract], lines_by_contract: Mapping[int, Seq
         group_by=group_by, groups=ordered, contracts=sum(g.contracts for g in ordered),
         total_value=sum((g.total_value for g in ordered), ZERO),
         annual_recurring=sum((g.annual_recurring for g in ordered), ZERO),
-        from_lines=sum(g.from_lines for g in ordered), from_value=sum(g.from_value for g in ordered))
+        from_lines=sum(g.from_lines for g in ordered), from_value=sum(g.from_value for g in ordered),
+        scope=scope, not_current=not_current,
+        warnings=[unknown_period_warning(f, ids) for f, ids in sorted(unknown.items())])
 
 
 # ---- CSV -------------------------------------------------------------------------------------
 
 
+# A spreadsheet opening the CSV runs a cell that starts with one of these as a formula
+# (=HYPERLINK(...), +cmd|..., @SUM(...)); tab and carriage return are read as the same.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: str) -> str:
+    """A text cell made inert: a leading ``'`` when it starts like a formula (OWASP's advice)."""
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
 def csv_cell(value: Any) -> str:
-    """One CSV cell: money as plain two-decimal text, dates ISO, lists space-separated."""
+    """One CSV cell: money as plain two-decimal text, dates ISO, lists space-separated.
+
+    Text (Halo's refs, client names, details) that starts like a formula gets a leading ``'``;
+    numbers never do (a negative amount stays ``-12.50``), so the CSV parses back to the same
+    numbers."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
         return str(cents(value))
+    if isinstance(value, (int, float)):
+        return str(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
         return " ".join(csv_cell(v) for v in value)
-    return str(value)
+    return csv_text(str(value))
 
 
 def render_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -2,8 +2,11 @@
 
 Reads only. ``reconcile_billing`` makes one paged sweep per kind of record — contracts,
 recurring invoices with their lines, invoices with their lines, time entries for the period —
-and never a request per contract or per client; the sweeps run side by side and report
-progress page by page. The money rules live in :mod:`halo_contracts.domain.reconciliation`.
+and never a request per client; the sweeps run side by side and report progress page by page.
+The only per-contract reads are contract details for the few Prepaid Hours contracts whose
+unbilled time needs the block's hourly rate (list rows do not carry the block hours), so that
+both tools price unbilled time the same way; they are counted in ``records_read``. The money
+rules live in :mod:`halo_contracts.domain.reconciliation`.
 """
 
 from __future__ import annotations
@@ -67,8 +70,9 @@ class FindingView(Result):
 class UnbilledTimeView(Result):
     entries: int = Field(description="billable time entries in the period without an invoice number")
     hours: Hours = Field(description="their chargeable hours (hours a prepaid block covers excluded)")
-    amount: Money = Field(description="each entry's charge amount, else its hours at the contract's rate")
-    unpriced_entries: int = Field(description="entries with no charge amount and no rate (not in amount)")
+    amount: Money = Field(description="each entry's charge amount, else (Prepaid Hours contracts only) its hours "
+                                      "at the block's rate, block price / block hours; no default rate")
+    unpriced_entries: int = Field(description="entries with no charge amount and no block rate (not in amount)")
     entry_ids: list[int] = Field(default_factory=list)
 
 
@@ -106,6 +110,8 @@ class ReconcileContractResult(Result):
     period_end: date
     tolerance: Money = Field(description="differences up to this are rounding, not findings")
     reconciliation: ContractReconciliationView
+    warnings: list[str] = Field(default_factory=list, description="e.g. a billing period code the tenant's code "
+                                                                  "map does not know (counted as monthly)")
     csv: str | None = Field(default=None, description="format='csv': one row per finding (one row for a "
                                                       "clean contract)")
 
@@ -139,6 +145,9 @@ class SweepCounts(Result):
     invoices: int
     time_entries: int
     pages: int = Field(description="Halo list requests made: one paged sweep per kind of record")
+    contract_details: int = Field(default=0, description="contract detail reads: Prepaid Hours contracts whose "
+                                                         "unbilled time needs the block's hourly rate")
+    requests: int = Field(description="every Halo request made: pages + contract_details")
 
 
 class ReconcileBillingResult(Result):
@@ -153,6 +162,8 @@ class ReconcileBillingResult(Result):
         "where every listed contract is a CSV row)"))
     truncated: bool
     records_read: SweepCounts
+    warnings: list[str] = Field(default_factory=list, description="e.g. a billing period code the tenant's code "
+                                                                  "map does not know (counted as monthly)")
     csv: str | None = Field(default=None, description="format='csv': one row per finding of every listed "
                                                       "contract")
 
@@ -229,8 +240,10 @@ async def reconcile_contract_billing(
     subtracted), the variance, unbilled billable time (count, hours, amount), prepaid hours
     used, and findings with amounts and evidence ids: missing_invoice, under_billed, over_billed,
     billed_after_contract_end, billed_while_not_active, line_outside_contract_dates,
-    unbilled_time, duplicate_invoice. Differences of one cent or less are ignored. For the whole
-    book use reconcile_billing. How the figures are made: halopsa://guide/contracts."""
+    unbilled_time, duplicate_invoice. Unbilled time is priced at each entry's charge amount,
+    else (Prepaid Hours contracts) at the block's rate, block price / block hours; no default
+    rate. Differences of one cent or less are ignored. For the whole book use
+    reconcile_billing. How the figures are made: halopsa://guide/contracts."""
     check_period(period_start, period_end)
     ac = app(ctx)
     async with halo_errors():
@@ -247,8 +260,17 @@ async def reconcile_contract_billing(
         period_start=period_start, period_end=period_end, months_of=ac.codes.months_of,
         invoices_by_id=book.invoices_by_id)
     return ReconcileContractResult(period_start=period_start, period_end=period_end, tolerance=rc.TOLERANCE,
-                                   reconciliation=_view(result),
+                                   reconciliation=_view(result), warnings=period_warnings([result]),
                                    csv=reconciliation_csv([result]) if format == "csv" else None)
+
+
+def period_warnings(results: list[rc.ContractReconciliation]) -> list[str]:
+    """One warning per billing frequency the code map does not know, naming its contracts."""
+    unknown: dict[str, set[int]] = {}
+    for r in results:
+        for frequency in r.unknown_periods:
+            unknown.setdefault(frequency, set()).add(r.contract.id)
+    return [rc.unknown_period_warning(f, ids) for f, ids in sorted(unknown.items())]
 
 
 class _Progress:
@@ -276,8 +298,13 @@ class _Progress:
 
         return report
 
-    async def finish(self, message: str) -> None:
-        total = self.pages() + 1
+    async def detail(self, done: int, total: int) -> None:
+        """A contract detail read (after the sweeps, so their totals are known)."""
+        before = self.pages()
+        await self.ctx.report_progress(before + done, before + total + 1, f"read contract details: {done} of {total}")
+
+    async def finish(self, message: str, details: int = 0) -> None:
+        total = self.pages() + details + 1
         await self.ctx.report_progress(total, total, message)
 
 
@@ -298,9 +325,13 @@ async def reconcile_billing(
     over_billed, billed_after_contract_end, billed_while_not_active, line_outside_contract_dates,
     unbilled_time, duplicate_invoice) with amounts and evidence ids, most money at stake first,
     with totals for the book. Non-active contracts are checked too when they have billing or time
-    in the period. Reads in bulk (one paged sweep each of contracts, recurring invoices, invoices
-    and time entries; never a request per contract) and reports progress. For one contract's
-    detail use reconcile_contract_billing. Rules: halopsa://guide/contracts."""
+    in the period. Unbilled time is priced at each entry's charge amount, else (Prepaid Hours
+    contracts) at the block's rate, block price / block hours, as reconcile_contract_billing
+    does; no default rate. Reads in bulk (one paged sweep each of contracts, recurring invoices,
+    invoices and time entries; never a request per client) plus one contract detail read per
+    Prepaid Hours contract whose unbilled time needs the block rate, counted in records_read;
+    reports progress. For one contract's detail use reconcile_contract_billing. Rules:
+    halopsa://guide/contracts."""
     check_period(period_start, period_end)
     min_variance = Decimal(min_variance)
     if min_variance < 0:
@@ -326,16 +357,30 @@ async def reconcile_billing(
                 tg.start_soon(lambda: sweep("time entries", halo.list_time_entries, start=period_start,
                                             end=period_end))
         except BaseExceptionGroup as group:
-            raise _first_error(group) from None
+            raise first_error(group) from None
 
     book = rc.index_book(data["recurring invoices"], data["invoices"], data["time entries"])
-    results: list[rc.ContractReconciliation] = []
+    checked = []
     for contract in data["contracts"]:
         if client_id is not None and contract.client_id not in (None, client_id):
             continue
         active = (contract.status or "").casefold() == "active"
         if not active and contract.id not in book.billed_lines and contract.id not in book.time_entries:
             continue
+        checked.append((contract, active))
+
+    # List rows lack a prepaid block's hours: read the detail of the few contracts whose unbilled
+    # time needs the block rate, so this tool prices time as reconcile_contract_billing does.
+    need = [n for n, (contract, _) in enumerate(checked)
+            if rc.needs_block_rate(contract, book.time_entries.get(contract.id, []), period_start, period_end)]
+    async with halo_errors():
+        for done, n in enumerate(need, start=1):
+            contract, active = checked[n]
+            checked[n] = (await halo.get_contract(contract.id, details=True), active)
+            await progress.detail(done, len(need))
+
+    results: list[rc.ContractReconciliation] = []
+    for contract, active in checked:
         result = rc.reconcile_contract(
             contract, recurring_lines=book.recurring_lines.get(contract.id, []),
             billed_lines=book.billed_lines.get(contract.id, []), time_entries=book.time_entries.get(contract.id, []),
@@ -343,14 +388,14 @@ async def reconcile_billing(
             invoices_by_id=book.invoices_by_id)
         if active or result.findings or result.billed or result.unbilled.count:
             results.append(result)
-    await progress.finish(f"reconciled {len(results)} contracts")
+    await progress.finish(f"reconciled {len(results)} contracts", len(need))
     counts = SweepCounts(contracts=len(data["contracts"]), recurring_invoices=len(data["recurring invoices"]),
                          invoices=len(data["invoices"]), time_entries=len(data["time entries"]),
-                         pages=progress.pages())
+                         pages=progress.pages(), contract_details=len(need), requests=progress.pages() + len(need))
     return _book_result(results, period_start, period_end, client_id, min_variance, format, limit, counts)
 
 
-def _first_error(group: BaseExceptionGroup) -> BaseException:
+def first_error(group: BaseExceptionGroup) -> BaseException:
     """The first Halo error of a failed set of sweeps (else the first error of any kind)."""
     flat: list[BaseException] = []
     pending: list[BaseException] = [group]
@@ -390,4 +435,5 @@ def _book_result(results: list[rc.ContractReconciliation], period_start: date, p
     return ReconcileBillingResult(
         period_start=period_start, period_end=period_end, client_id=client_id, min_variance=min_variance,
         tolerance=rc.TOLERANCE, totals=totals, contracts=shown,
-        truncated=csv_text is None and len(listed) > limit, records_read=counts, csv=csv_text)
+        truncated=csv_text is None and len(listed) > limit, records_read=counts, warnings=period_warnings(results),
+        csv=csv_text)
