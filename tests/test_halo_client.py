@@ -305,6 +305,106 @@ async def test_oversized_page_with_full_count_is_accepted_else_incomplete():
             await halo.list_contracts()
 
 
+def pages_read(fake: FakeHalo, path: str = "/api/ClientContract") -> list[str]:
+    return [e.query["page_no"] for e in fake.api_calls() if e.path == path]
+
+
+async def test_row_deleted_between_pages_is_caught_and_the_list_read_again():
+    """The review's case: 250 rows, id 50 deleted after page 1 -> id 101 slides onto page 1.
+    Read once, that returned 249 rows without 101 and no error; now the count change sends
+    the read back to page 1 and the answer is the complete list as it now stands."""
+    fake = FakeHalo(contracts=[fake_contract(i) for i in range(1, 251)])
+
+    def delete_50_once(entry):
+        if entry.query.get("page_no") == "1" and any(c["id"] == 50 for c in fake.contracts):
+            fake.contracts[:] = [c for c in fake.contracts if c["id"] != 50]
+
+    fake.after(r"/api/ClientContract$", delete_50_once)
+    progress: list[tuple[int, int | None]] = []
+    async with client_for(fake) as halo:
+        contracts = await halo.list_contracts(on_page=lambda d, t: progress.append((d, t)))
+    ids = [c.id for c in contracts]
+    assert ids == [i for i in range(1, 251) if i != 50] and 101 in ids
+    # page 2 answered record_count 249 (page 1 said 250): read again from page 1 at once
+    assert pages_read(fake) == ["1", "2", "1", "2", "3"]
+    # progress only grows, also across the second read
+    assert progress == [(1, 3), (2, 4), (3, 4), (4, 4)]
+
+
+async def test_row_deleted_on_the_last_page_still_ends_complete():
+    fake = FakeHalo(contracts=[fake_contract(i) for i in range(1, 251)])
+
+    def delete_250_once(entry):
+        if entry.query.get("page_no") == "2" and any(c["id"] == 250 for c in fake.contracts):
+            fake.contracts[:] = [c for c in fake.contracts if c["id"] != 250]
+
+    fake.after(r"/api/ClientContract$", delete_250_once)
+    async with client_for(fake) as halo:
+        contracts = await halo.list_contracts()
+    assert [c.id for c in contracts] == list(range(1, 250))
+    assert pages_read(fake) == ["1", "2", "3", "1", "2", "3"]
+
+
+async def test_row_added_between_pages_is_not_missed():
+    """A row sorted onto page 1 after it was read pushes row 100 onto page 2 (a repeat)
+    and the new row is never seen: the count change catches it."""
+    fake = FakeHalo(contracts=[fake_contract(i) for i in range(1, 201)])
+
+    def insert_once(entry):
+        if entry.query.get("page_no") == "1" and not any(c["id"] == 0 for c in fake.contracts):
+            fake.contracts.insert(0, fake_contract(0))
+
+    fake.after(r"/api/ClientContract$", insert_once)
+    async with client_for(fake) as halo:
+        contracts = await halo.list_contracts()
+    assert [c.id for c in contracts] == list(range(0, 201))
+    assert pages_read(fake) == ["1", "2", "1", "2", "3"]
+
+
+async def test_list_that_keeps_moving_raises_incomplete_read():
+    fake = FakeHalo(contracts=[fake_contract(i) for i in range(1, 251)])
+
+    def delete_one_after_each_first_page(entry):
+        if entry.query.get("page_no") == "1":
+            fake.contracts.pop(0)
+
+    fake.after(r"/api/ClientContract$", delete_one_after_each_first_page)
+    async with client_for(fake) as halo:
+        with pytest.raises(HaloIncompleteRead) as info:
+            await halo.list_contracts()
+    message = str(info.value)
+    assert info.value.operation == "list contracts"
+    assert "the list changed while it was read" in message and "retry" in message
+    assert "nothing was decided from a partial list" in message
+    assert pages_read(fake) == ["1", "2", "1", "2"]  # two reads, never a third
+
+
+async def test_count_that_never_matches_the_rows_raises_after_one_reread():
+    """record_count says 260, only 250 rows ever come: the short end is no longer just a
+    logged warning."""
+    rows = [fake_contract(i) for i in range(1, 251)]
+
+    def answer(request):
+        page = int(dict(request.url.params)["page_no"])
+        return httpx2.Response(200, json={"record_count": 260, "contracts": rows[(page - 1) * 100: page * 100]})
+
+    fake = FakeHalo()
+    fake.script(r"/api/ClientContract$", *[answer] * 6)
+    async with client_for(fake) as halo:
+        with pytest.raises(HaloIncompleteRead, match="250 distinct rows were read but page 1 announced 260"):
+            await halo.list_contracts()
+    assert pages_read(fake) == ["1", "2", "3", "1", "2", "3"]
+
+
+async def test_lists_that_do_not_move_cost_no_extra_request():
+    for size, pages in ((0, ["1"]), (1, ["1"]), (99, ["1"]), (100, ["1"]), (101, ["1", "2"]),
+                        (200, ["1", "2"]), (250, ["1", "2", "3"])):
+        fake = FakeHalo(contracts=[fake_contract(i) for i in range(1, size + 1)])
+        async with client_for(fake) as halo:
+            assert [c.id for c in await halo.list_contracts()] == list(range(1, size + 1))
+        assert pages_read(fake) == pages, size
+
+
 async def test_max_pages_guard():
     fake = FakeHalo()
     fake.script(r"/api/ClientContract$", *[
@@ -366,12 +466,23 @@ async def test_list_filters_go_to_the_query():
     assert q["/api/Invoice"] == {"client_id": "10", "contract_id": "7", "includelines": "true"}
     assert q["/api/Actions"] == {"timeentriesonly": "true", "startdate": "2026-01-01T00:00:00",
                                  "enddate": "2026-01-31T23:59:59", "ticket_id": "3"}
-    assert q["/api/Tickets"] == {"contract_id": "7", "datesearch": "dateoccurred",
+    # the slice documents Halo's own spelling: "Date Opened - 'dateoccured'"
+    assert q["/api/Tickets"] == {"contract_id": "7", "datesearch": "dateoccured",
                                  "startdate": "2026-01-01T00:00:00", "enddate": "2026-03-31T23:59:59"}
     assert q["/api/ClientPrepay"] == {"client_id": "10", "contract_id": "7"}
-    assert q["/api/SoftwareLicence"] == {"client_id": "10"}
+    assert q["/api/SoftwareLicence"] == {"client_id": "10"}  # inactive licences left out by default
     assert q["/api/Client"] == {"search": "Ac", "includeinactive": "true"}
     assert q["/api/Lookup"] == {"lookupid": "71"}
+
+
+async def test_list_licences_can_include_inactive_ones():
+    fake = FakeHalo()
+    async with client_for(fake) as halo:
+        await halo.list_licences(include_inactive=True)
+        await halo.list_licences(client_id=10, include_inactive=False)
+    sent = [{k: v for k, v in e.query.items() if k not in ("pageinate", "page_size", "page_no")}
+            for e in fake.api_calls()]
+    assert sent == [{"includeinactive": "true"}, {"client_id": "10"}]
 
 
 async def test_invoices_map_credits_and_filter_dates_client_side():

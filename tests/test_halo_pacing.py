@@ -228,3 +228,70 @@ async def test_server_capping_page_size_is_followed():
     assert got == rows
     assert asked == [(1, 100), (2, 50), (3, 50)]
     assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+async def test_moved_list_is_read_again_with_the_servers_capped_page_size():
+    """A server capping pages at 50, and a row deleted after the first page: the second read
+    starts from page 1 again, follows the cap again and returns the list as it now stands."""
+    rows = [{"id": i} for i in range(120)]
+    asked: list[tuple[int, int]] = []
+
+    async def fetch(page_no, page_size):
+        asked.append((page_no, page_size))
+        answer = {"record_count": len(rows), "things": rows[(page_no - 1) * 50: page_no * 50]}
+        if len(asked) == 1:
+            rows.remove({"id": 7})
+        return answer
+
+    seen: list[tuple[int, int | None]] = []
+    got = await read_all_pages(fetch, key="things", operation="t", page_size=100,
+                               on_page=lambda d, t: seen.append((d, t)))
+    assert got == [{"id": i} for i in range(120) if i != 7]
+    assert asked == [(1, 100), (2, 50), (1, 100), (2, 50), (3, 50)]
+    assert seen == [(1, 3), (2, 4), (3, 4), (4, 4)]
+    assert [d for d, _ in seen] == sorted({d for d, _ in seen})  # done only grows
+
+
+async def test_short_end_without_a_count_change_is_read_again_then_refused():
+    rows = [{"id": i} for i in range(25)]
+    calls: list[int] = []
+
+    async def fetch(page_no, page_size):  # record_count keeps claiming 30
+        calls.append(page_no)
+        return {"record_count": 30, "things": rows[(page_no - 1) * page_size: page_no * page_size]}
+
+    with pytest.raises(HaloIncompleteRead, match="the list changed while it was read") as info:
+        await read_all_pages(fetch, key="things", operation="list things", page_size=10)
+    assert "25 distinct rows were read but page 1 announced 30" in str(info.value)
+    assert calls == [1, 2, 3, 1, 2, 3]
+
+
+async def test_repeated_ids_across_pages_count_once_and_force_a_second_read():
+    """Row 9 shows up on pages 1 and 2 (the list shifted): 19 distinct rows for a count of
+    20 is not complete, whatever the number of rows received."""
+    answers = iter([
+        {"record_count": 20, "things": [{"id": i} for i in range(10)]},
+        {"record_count": 20, "things": [{"id": i} for i in range(9, 19)]},
+        {"record_count": 20, "things": []},
+        {"record_count": 20, "things": [{"id": i} for i in range(10)]},
+        {"record_count": 20, "things": [{"id": i} for i in range(10, 20)]},
+    ])
+
+    async def fetch(page_no, page_size):
+        return next(answers)
+
+    got = await read_all_pages(fetch, key="things", operation="t", page_size=10)
+    assert got == [{"id": i} for i in range(20)]
+
+
+async def test_lists_without_record_count_are_not_read_twice():
+    rows = [{"id": i} for i in range(25)]
+    calls: list[int] = []
+    inner = pages_of(rows, 10, count=False)
+
+    async def fetch(page_no, page_size):
+        calls.append(page_no)
+        return await inner(page_no, page_size)
+
+    assert await read_all_pages(fetch, key="things", operation="t", page_size=10) == rows
+    assert calls == [1, 2, 3]

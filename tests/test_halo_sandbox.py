@@ -251,3 +251,23 @@ async def test_concurrent_requests_after_expiry_share_one_refresh():
     assert got == [client.id] * 10
     assert app.state.sandbox.log.count("POST", "/auth/token") == 2  # one refresh for all of them
     assert 1 <= halo.stats.refreshes <= 10
+
+
+async def test_ticket_window_and_inactive_licences_reach_the_sandbox_filters():
+    """The client's datesearch value is one the sandbox (written from the slice) accepts, and
+    include_inactive brings back the licences Halo leaves out by default."""
+    app = make_app(clients=12, contracts=40)
+    book = app.state.sandbox.book
+    async with client_on(app) as halo:
+        tickets = await halo.list_tickets(start=date(2025, 1, 1), end=date(2026, 12, 31))
+        every_ticket = await halo.list_tickets()
+        active = await halo.list_licences()
+        every_licence = await halo.list_licences(include_inactive=True)
+    assert tickets and all(t.opened is not None and date(2025, 1, 1) <= t.opened <= date(2026, 12, 31)
+                           for t in tickets)
+    assert len(tickets) <= len(every_ticket)
+    sent = [e.query for e in log_of(app) if e.path == "/api/Tickets"]
+    assert sent[0]["datesearch"] == "dateoccured"
+    assert all(e.status == 200 for e in log_of(app) if e.path.startswith("/api/"))
+    inactive = {lic.id for lic in every_licence} - {lic.id for lic in active}
+    assert book.inactive_licence_ids and inactive == set(book.inactive_licence_ids)

@@ -530,6 +530,32 @@ async def test_tickets_for_contract_performance(app):
         assert (await c.get(f"/api/Tickets/{t['id']}")).json()["id"] == t["id"]
 
 
+async def test_ticket_datesearch_takes_the_documented_column_names(app):
+    """The slice documents datesearch by Halo's column names: Date Opened 'dateoccured' (Halo's
+    spelling), Date Closed 'datecleared'. Anything else is a 400, never silently date opened."""
+    window = {"startdate": "2026-10-01", "enddate": "2026-10-31"}
+    async with connect(app) as c:
+
+        async def ids(**params):
+            r = await c.get("/api/Tickets", params={**window, **params})
+            assert r.status_code == 200, r.text
+            return r.json()["tickets"]
+
+        default = await ids()
+        opened = await ids(datesearch="dateoccured")
+        assert opened and [t["id"] for t in opened] == [t["id"] for t in default]
+        assert all(t["dateoccurred"].startswith("2026-10") for t in opened)
+        closed = await ids(datesearch="datecleared")
+        assert closed and all((t["dateclosed"] or "").startswith("2026-10") for t in closed)
+        assert [t["id"] for t in await ids(datesearch="DateCleared")] == [t["id"] for t in closed]
+        for bad in ("dateoccurred", "dateclosed", "lastupdate"):
+            r = await c.get("/api/Tickets", params={**window, "datesearch": bad})
+            assert r.status_code == 400, bad
+            body = r.json()
+            assert set(body) == {"datesearch"} and isinstance(body["datesearch"], list)
+            assert bad in body["datesearch"][0] and "dateoccured, datecleared" in body["datesearch"][0]
+
+
 async def test_client_list_and_detail(app):
     book = app.state.sandbox.book
     async with connect(app) as c:

@@ -71,6 +71,7 @@ async def exercise_every_method(halo: HaloClient, *, client_id: int, called: set
         unit_price=Decimal("9.99"), billing_cycle="Monthly", term="P1M"))
     await call("update_licence", licence.id, LicenceFields(quantity=3))
     await call("list_licences", client_id=client_id)
+    await call("list_licences", client_id=client_id, include_inactive=True)
     await call("delete_licence", licence.id)
 
 
@@ -128,6 +129,8 @@ async def test_every_method_conforms_on_the_sandbox():
     ("POST", "/api/RecurringInvoice/Lines", {}, [{"ihid": 1, "qty": 2}], "qty: no such property"),
     ("POST", "/api/ClientContract", {}, [{"id": None}], "null is not allowed"),
     ("POST", "/api/ClientContract", {}, None, "declares a request body"),
+    ("GET", "/api/Tickets", {"datesearch": "dateoccurred"}, None, "not one of the values the slice documents"),
+    ("GET", "/api/SoftwareLicence", {"includeinactive": "1"}, None, "not true/false"),
 ])
 def test_checker_flags_bad_requests(method, path, query, body, expected):
     problems = check_request(method, path, query, body)
@@ -140,6 +143,10 @@ def test_checker_accepts_good_requests_case_insensitively():
     assert check_request("POST", "/api/RecurringInvoice/updatelines", None,
                          [{"id": 5, "ihid": -240, "qty_order": 2.5}]) == []
     assert check_request("DELETE", "/api/SoftwareLicence/3") == []
+    assert check_request("GET", "/api/Tickets", {"datesearch": "dateoccured"}) == []
+    assert check_request("GET", "/api/Tickets", {"datesearch": "DateCleared"}) == []
+    assert check_request("GET", "/api/SoftwareLicence", {"includeinactive": "true"}) == []
+    assert load_spec().find("GET", "/Tickets")[0].documented["datesearch"] == ("dateoccured", "datecleared")
     assert load_spec().find("POST", "/RecurringInvoice/Lines")[0].template == "/RecurringInvoice/Lines"
 
 

@@ -4,7 +4,9 @@ It speaks the wire format of docs/halo-api.md: OAuth token endpoint at ``/auth/t
 bearer tokens, list wrappers with ``record_count`` and paging, array POST bodies, bare
 arrays for ``/SLA`` and ``/Lookup``. It is deliberately dumb; behaviour for a test is
 scripted with :meth:`FakeHalo.script` (canned answers or exceptions for the next requests
-matching a path) and inspected through :attr:`FakeHalo.log`.
+matching a path) and inspected through :attr:`FakeHalo.log`. :meth:`FakeHalo.after` runs a
+function after a request was answered (e.g. delete a row once page 1 was read, to move a
+list under a paged read).
 
     fake = FakeHalo()
     fake.contracts = [fake_contract(1, client_id=10)]
@@ -78,12 +80,18 @@ class FakeHalo:
     deny_paths: set[str] = field(default_factory=set)  # 401 for any token (permission)
     ignore_paging: set[str] = field(default_factory=set)  # list paths answering all rows every page
     _script: list[tuple[re.Pattern[str], list[Answer]]] = field(default_factory=list)
+    _after: list[tuple[re.Pattern[str], Callable[[Logged], Any]]] = field(default_factory=list)
     _next_id: int = 1000
 
     # ---- scripting -----------------------------------------------------------------------
     def script(self, path_regex: str, *answers: Answer) -> None:
         """The next requests whose path matches ``path_regex`` get these answers in order."""
         self._script.append((re.compile(path_regex, re.IGNORECASE), list(answers)))
+
+    def after(self, path_regex: str, action: Callable[[Logged], Any]) -> None:
+        """Call ``action(entry)`` after each answered request whose path matches ``path_regex``
+        (``entry`` is its :class:`Logged`, e.g. ``entry.query["page_no"]``)."""
+        self._after.append((re.compile(path_regex, re.IGNORECASE), action))
 
     def transport(self) -> httpx2.MockTransport:
         return httpx2.MockTransport(self.handle)
@@ -94,6 +102,14 @@ class FakeHalo:
 
     # ---- dispatch ------------------------------------------------------------------------
     def handle(self, request: httpx2.Request) -> httpx2.Response:
+        response = self._handle(request)
+        entry = self.log[-1]
+        for pattern, action in self._after:
+            if pattern.search(entry.path):
+                action(entry)
+        return response
+
+    def _handle(self, request: httpx2.Request) -> httpx2.Response:
         path = request.url.path
         query = {k: v[-1] for k, v in parse_qs(request.url.query.decode() if isinstance(request.url.query, bytes)
                                                  else str(request.url.query)).items()}

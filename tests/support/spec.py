@@ -15,7 +15,9 @@ Small API, meant for reuse in any test that sends Halo requests:
 What is checked for every request under ``/api`` (paths case-insensitive, as Halo's are):
 the path matches a path template of the slice (``/ClientContract/{id}``, integer path ids);
 the method exists for it; every query parameter name is declared for that operation and its
-value has the declared basic type (booleans ``true``/``false``); a JSON body is present
+value has the declared basic type (booleans ``true``/``false``) and, where the parameter's
+description lists its values (``values 'a', 'b'`` or ``Examples: ... 'a', ... 'b'``, e.g.
+/Tickets ``datesearch``: 'dateoccured', 'datecleared'), is one of them (case-insensitive); a JSON body is present
 exactly when the operation has one, is an array when the schema says so, and each object
 uses only property names of the schema with values of the declared basic type
 (integer/number/string/boolean/array/object, ``nullable`` honoured, ``$ref`` followed).
@@ -52,6 +54,14 @@ class _Op:
     path_params: list[str]
     query: dict[str, dict[str, Any]]  # lower-case name -> schema
     body: dict[str, Any] | None
+    documented: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> values its description lists
+
+
+def _documented_values(description: str) -> tuple[str, ...]:
+    """The values a query parameter's description lists ("values 'a', 'b'", "Examples: X - 'a'")."""
+    if not re.search(r"\b(values|examples?)\b", description, re.IGNORECASE):
+        return ()
+    return tuple(re.findall(r"'([^']+)'", description))
 
 
 class HaloSpec:
@@ -76,7 +86,9 @@ class HaloSpec:
                     if mime in content:
                         body = content[mime].get("schema")
                         break
-                self.ops.append(_Op(method.upper(), template, re.compile(pattern), names, query, body))
+                documented = {p["name"].lower(): values for p in params if p.get("in") == "query"
+                              if (values := _documented_values(p.get("description") or ""))}
+                self.ops.append(_Op(method.upper(), template, re.compile(pattern), names, query, body, documented))
         # literal segments beat {id} (e.g. /RecurringInvoice/Lines vs /RecurringInvoice/{id})
         self.ops.sort(key=lambda o: o.template.count("{"))
 
@@ -187,6 +199,10 @@ class HaloSpec:
                 if name != name.lower() and name.lower() in op.query:
                     pass  # Halo's names are case-insensitive; accept
                 problems += self.check_query_value(schema, name, value, where)
+                values = op.documented.get(name.lower())
+                if values and value.lower() not in {v.lower() for v in values}:
+                    problems.append(f"{where}: query {name}={value!r} is not one of the values the slice documents "
+                                    f"({', '.join(repr(v) for v in values)})")
         present = body is not None if has_body is None else has_body
         if op.body is None:
             if present:

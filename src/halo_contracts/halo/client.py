@@ -707,7 +707,8 @@ class HaloClient:
                            on_page: PageCallback | None = None) -> list[Ticket]:
         params: dict[str, Any] = {"contract_id": contract_id, "client_id": client_id}
         if start is not None or end is not None:
-            params["datesearch"] = "dateoccurred"
+            # Halo's column name, spelled as the slice documents it ("Date Opened - 'dateoccured'")
+            params["datesearch"] = "dateoccured"
             if start is not None:
                 params["startdate"] = f"{start.isoformat()}T00:00:00"
             if end is not None:
@@ -730,10 +731,13 @@ class HaloClient:
         return entries
 
     # ---- software licences ----------------------------------------------------------------
-    async def list_licences(self, *, client_id: int | None = None,
+    async def list_licences(self, *, client_id: int | None = None, include_inactive: bool = False,
                             on_page: PageCallback | None = None) -> list[Licence]:
+        """Every software licence (all pages); ``include_inactive`` adds the inactive ones
+        (``includeinactive=true``), which Halo leaves out by default."""
+        params = {"client_id": client_id, "includeinactive": True if include_inactive else None}
         rows = await self._list("/SoftwareLicence", key="licences", operation="list licences",
-                                params={"client_id": client_id}, on_page=on_page)
+                                params=params, on_page=on_page)
         return [wire.licence_from_wire(r) for r in rows]
 
     def _req_create_licence(self, fields: LicenceFields) -> HaloRequest:

@@ -60,8 +60,11 @@ class HaloUnknownOutcome(HaloError):
 
 
 class HaloIncompleteRead(HaloError):
-    """A paged list could not be read completely (e.g. an endpoint that ignores paging
-    returned more rows than the guard allows, or the row count disagreed)."""
+    """A paged list could not be read completely, so nothing may be decided from it: an
+    endpoint that ignores paging returned more rows than the guard allows, or the list moved
+    while it was read (its row count changed between pages, or the distinct rows read did
+    not match the count) and still disagreed when read again from page 1. Retrying later
+    is safe."""
 
 
 class HaloWireError(HaloValidationError):

@@ -2,17 +2,32 @@
 
 Halo pages with ``pageinate=true&page_size=N&page_no=K`` (1-based) and reports the total as
 ``record_count`` in a wrapper object (``{"record_count": 250, "contracts": [...]}``). We stop
-when ``record_count`` rows are in, on a short page, or on an empty page. Some endpoints
-ignore the paging parameters (docs/halo-api.md §8.2): they answer every page with the same
-rows, or with more rows than asked for. Those are caught instead of looping forever:
+when ``record_count`` rows are in, on a short page, or on an empty page.
+
+A list is only returned when it is provably complete. The FIRST page's ``record_count`` is
+the number of rows the read must end with (rows counted once per id). The list can move
+under a paged read: a row deleted from page 1 after page 1 was read pulls the first row of
+page 2 onto page 1, where it is never read, and every later page then carries the smaller
+count. So when a later page reports a different ``record_count``, or the read ends with
+another number of distinct rows than the first page announced, the list is read once more
+from page 1; if that second read disagrees too, :class:`HaloIncompleteRead` is raised
+instead of returning a partial list. A list that did not move costs no extra request.
+
+Some endpoints ignore the paging parameters (docs/halo-api.md §8.2): they answer every
+page with the same rows, or with more rows than asked for. Those are caught instead of
+looping forever:
 
 * a page whose ids repeat the previous page's ids -> :class:`HaloIncompleteRead`
   (unless every row announced by ``record_count`` is already in);
-* a page with more rows than ``page_size`` -> accepted only when it holds every row
-  ``record_count`` announces, otherwise :class:`HaloIncompleteRead`;
-* more than ``max_pages`` pages -> :class:`HaloIncompleteRead`;
+* a page with more rows than ``page_size`` -> accepted only when it is the first page and
+  holds every row ``record_count`` announces, otherwise :class:`HaloIncompleteRead`;
+* more than ``max_pages`` pages in one read -> :class:`HaloIncompleteRead`;
 * a short FIRST page while ``record_count`` announces more: the server caps pages below the
   size asked for, so paging continues with the size it actually uses.
+
+Progress (``on_page(done, total)``): ``done`` counts the pages read and only grows, also
+across a second read; ``total`` is the pages expected so far (it grows when the list is
+read again).
 """
 
 from __future__ import annotations
@@ -21,6 +36,7 @@ import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from halo_contracts.halo.errors import HaloIncompleteRead
@@ -33,6 +49,7 @@ PAGE_SIZE = 100  # Halo caps pages at 100
 DEFAULT_MAX_PAGES = 500  # 50,000 rows: far beyond any contract book; a runaway guard
 
 FetchPage = Callable[[int, int], Awaitable[Any]]
+PageCallback = Callable[[int, int | None], Any]
 
 
 def extract_rows(body: Any, key: str | None) -> list[dict[str, Any]]:
@@ -69,12 +86,54 @@ def _ids(rows: list[dict[str, Any]]) -> tuple[Any, ...]:
 
 async def read_all_pages(fetch_page: FetchPage, *, key: str | None, operation: str,
                          page_size: int = PAGE_SIZE, max_pages: int = DEFAULT_MAX_PAGES,
-                         on_page: Callable[[int, int | None], Any] | None = None) -> list[dict[str, Any]]:
-    """Every row of a paged list. ``fetch_page(page_no, page_size)`` returns the parsed body."""
+                         on_page: PageCallback | None = None) -> list[dict[str, Any]]:
+    """Every row of a paged list. ``fetch_page(page_no, page_size)`` returns the parsed body.
+
+    Raises :class:`HaloIncompleteRead` rather than return a list it cannot prove complete."""
+    progress = _Progress(on_page)
+    rows, moved = await _read_once(fetch_page, key=key, operation=operation, page_size=page_size,
+                                   max_pages=max_pages, progress=progress)
+    if moved is None:
+        return rows
+    logger.warning("%s: %s; reading the list again from page 1", operation, moved)
+    rows, moved_again = await _read_once(fetch_page, key=key, operation=operation, page_size=page_size,
+                                         max_pages=max_pages, progress=progress)
+    if moved_again is None:
+        return rows
+    raise HaloIncompleteRead(
+        f"the list changed while it was read ({moved}; read again from page 1: {moved_again}); "
+        "nothing was decided from a partial list — retry", operation=operation)
+
+
+@dataclass
+class _Progress:
+    """``on_page`` with a page counter that keeps growing across a second read."""
+
+    on_page: PageCallback | None
+    done: int = 0  # pages reported so far, over every read
+    base: int = 0  # pages reported before the current read began
+
+    def restart(self) -> None:
+        self.base = self.done
+
+    async def page(self, page_no: int, pages: int | None) -> None:
+        self.done = self.base + page_no
+        if self.on_page is None:
+            return
+        result = self.on_page(self.done, self.base + pages if pages is not None else None)
+        if inspect.isawaitable(result):
+            await result
+
+
+async def _read_once(fetch_page: FetchPage, *, key: str | None, operation: str, page_size: int,
+                     max_pages: int, progress: _Progress) -> tuple[list[dict[str, Any]], str | None]:
+    """One read from page 1: ``(rows, None)`` when it agrees with the first page's
+    ``record_count`` (or there is none), ``(rows, why)`` when the list moved under it."""
+    progress.restart()
     rows: list[dict[str, Any]] = []
     seen: set[Any] = set()
     previous: tuple[Any, ...] | None = None
-    total: int | None = None
+    expected: int | None = None  # the first page's record_count: the rows this read must end with
     page_no = 0
     while True:
         page_no += 1
@@ -85,24 +144,25 @@ async def read_all_pages(fetch_page: FetchPage, *, key: str | None, operation: s
         body = await fetch_page(page_no, page_size)
         page = extract_rows(body, key)
         count = record_count(body)
-        if count is not None:
-            total = count
-        total_pages = math.ceil(total / page_size) if total is not None else None
+        if expected is None:
+            expected = count  # the first page's; a later page's only when the first had none
+        elif count is not None and count != expected:
+            return rows, (f"Halo's row count went from {expected} on page 1 to {count} on page {page_no}")
+        total_pages = math.ceil(expected / page_size) if expected is not None else None
 
         ids = _ids(page)
         if page and previous is not None and ids == previous and any(i is not None for i in ids):
-            if total is not None and len(rows) >= total:
+            if expected is not None and len(rows) >= expected:
                 break
             raise HaloIncompleteRead(
                 f"page {page_no} repeated page {page_no - 1} (the endpoint ignores paging); "
-                f"read {len(rows)} of {total if total is not None else 'an unknown number of'} rows",
+                f"read {len(rows)} of {expected if expected is not None else 'an unknown number of'} rows",
                 operation=operation)
         if len(page) > page_size:
             # Paging ignored: the whole list (or a capped part of it) came in one answer.
-            if total is not None and len(page) >= total and not rows:
-                rows.extend(page)
-                await _notify(on_page, page_no, page_no)
-                break
+            if expected is not None and len(page) >= expected and not rows:
+                await progress.page(page_no, page_no)
+                return list(page), None
             raise HaloIncompleteRead(
                 f"page {page_no} held {len(page)} rows for a page size of {page_size} "
                 "(the endpoint ignores paging) and the row count does not prove the list complete",
@@ -112,33 +172,23 @@ async def read_all_pages(fetch_page: FetchPage, *, key: str | None, operation: s
             rid = row.get("id")
             if rid is not None:
                 if rid in seen:
-                    continue  # the list shifted between pages
+                    continue  # the list shifted between pages; the count check below decides
                 seen.add(rid)
             rows.append(row)
-        if total is not None and len(rows) >= total:
-            await _notify(on_page, page_no, total_pages)
+        if expected is not None and len(rows) >= expected:
+            await progress.page(page_no, total_pages)
             break
-        if page and len(page) < page_size and page_no == 1 and total is not None:
+        if page and len(page) < page_size and page_no == 1 and expected is not None:
             # The server caps pages below what we asked for (it answered a short first page
             # while record_count says there is more): continue with its page size.
             logger.info("%s: Halo answered %d rows for a page size of %d (record_count %d); paging by %d",
-                        operation, len(page), page_size, total, len(page))
+                        operation, len(page), page_size, expected, len(page))
             page_size = len(page)
-            total_pages = math.ceil(total / page_size)
-            await _notify(on_page, page_no, total_pages)
+            await progress.page(page_no, math.ceil(expected / page_size))
             continue
-        await _notify(on_page, page_no, total_pages)
+        await progress.page(page_no, total_pages)
         if not page or len(page) < page_size:
-            if total is not None and len(rows) < total:
-                logger.warning("%s: the list ended after %d of the %d rows Halo announced (rows removed while "
-                               "reading?)", operation, len(rows), total)
             break
-    return rows
-
-
-async def _notify(on_page: Callable[[int, int | None], Any] | None, done: int, total: int | None) -> None:
-    if on_page is None:
-        return
-    result = on_page(done, total)
-    if inspect.isawaitable(result):
-        await result
+    if expected is not None and len(rows) != expected:
+        return rows, f"{len(rows)} distinct rows were read but page 1 announced {expected}"
+    return rows, None

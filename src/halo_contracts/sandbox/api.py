@@ -757,8 +757,16 @@ class Api:
             clauses.append(("client_id = ?", [q.int("client_id")]))
         if q.int("contract_id"):
             clauses.append(("contract_id = ?", [q.int("contract_id")]))
-        field = {"dateclosed": "dateclosed", "datecleared": "dateclosed"}.get((q.get("datesearch") or "").lower())
-        column = f"json_extract(doc, '$.{field}')" if field else "dateoccurred"
+        # The slice documents Halo's column names, spelled as Halo spells them: Date Opened
+        # 'dateoccured', Date Closed 'datecleared'. No datesearch: date opened. Anything
+        # else is refused rather than silently read as date opened.
+        searchable = {"dateoccured": "dateoccurred", "datecleared": "dateclosed"}
+        datesearch = (q.get("datesearch") or "").strip().lower()
+        if datesearch and datesearch not in searchable:
+            raise _model_state({"datesearch": [
+                f"The value '{q.get('datesearch')}' is not valid. Use one of: {', '.join(searchable)}."]})
+        field = searchable[datesearch or "dateoccured"]
+        column = "dateoccurred" if field == "dateoccurred" else f"json_extract(doc, '$.{field}')"
         start, end = _date_bound(q.get("startdate"), False), _date_bound(q.get("enddate"), True)
         if start:
             clauses.append((f"{column} >= ?", [start]))
