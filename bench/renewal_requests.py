@@ -8,8 +8,9 @@ the sandbox received, from its own request log. Usage:
 
 Measured per book: the expiring-contracts report, the low-prepaid sweep, a renewal of 50
 contracts (preview = reads only, then apply = the writes of the previewed plan, then the same
-renewal asked again), and a renewal of one contract (targeted reads). The request
-budget is raised for the run (sandbox and client) so the figures are not slowed by pacing;
+renewal asked again), a renewal of one contract (targeted reads), and previews of three
+contracts and of ten contracts of two clients (the read strategy chosen against the book's
+size). The request budget is raised for the run (sandbox and client) so the figures are not slowed by pacing;
 the counts do not depend on it.
 """
 
@@ -87,6 +88,15 @@ async def measure(size: int, workdir: Path) -> list[dict]:
         one = renewable[RENEW]
         await run("renew 1: preview (dry run)", "generate_renewals", {"contract_ids": [one], "dry_run": True})
         await run("renew 1: apply at once", "generate_renewals", {"contract_ids": [one]})
+        rest = renewable[RENEW + 1:]
+        await run("renew 3: preview (dry run)", "generate_renewals", {"contract_ids": rest[:3], "dry_run": True})
+        by_client: dict[int, list[int]] = {}
+        for cid in rest:
+            by_client.setdefault(sb.store.get("contracts", cid)["client_id"], []).append(cid)
+        two = sorted(by_client, key=lambda k: -len(by_client[k]))[:2]
+        ten = (by_client[two[0]][:5] + by_client[two[1]][:5])[:10]
+        await run(f"renew {len(ten)} of 2 clients: preview (dry run)", "generate_renewals",
+                  {"contract_ids": ten, "dry_run": True})
     for row in rows:
         row.update(active=active, pages=math.ceil(active / 100), prepaid=prepaid)
     return rows

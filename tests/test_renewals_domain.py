@@ -18,10 +18,14 @@ from halo_contracts.domain.renewals import (
     check_renewable,
     check_term,
     check_uplift,
+    copied_line_dates,
     current_term,
     is_expiring,
+    line_not_copied,
     margin_percent,
+    period_total,
     renewal_term,
+    renewal_value,
     revenue_billed,
     review_performance,
     roll_ref,
@@ -265,3 +269,68 @@ def test_uplift_property_matches_cent_rounding(amount, pct):
     exact = amount * (100 + pct) / 100
     got = apply_uplift(amount, pct)
     assert abs(got - exact) <= D("0.005") and got.as_tuple().exponent == -2
+
+
+# ---- copied lines and the value they make ----------------------------------------------------
+
+OLD_END = date(2026, 12, 31)
+NEW_START, NEW_END = date(2027, 1, 1), date(2027, 12, 31)
+
+
+@pytest.mark.parametrize(("inactive", "start", "end", "copied"), [
+    (False, None, None, True),  # open-ended
+    (False, None, OLD_END, True),  # bounded to the old term
+    (False, None, date(2027, 3, 31), True),  # ends into the new term
+    (False, None, date(2026, 12, 30), False),  # stops a day before the old contract: not renewed
+    (False, None, TODAY + timedelta(days=30), False),  # still billing today, but ends before the old end
+    (True, None, None, False),  # inactive
+    (False, date(2028, 1, 1), None, False),  # starts after the renewal ends
+])
+def test_which_lines_are_copied(inactive, start, end, copied):
+    reason = line_not_copied(inactive, start, end, OLD_END, NEW_END)
+    assert (reason is None) == copied
+    if end is not None and end < OLD_END:
+        assert reason == f"it ends {end.isoformat()}, before the old contract ends (2026-12-31)"
+
+
+@pytest.mark.parametrize(("start", "end", "expected"), [
+    (date(2024, 1, 1), None, (NEW_START, None)),
+    (date(2024, 1, 1), OLD_END, (NEW_START, NEW_END)),  # bounded to the old term -> to the new one
+    (None, date(2027, 3, 31), (NEW_START, date(2027, 3, 31))),  # its own later end is kept
+    (None, date(2029, 6, 30), (NEW_START, NEW_END)),  # capped at the new end
+    (date(2027, 2, 1), None, (date(2027, 2, 1), None)),  # a later start is kept
+])
+def test_copied_line_dates(start, end, expected):
+    assert copied_line_dates(start, end, OLD_END, NEW_START, NEW_END) == expected
+
+
+def test_period_total_rounds_each_line_and_converts_other_frequencies():
+    assert period_total([(D(25), D("45.17"), None), (D(10), D("99.99"), None)], 1) == D("2129.15")
+    assert period_total([(D("1.5"), D("33.33"), None)], 1) == D("50.00")  # 49.995 -> 50.00 per line
+    # an annual line in a monthly contract bills a twelfth per month; a quarterly one a third
+    assert period_total([(D(1), D("1200"), 12), (D(1), D(90), 3), (D(2), D(10), 1)], 1) == D("150.00")
+    assert period_total([(D(1), D(10), 12)], None) is None  # the contract's period is unknown
+    assert period_total([], 1) == D("0.00")
+
+
+def test_renewal_value_follows_the_lines_when_it_was_their_total():
+    before, after = D("2129.15"), D("2203.65")  # 25 x 45.17 + 10 x 99.99, and at 3.5%
+    got = renewal_value(D("2129.15"), D("3.5"), D("3.5"), before, after)
+    assert (got.value, got.from_lines, got.warning) == (D("2203.65"), True, None)
+    assert apply_uplift(D("2129.15"), D("3.5")) == D("2203.67")  # what rounding the total would give
+
+
+def test_renewal_value_keeps_value_times_uplift_otherwise_and_warns_with_both_figures():
+    # the value is not its lines' total (a fee on top)
+    got = renewal_value(D("2229.15"), D("3.5"), D("3.5"), D("2129.15"), D("2203.65"))
+    assert got.value == D("2307.17") and not got.from_lines
+    assert "2307.17" in got.warning and "2203.65" in got.warning and "2129.15" in got.warning
+    # lines on another uplift than the value
+    got = renewal_value(D("2129.15"), D("3.5"), D(5), D("2129.15"), D("2235.65"))
+    assert got.value == D("2203.67") and not got.from_lines and "2235.65" in got.warning
+    # no lines copied, or no value: value x uplift, nothing to compare
+    assert renewal_value(D(100), D(10), D(10), None, None) == renewal_value(D(100), D(10), D(10), None, D(1))
+    assert renewal_value(D(100), D(10), D(10), None, None).value == D("110.00")
+    assert renewal_value(None, D(10), D(10), D(1), D(1)).value is None
+    # value and lines agree after the uplift anyway: no warning
+    assert renewal_value(D(100), D(0), D(5), D(100), D("100.00")).warning is None

@@ -18,6 +18,22 @@ New term (``renewal_term``)
     same number of days. The new end is start + term - 1 day.
 
 Uplift (``apply_uplift``): value x (1 + uplift/100), Decimal, rounded half-up to the cent.
+
+Recurring lines (``line_not_copied``, ``copied_line_dates``)
+  * A line is copied when it is not inactive and is open-ended or ends on/after the old
+    contract's end date. A line the MSP set to stop earlier (a decommissioned server) is not
+    copied: the renewal must not bill it again for a whole new term.
+  * A line bounded to the old term (ending on its end date) is bounded to the new term; a
+    line ending later keeps its own end date (capped at the new end). A line starting after
+    the old term keeps its own start date.
+
+Value (``renewal_value``)
+  * When the old value equals what the copied lines bill per contract period
+    (``period_total``) and lines and value get the same uplift, the new value is what the
+    uplifted lines bill: value and lines stay equal to the cent (rounding the total instead
+    would drift from the per-unit prices: 2336.00 against lines of 2336.13).
+  * Otherwise the value is old value x uplift, with a warning showing both figures when the
+    copied lines bill something else.
 """
 
 from __future__ import annotations
@@ -131,6 +147,71 @@ def apply_uplift(amount: Decimal, uplift_percent: Decimal) -> Decimal:
     """amount x (1 + uplift/100), half-up to the cent."""
     return (amount * (Decimal(100) + uplift_percent) / Decimal(100)).quantize(Decimal("0.01"),
                                                                                rounding=ROUND_HALF_UP)
+
+
+def period_total(lines: list[tuple[Decimal, Decimal, int | None]], period_months: int | None) -> Decimal | None:
+    """What lines bill per contract period, half-up to the cent.
+
+    ``lines``: (quantity, unit price, the line's own months per period or None for the
+    contract's). Each line's net is quantity x unit price to the cent (as an invoice line); a
+    line on another frequency is converted to the contract's period. None when a conversion
+    is needed and the contract's months are unknown."""
+    total = ZERO
+    for quantity, unit_price, months in lines:
+        net = cents(quantity * unit_price)
+        if months is not None and months != period_months:
+            if not period_months or months <= 0:
+                return None
+            net = net * period_months / months
+        total += net
+    return cents(total)
+
+
+@dataclass
+class RenewalValue:
+    value: Decimal | None
+    from_lines: bool  # True: the value is what the uplifted lines bill
+    warning: str | None  # value and lines disagree (both figures in it)
+
+
+def renewal_value(old_value: Decimal | None, uplift: Decimal, item_uplift: Decimal,
+                  lines_before: Decimal | None, lines_after: Decimal | None) -> RenewalValue:
+    """The renewal's value (rules in the module docstring). ``lines_before``/``lines_after``:
+    ``period_total`` of the copied lines at their old and new prices; None when no line is
+    copied (or the total is unknown)."""
+    if old_value is None:
+        return RenewalValue(None, False, None)
+    raised = apply_uplift(old_value, uplift)
+    if lines_before is None or lines_after is None:
+        return RenewalValue(raised, False, None)
+    if cents(old_value) == lines_before and uplift == item_uplift:
+        return RenewalValue(lines_after, True, None)
+    if raised == lines_after:
+        return RenewalValue(raised, False, None)
+    return RenewalValue(raised, False, (
+        f"its new value {raised} is the old value {cents(old_value)} raised by {uplift:f}%, but the copied "
+        f"recurring lines bill {lines_after} per period (before: {lines_before}); check which one is right"))
+
+
+def line_not_copied(inactive: bool, line_start: date | None, line_end: date | None, old_end: date,
+                    new_end: date) -> str | None:
+    """Why a recurring line is not copied to the renewal; None when it is copied."""
+    if inactive:
+        return "inactive in Halo"
+    if line_end is not None and line_end < old_end:
+        return f"it ends {line_end.isoformat()}, before the old contract ends ({old_end.isoformat()})"
+    if line_start is not None and line_start > new_end:
+        return f"it starts {line_start.isoformat()}, after the renewal ends ({new_end.isoformat()})"
+    return None
+
+
+def copied_line_dates(line_start: date | None, line_end: date | None, old_end: date, new_start: date,
+                      new_end: date) -> tuple[date, date | None]:
+    """(start, end) of a copied line on the renewal (rules in the module docstring)."""
+    start = line_start if line_start is not None and line_start > new_start else new_start
+    if line_end is None:
+        return start, None
+    return start, new_end if line_end <= old_end else min(line_end, new_end)
 
 
 def check_uplift(value: Decimal) -> str | None:

@@ -1,20 +1,25 @@
 """Renewals: the expiring-contracts dashboard, a contract's performance review, and renewal
 generation as one Plan.
 
-Reads are bulk: the expiring report lists the contract book twice (everything, and Halo's
+Reads: the expiring report lists the contract book twice (everything, and Halo's
 ``excluderenewed`` list, whose difference is the set of contracts some later contract renews)
-whatever the number of contracts. ``generate_renewals`` reads the same two lists plus the
-recurring invoices once, and detail-reads only prepaid contracts (their block size is not on
-the list rows); for one or two contracts it reads them directly instead (detail, their
-clients' two lists, their recurring invoices), which costs the same whatever the book's size.
+whatever the number of contracts. ``generate_renewals`` chooses by cost (``_read_contracts``,
+``_read_recurring_lines``): one or two contracts, or few against the book's pages, are read
+directly (detail, their clients' two lists, their own recurring invoices), which costs the same
+whatever the book's size; otherwise the book is listed once, the ``excluderenewed`` list is
+read per client when the contracts have fewer clients than the book has pages (whole
+otherwise), prepaid contracts get a detail read (their block is not on the list rows), and the
+recurring invoices are listed whole unless that list has more pages than there are contracts.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -22,9 +27,9 @@ from pydantic import Field
 
 from halo_contracts.domain import renewals as rn
 from halo_contracts.domain.drafts import ContractFields, RecurringItemFields
-from halo_contracts.domain.models import Contract, RecurringItem
+from halo_contracts.domain.models import Contract, RecurringInvoice, RecurringItem
 from halo_contracts.domain.money import annualised
-from halo_contracts.halo.client import ContractQuery, HaloClient
+from halo_contracts.halo.client import ContractQuery, HaloClient, PageCallback
 from halo_contracts.halo.errors import HaloNotFound
 from halo_contracts.plans.executor import apply_plan
 from halo_contracts.plans.models import Plan
@@ -47,6 +52,7 @@ from halo_contracts.tools.common import (
 from halo_contracts.tools.prepaid import PREPAID_TYPE
 
 MAX_RENEWALS = 200
+T = TypeVar("T")
 
 
 def _same(a: str | None, b: str) -> bool:
@@ -241,6 +247,14 @@ class RenewalLine(Result):
     billing_frequency: str | None = Field(description="the line's own frequency; None = the contract's")
     unit_price_before: Money
     unit_price_after: Money
+    end_date: date | None = Field(default=None, description="the copied line's end date (None: open-ended)")
+
+
+class LineNotCopied(Result):
+    line_id: int | None = Field(description="the old contract's recurring line")
+    description: str = Field(description="the line's description (Halo's own text)")
+    end_date: date | None
+    reason: str = Field(description="why it is not copied (e.g. it ends before the old contract does)")
 
 
 class RenewalRow(Result):
@@ -256,9 +270,15 @@ class RenewalRow(Result):
     term_months: int | None = Field(description="None: the old term was not whole months, same number of days")
     value_before: Money | None
     value_after: Money | None
+    value_from_lines: bool = Field(default=False, description=(
+        "true: the old value was what its copied lines billed per period, so the new value is what the "
+        "uplifted lines bill (value and lines stay equal to the cent)"))
     uplift_percent: float
     item_uplift_percent: float
-    lines: list[RenewalLine]
+    lines: list[RenewalLine] = Field(description="recurring lines copied to the renewal")
+    lines_not_copied: list[LineNotCopied] = Field(default_factory=list, description=(
+        "the old contract's recurring lines left out, with the reason (inactive, or ending before the old "
+        "contract ends)"))
     old_contract: str = Field(description="what happens to the old contract")
     new_contract_id: int | None = Field(default=None, description="after applying")
     warnings: list[str] = Field(default_factory=list)
@@ -297,31 +317,86 @@ class GenerateRenewalsResult(Result):
 
 
 Refs = dict[int | None, dict[str, int]]  # client id -> casefolded ref -> contract id
-TARGETED_UP_TO = 2  # renewing this many contracts or fewer: targeted reads instead of whole-book lists
+ALWAYS_TARGETED_UP_TO = 2  # this many contracts or fewer: targeted reads, without looking at the book's size
 
 
-async def _read_bulk(halo: HaloClient, wanted: list[int]) -> tuple[dict[int, Contract], list[int], set[int], Refs]:
-    """The whole book, twice (all, and Halo's ``excluderenewed``), whatever the number of contracts;
+@dataclass
+class _Reads:
+    targets: dict[int, Contract]
+    missing: list[int]
+    renewed: set[int]
+    refs: Refs
+
+
+class _ListTooLong(Exception):
+    """Raised from a list read's first page: the whole list costs more than the alternative."""
+
+
+async def _list_unless_longer(read: Callable[[PageCallback], Awaitable[list[T]]], limit: int
+                              ) -> tuple[list[T] | None, int | None]:
+    """(rows, pages) of a whole-list read, or (None, pages) when its first page shows it has more
+    than ``limit`` pages: then that one page is all it cost. ``pages`` is None when Halo gave no
+    row count."""
+    pages: int | None = None
+
+    async def on_page(done: int, total: int | None) -> None:
+        nonlocal pages
+        pages = total if total is not None else max(done, pages or 0)
+        if done == 1 and total is not None and total > limit:
+            raise _ListTooLong
+
+    try:
+        rows = await read(on_page)
+    except _ListTooLong:
+        return None, pages
+    return rows, pages
+
+
+async def _read_contracts(halo: HaloClient, wanted: list[int]) -> _Reads:
+    """The contracts to renew, which of them are renewed already, and their clients' refs.
+
+    Targeted (``_read_targeted``: a detail read per contract, two lists per client) costs about
+    three requests per contract; the book (``_read_book``) costs its pages plus one request per
+    client (or a second whole list). The book's first page says how many pages it has: more
+    than twice the number of contracts, and the targeted reads are taken instead."""
+    if len(wanted) <= ALWAYS_TARGETED_UP_TO:
+        return await _read_targeted(halo, wanted)
+    every, pages = await _list_unless_longer(
+        lambda on_page: halo.list_contracts(ContractQuery(include_inactive=True), on_page=on_page),
+        limit=2 * len(wanted) + 1)
+    if every is None:
+        return await _read_targeted(halo, wanted)
+    return await _read_book(halo, wanted, every, pages or 1)
+
+
+async def _read_book(halo: HaloClient, wanted: list[int], every: list[Contract], pages: int) -> _Reads:
+    """From the whole book (read once): Halo's ``excluderenewed`` list narrowed to each client of
+    the contracts when they have fewer clients than the book has pages, else the whole of it;
     a detail read only for prepaid targets (their block is not on the list rows)."""
-    every = await halo.list_contracts(ContractQuery(include_inactive=True))
-    open_ = await halo.list_contracts(ContractQuery(include_inactive=True, exclude_renewed=True))
     by_id = {c.id: c for c in every}
-    renewed = set(by_id) - {c.id for c in open_}
+    found = [by_id[i] for i in wanted if i in by_id]
+    clients = sorted({c.client_id for c in found if c.client_id is not None})
+    if len(clients) < pages:
+        open_ids: set[int] = set()
+        for client_id in clients:
+            open_ids |= {c.id for c in await halo.list_contracts(
+                ContractQuery(client_id=client_id, include_inactive=True, exclude_renewed=True))}
+        renewed = {c.id for c in found if c.client_id is not None and c.id not in open_ids}
+    else:
+        open_ = await halo.list_contracts(ContractQuery(include_inactive=True, exclude_renewed=True))
+        renewed = {c.id for c in found} - {c.id for c in open_}
     targets: dict[int, Contract] = {}
-    for cid in wanted:
-        c = by_id.get(cid)
-        if c is None:
-            continue
-        if _same(c.type, PREPAID_TYPE) and c.prepaid_hours is None and cid not in renewed:
-            c = await halo.get_contract(cid, details=True)
-        targets[cid] = c
+    for c in found:
+        if _same(c.type, PREPAID_TYPE) and c.prepaid_hours is None and c.id not in renewed:
+            c = await halo.get_contract(c.id, details=True)
+        targets[c.id] = c
     refs: Refs = defaultdict(dict)
     for c in every:
         refs[c.client_id][c.ref.strip().casefold()] = c.id
-    return targets, [i for i in wanted if i not in by_id], renewed, refs
+    return _Reads(targets, [i for i in wanted if i not in by_id], renewed, refs)
 
 
-async def _read_targeted(halo: HaloClient, wanted: list[int]) -> tuple[dict[int, Contract], list[int], set[int], Refs]:
+async def _read_targeted(halo: HaloClient, wanted: list[int]) -> _Reads:
     """A few contracts: each one's detail read, and the two lists narrowed to their clients."""
     targets: dict[int, Contract] = {}
     missing: list[int] = []
@@ -339,14 +414,28 @@ async def _read_targeted(halo: HaloClient, wanted: list[int]) -> tuple[dict[int,
         renewed |= {c.id for c in every} - {c.id for c in open_}
         for c in every:
             refs[c.client_id][c.ref.strip().casefold()] = c.id
-    return targets, missing, renewed, refs
+    return _Reads(targets, missing, renewed, refs)
 
 
-def _copyable(line: RecurringItem, old_end: date, today: date) -> bool:
-    """A line still billing at the end of the old term (or today, if that is earlier)."""
-    if line.inactive:
-        return False
-    return line.end_date is None or line.end_date >= min(old_end, today)
+async def _read_recurring_lines(halo: HaloClient, contract_ids: list[int]) -> dict[int, list[RecurringItem]]:
+    """The recurring lines of the contracts: each contract's recurring invoices, or every recurring
+    invoice when that list has no more pages than there are contracts (its first page says)."""
+    invoices: list[RecurringInvoice] | None = None
+    if len(contract_ids) > ALWAYS_TARGETED_UP_TO:
+        invoices, _ = await _list_unless_longer(
+            lambda on_page: halo.list_recurring_invoices(include_lines=True, on_page=on_page),
+            limit=len(contract_ids) + 1)
+    if invoices is None:
+        invoices = [ri for cid in contract_ids
+                    for ri in await halo.list_recurring_invoices(contract_id=cid, include_lines=True)]
+    wanted = set(contract_ids)
+    lines: dict[int, list[RecurringItem]] = defaultdict(list)
+    for ri in invoices:
+        for line in ri.lines:
+            owner = line.contract_id if line.contract_id is not None else ri.contract_id
+            if owner in wanted:
+                lines[owner].append(line)
+    return lines
 
 
 def _dec(value: Decimal) -> str:
@@ -374,8 +463,10 @@ async def generate_renewals(
     """Renew contracts as ONE plan: for each, a Pending contract starting the day after the old one
     ends, for the same term (or term_months), with the ref rolled forward ('... 2025' -> '... 2026'),
     linked to the old one as its previous contract, a note naming it, the value raised by the
-    uplift, and its active recurring lines copied with the item uplift; the old contract is
-    expired now, at its end, or never. Contracts that already have a renewal are skipped with the
+    uplift (or, when the value was what its lines bill, what the uplifted lines bill), and its
+    active recurring lines copied with the item uplift (lines ending before the old contract
+    ends are not copied; lines_not_copied says why); the old contract is expired now, at its
+    end, or never. Contracts that already have a renewal are skipped with the
     reason, so running it twice creates nothing. Everything is validated before the plan exists.
     Use dry_run=true to preview, then apply_plan(plan_id). Rules: halopsa://guide/contracts."""
     # ---- argument rules (nothing read yet) ----
@@ -401,14 +492,13 @@ async def generate_renewals(
     today = today_of(ctx)
     wanted = list(dict.fromkeys(contract_ids))
 
-    # ---- reads (see _read_bulk / _read_targeted) ----
-    small = len(wanted) <= TARGETED_UP_TO
+    # ---- reads (see _read_contracts / _read_recurring_lines) ----
     async with halo_errors():
-        targets, missing, renewed_ids, refs_by_client = await (
-            _read_targeted(halo, wanted) if small else _read_bulk(halo, wanted))
+        reads = await _read_contracts(halo, wanted)
+    targets, renewed_ids, refs_by_client = reads.targets, reads.renewed, reads.refs
 
     # ---- validation of every contract before anything is planned ----
-    errors: list[str] = [f"contract {i}: not found in Halo" for i in missing]
+    errors: list[str] = [f"contract {i}: not found in Halo" for i in reads.missing]
     warnings: list[str] = []
     skipped: list[SkippedRenewal] = []
     planned: list[tuple[Contract, date, date, int | None, str]] = []
@@ -447,86 +537,96 @@ async def generate_renewals(
         raise invalid("contract_ids", "these contracts cannot be renewed: " + "; ".join(errors),
                       "remove or correct those ids (find_expiring_contracts lists renewable contracts)")
 
-    lines_by_contract: dict[int, list[RecurringItem]] = defaultdict(list)
+    lines_by_contract: dict[int, list[RecurringItem]] = {}
     if copy_recurring_items and planned:
-        targets_ids = {c.id for c, *_ in planned}
         async with halo_errors():
-            if small:
-                invoices = [ri for cid in sorted(targets_ids)
-                            for ri in await halo.list_recurring_invoices(contract_id=cid, include_lines=True)]
-            else:
-                invoices = await halo.list_recurring_invoices(include_lines=True)
-        for ri in invoices:
-            for line in ri.lines:
-                owner = line.contract_id if line.contract_id is not None else ri.contract_id
-                if owner in targets_ids:
-                    lines_by_contract[owner].append(line)
+            lines_by_contract = await _read_recurring_lines(halo, sorted(c.id for c, *_ in planned))
 
-    # ---- the plan ----
+    # ---- the plan (Halo's refs and names stay in the rows' own fields, never in summaries) ----
     plan = Plan(tool="generate_renewals", title=(
         f"Renew {len(planned)} contract(s): uplift {_dec(uplift_percent)}%, lines {_dec(item_uplift)}%, "
         f"old contracts: {expire_old}"))
+    codes = ac.codes
     rows: list[RenewalRow] = []
     follow_ups: list[FollowUp] = []
     for c, new_start, new_end, months, new_ref in planned:
         group = str(c.id)
         row_warnings: list[str] = []
-        value_after = rn.apply_uplift(c.value, uplift_percent) if c.value is not None else None
-        note = (f"Renewal of contract {c.id} '{c.ref}' ({c.start_date.isoformat() if c.start_date else '?'} to "
+        copied: list[RenewalLine] = []
+        not_copied: list[LineNotCopied] = []
+        items: list[RecurringItemFields] = []
+        kept: list[RecurringItem] = []
+        if copy_recurring_items:
+            for line in sorted(lines_by_contract.get(c.id, []), key=lambda x: (x.id or 0)):
+                reason = rn.line_not_copied(line.inactive, line.start_date, line.end_date, c.end_date, new_end)
+                if reason is not None:
+                    not_copied.append(LineNotCopied(line_id=line.id, description=line.description,
+                                                    end_date=line.end_date, reason=reason))
+                    continue
+                price = rn.apply_uplift(line.unit_price, item_uplift)
+                start, end = rn.copied_line_dates(line.start_date, line.end_date, c.end_date, new_start, new_end)
+                item = dict(description=line.description, quantity=line.quantity, unit_price=price,
+                            start_date=start)
+                for name, value in (("long_description", line.long_description), ("item_id", line.item_id),
+                                    ("billing_frequency", line.billing_frequency), ("end_date", end)):
+                    if value is not None:
+                        item[name] = value
+                items.append(RecurringItemFields(**item))
+                kept.append(line)
+                copied.append(RenewalLine(description=line.description, quantity=line.quantity,
+                                          billing_frequency=line.billing_frequency,
+                                          unit_price_before=line.unit_price, unit_price_after=price,
+                                          end_date=end))
+            if not items:
+                row_warnings.append("no active recurring lines to copy"
+                                    + (" (see lines_not_copied)" if not_copied else ""))
+        lines_before = lines_after = None
+        if kept:
+            period_months = codes.months_of(c.billing_frequency)
+            own = [codes.months_of(x.billing_frequency) if x.billing_frequency else None for x in kept]
+            if all(m is not None or x.billing_frequency is None for m, x in zip(own, kept, strict=True)):
+                lines_before = rn.period_total([(x.quantity, x.unit_price, m) for x, m in zip(kept, own, strict=True)],
+                                               period_months)
+                lines_after = rn.period_total([(x.quantity, i.unit_price, m) for x, i, m in
+                                               zip(kept, items, own, strict=True)], period_months)
+        value = rn.renewal_value(c.value, uplift_percent, item_uplift, lines_before, lines_after)
+        if value.warning:
+            row_warnings.append(value.warning)
+        value_after = value.value
+        note = (f"Renewal of contract {c.id} ({c.start_date.isoformat() if c.start_date else '?'} to "
                 f"{c.end_date.isoformat()}), created by generate_renewals with a {_dec(uplift_percent)}% uplift.")
         fields: dict[str, Any] = dict(client_id=c.client_id, ref=new_ref, status="Pending", start_date=new_start,
                                       end_date=new_end, notes=note, previous_contract_id=c.id)
-        for name, value in (("type", c.type), ("billing_frequency", c.billing_frequency), ("sla_id", c.sla_id),
-                            ("site_id", c.site_id), ("value", value_after), ("term_months", months)):
-            if value is not None:
-                fields[name] = value
+        for name, v in (("type", c.type), ("billing_frequency", c.billing_frequency), ("sla_id", c.sla_id),
+                        ("site_id", c.site_id), ("value", value_after), ("term_months", months)):
+            if v is not None:
+                fields[name] = v
         if _same(c.type, PREPAID_TYPE):
             if c.prepaid_hours is not None:
                 fields["prepaid_hours"] = c.prepaid_hours
             if c.prepay_expiry_months:
                 fields["prepay_expiry_months"] = c.prepay_expiry_months
         draft = ContractFields(**fields)
-        client = c.client_name or f"client {c.client_id}"
+        what = f"the renewal of contract {c.id}"
         create = add_step(plan, halo, "create_contract",
-                          f"Create contract '{new_ref}' for {client} ({new_start} to {new_end}), renewing {c.id}",
+                          f"Create {what} for client {c.client_id} (Pending, {new_start} to {new_end}"
+                          + (f", value {value_after}" if value_after is not None else "") + ")",
                           {"fields": draft.model_dump(mode="json", exclude_unset=True)},
                           natural_key={"client_id": c.client_id, "ref": new_ref}, group=group)
-        copied: list[RenewalLine] = []
-        if copy_recurring_items:
-            items: list[RecurringItemFields] = []
-            for line in sorted(lines_by_contract.get(c.id, []), key=lambda x: (x.id or 0)):
-                if not _copyable(line, c.end_date, today):
-                    continue
-                price = rn.apply_uplift(line.unit_price, item_uplift)
-                item = dict(description=line.description, quantity=line.quantity, unit_price=price,
-                            start_date=new_start)
-                for name, value in (("long_description", line.long_description), ("item_id", line.item_id),
-                                    ("billing_frequency", line.billing_frequency)):
-                    if value is not None:
-                        item[name] = value
-                if line.end_date is not None:
-                    item["end_date"] = new_end  # a bounded line stays bounded, to the new term
-                items.append(RecurringItemFields(**item))
-                copied.append(RenewalLine(description=line.description, quantity=line.quantity,
-                                          billing_frequency=line.billing_frequency,
-                                          unit_price_before=line.unit_price, unit_price_after=price))
-            if items:
-                ri = add_step(plan, halo, "create_recurring_invoice",
-                              f"Create the recurring invoice of '{new_ref}'",
-                              {"client_id": c.client_id, "contract_id": Plan.ref(create.index),
-                               "contract_ref": new_ref},
-                              natural_key={"contract_id": Plan.ref(create.index)}, group=group)
-                add_step(plan, halo, "add_recurring_lines",
-                         f"Add {len(items)} recurring line(s) to '{new_ref}' (item uplift {_dec(item_uplift)}%)",
-                         {"recurring_invoice_id": Plan.ref(ri.index), "contract_id": Plan.ref(create.index),
-                          "items": [i.model_dump(mode="json", exclude_unset=True) for i in items]},
-                         natural_key={"contract_id": Plan.ref(create.index), "existing_line_ids": []}, group=group)
-            else:
-                row_warnings.append("no active recurring lines to copy")
+        if items:
+            ri = add_step(plan, halo, "create_recurring_invoice", f"Create the recurring invoice of {what}",
+                          {"client_id": c.client_id, "contract_id": Plan.ref(create.index),
+                           "contract_ref": new_ref},
+                          natural_key={"contract_id": Plan.ref(create.index)}, group=group)
+            add_step(plan, halo, "add_recurring_lines",
+                     f"Add {len(items)} recurring line(s) to {what} (item uplift {_dec(item_uplift)}%)",
+                     {"recurring_invoice_id": Plan.ref(ri.index), "contract_id": Plan.ref(create.index),
+                      "items": [i.model_dump(mode="json", exclude_unset=True) for i in items]},
+                     natural_key={"contract_id": Plan.ref(create.index), "existing_line_ids": []}, group=group)
         old_action = "left as it is"
         expire = expire_old == "now" or (expire_old == "at_end" and c.end_date < today)
         if expire:
-            add_step(plan, halo, "update_contract", f"Set contract {c.id} '{c.ref}' to Expired",
+            add_step(plan, halo, "update_contract", f"Set contract {c.id} to Expired",
                      {"contract_id": c.id, "fields": ContractFields(status="Expired").model_dump(
                          mode="json", exclude_unset=True)},
                      natural_key={"contract_id": c.id}, group=group)
@@ -541,8 +641,9 @@ async def generate_renewals(
         rows.append(RenewalRow(
             contract_id=c.id, client_id=c.client_id, client_name=c.client_name, old_ref=c.ref, new_ref=new_ref,
             old_start=c.start_date, old_end=c.end_date, new_start=new_start, new_end=new_end, term_months=months,
-            value_before=c.value, value_after=value_after, uplift_percent=float(uplift_percent),
-            item_uplift_percent=float(item_uplift), lines=copied, old_contract=old_action, warnings=row_warnings))
+            value_before=c.value, value_after=value_after, value_from_lines=value.from_lines,
+            uplift_percent=float(uplift_percent), item_uplift_percent=float(item_uplift), lines=copied,
+            lines_not_copied=not_copied, old_contract=old_action, warnings=row_warnings))
     plan.warnings = list(warnings)
     plan.skipped = [f"contract {s.contract_id}: {s.reason}" for s in skipped]
     plan.summary = {"contracts": len(rows), "lines": sum(len(r.lines) for r in rows), "skipped": len(skipped),
