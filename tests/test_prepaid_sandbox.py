@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+import httpx2
 import pytest
 from mcp import Client
 
@@ -27,11 +29,30 @@ TODAY = date(2026, 6, 15)
 WINDOW_START = TODAY - timedelta(days=89)
 
 
+class DetailWithoutLedger(httpx2.AsyncBaseTransport):
+    """A tenant whose contract detail read comes back without ``contract_prepayhistory``: the
+    tools must then read ``/ClientPrepay`` themselves, whose rows (Halo's ``PrepayHistory``)
+    carry no ``contract_id``."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "GET" and re.fullmatch(r"/api/clientcontract/\d+", request.url.path.lower()):
+            await response.aread()
+            body = json.loads(response.content)
+            body.pop("contract_prepayhistory", None)
+            return httpx2.Response(response.status_code, json=body)
+        return response
+
+
 @asynccontextmanager
-async def sandbox_server(tmp_path, *, contracts: int = 45, clients: int = 8):
+async def sandbox_server(tmp_path, *, contracts: int = 45, clients: int = 8, detail_ledger: bool = True):
     app = create_app(SandboxConfig(clients=clients, contracts=contracts, today=TODAY, seed=7))
     sb = app.state.sandbox
-    checked = SpecCheckingTransport(transport(app))
+    inner = transport(app) if detail_ledger else DetailWithoutLedger(transport(app))
+    checked = SpecCheckingTransport(inner)
     settings = load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
                              tools="prepaid,renewals")
     server = build_server(settings, transport=checked, journal_path=tmp_path / "j.sqlite3", extras={"today": TODAY})
@@ -114,29 +135,83 @@ async def test_balances_alerts_and_projections_match_hand_computed_figures(tmp_p
         checked.assert_clean()
 
 
+def hand_expiring(sb, cid: int) -> dict:
+    """The one dated ledger row still to expire, worked out from the stored rows and actions."""
+    doc = sb.store.get("contracts", cid)
+    rows = sorted(sb.store.where("prepay", "contract_id = ?", [cid]), key=lambda r: (r["date"], r["id"]))
+    exp = hand_figures(sb, cid)
+    # oldest first: the opening block absorbs usage before the ledger rows
+    left_opening = max(d(doc["startbalance"]) - exp["used"], Decimal(0))
+    consumed_from_rows = max(exp["used"] - d(doc["startbalance"]), Decimal(0))
+    dated = [r for r in rows if r.get("expirydate") and day(r["expirydate"]) >= TODAY]
+    assert len(dated) == 1
+    row = dated[0]
+    unused_now = d(row["hours"]) - consumed_from_rows
+    days_left = (day(row["expirydate"]) - TODAY).days
+    burn_until = exp["per_day"] * days_left
+    projected = unused_now - min(max(burn_until - left_opening, Decimal(0)), unused_now)
+    return {"expiry_date": day(row["expirydate"]).isoformat(), "unused_now": unused_now,
+            "projected": projected.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)}
+
+
+def assert_expiring(got: dict, want: dict) -> None:
+    assert len(got["expiring"]) == 1
+    item = got["expiring"][0]
+    assert item["expiry_date"] == want["expiry_date"]
+    assert d(item["unused_now"]) == want["unused_now"]
+    assert d(item["projected_unused"]) == want["projected"]
+    assert d(got["hours_expiring_unused"]) == d(item["projected_unused"])
+
+
 async def test_hours_expiring_unused_projected_from_the_burn(tmp_path):
     async with sandbox_server(tmp_path) as (sb, client, _):
         cid = sb.book.prepaid["expiring"][0]
-        doc = sb.store.get("contracts", cid)
-        rows = sorted(sb.store.where("prepay", "contract_id = ?", [cid]), key=lambda r: (r["date"], r["id"]))
-        exp = hand_figures(sb, cid)
-        # oldest first: the opening block absorbs usage before the ledger rows
-        left_opening = max(d(doc["startbalance"]) - exp["used"], Decimal(0))
-        consumed_from_rows = max(exp["used"] - d(doc["startbalance"]), Decimal(0))
-        dated = [r for r in rows if r.get("expirydate") and day(r["expirydate"]) >= TODAY]
-        assert len(dated) == 1
-        row = dated[0]
-        unused_now = d(row["hours"]) - consumed_from_rows
-        days_left = (day(row["expirydate"]) - TODAY).days
-        burn_until = exp["per_day"] * days_left
-        projected = unused_now - min(max(burn_until - left_opening, Decimal(0)), unused_now)
+        want = hand_expiring(sb, cid)
         got = await call(client, "check_prepaid_balance", {"contract_id": cid})
-        assert len(got["expiring"]) == 1
-        item = got["expiring"][0]
-        assert item["expiry_date"] == day(row["expirydate"]).isoformat()
-        assert d(item["unused_now"]) == unused_now
-        assert d(item["projected_unused"]) == projected.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-        assert d(got["hours_expiring_unused"]) == d(item["projected_unused"])
+        assert_expiring(got, want)
+
+
+def with_topups(sb) -> set[int]:
+    return {cid for cid in active_prepaid(sb) if sb.store.where("prepay", "contract_id = ?", [cid])}
+
+
+def ledger_queries(sb) -> list[dict[str, str]]:
+    return [e.query for e in sb.log if e.path.lower().rstrip("/") == "/api/clientprepay"]
+
+
+async def test_without_ledger_in_the_detail_each_contract_reads_its_own_rows(tmp_path):
+    """Halo's /ClientPrepay rows carry no contract_id: the tools ask for one contract's rows
+    (?contract_id=) and get the same balances, alerts and expiring hours as from the detail."""
+    async with sandbox_server(tmp_path / "detail") as (_, client, _checked):
+        from_detail = await call(client, "find_low_prepaid_balances", {"threshold_hours": 100000})
+    async with sandbox_server(tmp_path / "ledger", detail_ledger=False) as (sb, client, checked):
+        cid = sb.book.prepaid["expiring"][0]
+        want, exp = hand_expiring(sb, cid), hand_figures(sb, cid)
+        assert want["unused_now"] > 0
+        await call(client, "find_expiring_contracts", {})  # token fetched
+        sb.log.clear()
+        got = await call(client, "check_prepaid_balance", {"contract_id": cid})
+        asked = [{k: q.get(k) for k in ("client_id", "contract_id")} for q in ledger_queries(sb)]
+        assert asked == [{"client_id": str(sb.store.get("contracts", cid)["client_id"]), "contract_id": str(cid)}]
+        assert_expiring(got, want)
+        assert (d(got["purchased"]), d(got["used"]), d(got["remaining"])) == (exp["total"], exp["used"],
+                                                                              exp["balance"])
+        assert got["alert"] is (exp["balance"] <= 10)
+        # the sweep: one ledger read per contract whose total shows top-ups, each for that contract only
+        sb.log.clear()
+        sweep = await call(client, "find_low_prepaid_balances", {"threshold_hours": 100000})
+        asked = [q["contract_id"] for q in ledger_queries(sb)]
+        assert sorted(asked) == sorted(str(c) for c in with_topups(sb)) and len(asked) > 1
+        assert sweep["figures"]["ledger_reads"] == len(asked)
+        rows = {r["contract_id"]: r for r in sweep["rows"]}
+        assert set(rows) == set(active_prepaid(sb))
+        assert d(rows[cid]["hours_expiring_unused"]) == want["projected"]
+        for other in active_prepaid(sb):
+            f = hand_figures(sb, other)
+            assert d(rows[other]["remaining"]) == f["balance"] and d(rows[other]["purchased"]) == f["total"]
+        # everything the rows say matches the run whose detail carried the ledger
+        assert sweep["rows"] == from_detail["rows"] and from_detail["figures"]["ledger_reads"] == 0
+        checked.assert_clean()
 
 
 def active_prepaid(sb) -> list[int]:
@@ -186,8 +261,30 @@ async def test_sweep_requests_grow_only_with_paging_and_prepaid_details(tmp_path
     small, small_pages, small_prepaid = await sweep_requests(tmp_path, 45)
     big, big_pages, big_prepaid = await sweep_requests(tmp_path, 260)
     for counts, pages, prepaid in ((small, small_pages, small_prepaid), (big, big_pages, big_prepaid)):
+        # one list sweep + one detail read per active prepaid contract + one time-entry read; no ledger read
         assert counts == {"/api/clientcontract": pages, "/api/clientcontract/{id}": prepaid, "/api/actions": 1}
     assert big_pages > small_pages and big_prepaid > small_prepaid
+
+
+async def test_sweep_does_not_read_contracts_whose_list_row_shows_them_ended(tmp_path):
+    async with sandbox_server(tmp_path) as (sb, client, _):
+        ended = sb.book.prepaid["exhausted"][0]  # used up: it would head the list
+        doc = sb.store.get("contracts", ended)
+        doc["end_date"] = "2026-06-14T00:00:00"  # yesterday; still status Active
+        sb.store.put("contracts", doc)
+        await call(client, "find_expiring_contracts", {})  # token fetched
+        sb.log.clear()
+        got = await call(client, "find_low_prepaid_balances", {})
+        assert ended not in {r["contract_id"] for r in got["rows"]}
+        assert got["figures"]["ended_not_read"] == [ended]
+        others = [c for c in active_prepaid(sb) if c != ended]
+        assert got["figures"]["detail_reads"] == got["figures"]["prepaid_contracts"] == len(others)
+        read = sorted(int(e.path.rsplit("/", 1)[1]) for e in sb.log
+                      if e.path.lower().startswith("/api/clientcontract/"))
+        assert read == sorted(others)
+        # the contract itself is still one call away
+        one = await call(client, "check_prepaid_balance", {"contract_id": ended})
+        assert one["alert"] is True
 
 
 async def test_errors_send_nothing(tmp_path):

@@ -588,6 +588,10 @@ async def test_prepay_ledger_rows_feed_the_contract_totals():
         assert after["contract_prepaybalance"] == before["contract_prepaybalance"] + 10
         rows = (await c.get("/api/ClientPrepay", params={"contract_id": cid})).json()["prepayhistory"]
         assert r.json()["id"] in {x["id"] for x in rows}
+        # the filter is honoured from the stored row, but the answer has no contract_id (Halo's schema)
+        stored = {x["id"] for x in app.state.sandbox.store.where("prepay", "contract_id = ?", [cid])}
+        assert {x["id"] for x in rows} == stored
+        assert "contract_id" not in r.json() and all("contract_id" not in x for x in rows)
         assert (await c.delete(f"/api/ClientPrepay/{r.json()['id']}")).status_code == 200
     strict = make_app()
     async with connect(strict) as c:
@@ -595,6 +599,24 @@ async def test_prepay_ledger_rows_feed_the_contract_totals():
         assert r.status_code == 400 and "[0].contract_id" in r.json()
         ok = await c.post("/api/ClientPrepay", json=[{"client_id": 1, "hours": 1}])
         assert ok.status_code == 201
+
+
+async def test_prepay_ledger_rows_answer_only_prepayhistory_properties(app):
+    """Halo's PrepayHistory has no contract_id: list, single read and the contract detail's
+    contract_prepayhistory answer only the schema's properties."""
+    props = set(app.state.sandbox.spec.properties("PrepayHistory"))
+    assert "contract_id" not in props
+    cid = app.state.sandbox.book.prepaid["expired"][0]
+    async with connect(app) as c:
+        every = (await c.get("/api/ClientPrepay")).json()["prepayhistory"]
+        own = (await c.get("/api/ClientPrepay", params={"contract_id": cid})).json()["prepayhistory"]
+        one = (await c.get(f"/api/ClientPrepay/{own[0]['id']}")).json()
+        detail = (await c.get(f"/api/ClientContract/{cid}", params={"includedetails": "true"})).json()
+    assert every and own and detail["contract_prepayhistory"]
+    for row in [*every, *own, one, *detail["contract_prepayhistory"]]:
+        assert set(row) <= props, set(row) - props
+    assert len(own) < len(every)
+    assert {x["id"] for x in own} == {x["id"] for x in detail["contract_prepayhistory"]}
 
 
 async def test_software_licences_crud_for_licence_sync(fresh):

@@ -70,7 +70,10 @@ def prepay_blocks(contract: Contract, ledger: list[PrepayEntry] | None = None, *
     """The contract's blocks, oldest first: the opening block, then its ledger rows.
 
     ``ledger`` defaults to the rows read with the contract (``prepay_history``); rows of other
-    contracts are ignored, rows without a contract are taken as the contract's own. With
+    contracts are ignored, rows without a contract are taken as the contract's own. Halo's
+    ``PrepayHistory`` rows carry no contract id, so callers pass rows read for this contract
+    alone (``/ClientPrepay?contract_id=``), stamped with its id; a whole-book ledger cannot be
+    split by contract. With
     ``infer_expiry`` a row without an expiry date expires ``prepay_expiry_months`` after it.
     """
     months = contract.prepay_expiry_months if infer_expiry else None

@@ -790,7 +790,11 @@ class Api:
 
     # ------------------------------------------------------------------ prepay ledger
     def _prepay_out(self, doc: dict) -> dict:
-        out = dict(doc)
+        """A ledger row as Halo answers it: only ``PrepayHistory`` properties. The stored row
+        keeps its ``contract_id`` (the list's ``contract_id`` filter and the contract totals
+        use it), but Halo's schema has no such property, so it is never sent back."""
+        props = self.sb.spec.properties("PrepayHistory")
+        out = {k: v for k, v in doc.items() if k in props}
         out["client_name"] = self.ctx.client_name(doc.get("client_id"))
         return out
 

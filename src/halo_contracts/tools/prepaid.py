@@ -2,10 +2,15 @@
 
 Reads only. Halo's contract list rows carry no prepay fields (``ContractHeader_List``), so
 the balance of a prepaid contract comes from its detail read, where Halo reports its own
-totals; the sweep therefore makes one detail read per *active prepaid* contract and nothing
-per other contract. Burn rates come from one read of the last 90 days of time entries for
-the whole book; the prepay ledger is read once, and only when a detail read did not carry the
-contract's ledger rows.
+totals; the sweep therefore makes one detail read per *active prepaid* contract that has not
+already ended by its list row, and nothing per other contract. Burn rates come from one read
+of the last 90 days of time entries for the whole book.
+
+The prepay ledger (``/ClientPrepay``) is read only for a contract whose detail read did not
+carry its ledger rows although Halo's total shows top-ups, and then for that contract alone
+(``?contract_id=``). Halo's ``PrepayHistory`` rows have no ``contract_id`` property, so a
+row's contract is known only from the query that returned it: the tool stamps it, it never
+filters a whole-book ledger on a field Halo does not send.
 """
 
 from __future__ import annotations
@@ -204,6 +209,18 @@ def _needs_ledger(contract: Contract) -> bool:
     return contract.prepay_total > (contract.prepaid_hours or ZERO)
 
 
+async def _ledger_of(halo: HaloClient, contract: Contract) -> list[PrepayEntry]:
+    """The contract's own ledger rows: ``/ClientPrepay?contract_id=<id>`` (narrowed by client
+    too). Halo's rows carry no contract id, so each row is stamped with the contract asked for."""
+    rows = await halo.list_prepay_entries(client_id=contract.client_id, contract_id=contract.id)
+    return [r.model_copy(update={"contract_id": contract.id}) for r in rows]
+
+
+def _has_ended(contract: Contract, today: date) -> bool:
+    """The list row already shows the contract ended (its end date is past)."""
+    return contract.end_date is not None and contract.end_date < today
+
+
 def _check_threshold(threshold: Decimal | int) -> Decimal:
     """The threshold as a Decimal (the schema default arrives as a plain int)."""
     threshold = Decimal(threshold)
@@ -238,9 +255,7 @@ async def check_prepaid_balance(
             raise invalid("contract_id", f"contract {contract_id} is a {contract.type or 'untyped'} contract "
                           "with no prepaid-hours bank", "pick a Prepaid Hours contract "
                           "(find_low_prepaid_balances lists them)")
-        ledger = None
-        if _needs_ledger(contract):
-            ledger = await ac.halo.list_prepay_entries(client_id=contract.client_id, contract_id=contract_id)
+        ledger = await _ledger_of(ac.halo, contract) if _needs_ledger(contract) else None
         entries = await ac.halo.list_time_entries(start=start, end=end)
     unit = pp.unit_of(contract)
     burn = pp.burn_rate(entries, contract_id, today, unit=unit)
@@ -271,10 +286,14 @@ class LowBalanceRow(Result):
 
 class ReadFigures(Result):
     contracts_listed: int
-    prepaid_contracts: int = Field(description="active prepaid contracts examined")
-    detail_reads: int = Field(description="one per active prepaid contract: Halo's list rows carry no prepay "
-                                          "fields, only the detail read has the balance")
-    ledger_read: bool
+    prepaid_contracts: int = Field(description="active prepaid contracts examined (each one detail read)")
+    detail_reads: int = Field(description="one per active prepaid contract examined: Halo's list rows carry no "
+                                          "prepay fields, only the detail read has the balance")
+    ended_not_read: list[int] = Field(default_factory=list, description=(
+        "ids of Active prepaid contracts whose list row shows an end date already past: not read and not "
+        "assessed (a renewal matter, not a top-up); check_prepaid_balance reads one in full"))
+    ledger_reads: int = Field(description="/ClientPrepay reads, one per contract whose detail read lacked the "
+                                          "ledger rows its total implies (usually 0)")
     time_entries_read: int
 
 
@@ -302,7 +321,11 @@ async def find_low_prepaid_balances(
     """Every active prepaid-hours contract at or below the threshold, or projected to run out
     within the given number of days, most urgent first, each with its balance, burn rate,
     run-out date and a top-up quote. Use it for a weekly prepaid review; then
-    check_prepaid_balance for one contract in full. Rules: halopsa://guide/contracts."""
+    check_prepaid_balance for one contract in full. Cost in Halo requests: one list sweep (one
+    per 100 contracts) + one detail read per active prepaid contract (Halo's list rows carry no
+    balance; the reads run concurrently within the request budget) + one time-entry read;
+    contracts whose end date has passed are listed in figures.ended_not_read instead of read.
+    Rules: halopsa://guide/contracts."""
     threshold_hours = _check_threshold(threshold_hours)
     ac = app(ctx)
     today = today_of(ctx)
@@ -310,20 +333,18 @@ async def find_low_prepaid_balances(
     halo = ac.halo
     async with halo_errors():
         listed = await halo.list_contracts(ContractQuery(client_id=client_id))
-        prepaid = [c for c in listed if _is_prepaid(c) and (c.status or "").casefold() == "active"
-                   and (client_id is None or c.client_id == client_id)]
+        candidates = [c for c in listed if _is_prepaid(c) and (c.status or "").casefold() == "active"
+                      and (client_id is None or c.client_id == client_id)]
+        ended = [c.id for c in candidates if _has_ended(c, today)]
+        prepaid = [c for c in candidates if not _has_ended(c, today)]
         detailed = await _details(halo, prepaid)
-        ledger: list[PrepayEntry] | None = None
-        if any(_needs_ledger(c) for c in detailed):
-            ledger = await halo.list_prepay_entries(client_id=client_id)
         entries = await halo.list_time_entries(start=start, end=end) if detailed else []
-    units = {c.id: pp.unit_of(c) for c in detailed}
+    units = {c.id: pp.unit_of(c) for c, _ in detailed}
     burns = pp.burn_by_contract(entries, set(units), today, units=units)
     rows: list[tuple[tuple, LowBalanceRow]] = []
     horizon = today + timedelta(days=runs_out_within_days) if runs_out_within_days else None
-    for contract in detailed:
-        own = [r for r in ledger if r.contract_id == contract.id] if ledger is not None else None
-        view = assess(contract, today, threshold_hours, burns[contract.id], ledger=own or None, entries=entries)
+    for contract, ledger in detailed:
+        view = assess(contract, today, threshold_hours, burns[contract.id], ledger=ledger, entries=entries)
         if view is None:
             continue
         reasons = []
@@ -348,19 +369,23 @@ async def find_low_prepaid_balances(
         threshold_hours=threshold_hours, runs_out_within_days=runs_out_within_days, today=today,
         total=len(ordered), rows=ordered[:limit], truncated=len(ordered) > limit,
         figures=ReadFigures(contracts_listed=len(listed), prepaid_contracts=len(prepaid),
-                            detail_reads=len(prepaid), ledger_read=ledger is not None,
+                            detail_reads=len(prepaid), ended_not_read=ended,
+                            ledger_reads=sum(1 for _, ledger in detailed if ledger is not None),
                             time_entries_read=len(entries)),
     )
 
 
-async def _details(halo: HaloClient, contracts: list[Contract]) -> list[Contract]:
-    """Detail reads, a few at a time (the client's request budget paces them), in list order."""
-    out: list[Contract | None] = [None] * len(contracts)
+async def _details(halo: HaloClient, contracts: list[Contract]) -> list[tuple[Contract, list[PrepayEntry] | None]]:
+    """Detail reads, a few at a time (the client's request budget paces them), in list order;
+    each with its own ledger rows when its detail read lacked them (else None)."""
+    out: list[tuple[Contract, list[PrepayEntry] | None] | None] = [None] * len(contracts)
     limiter = anyio.CapacityLimiter(DETAIL_CONCURRENCY)
 
     async def one(i: int, cid: int) -> None:
         async with limiter:
-            out[i] = await halo.get_contract(cid, details=True)
+            contract = await halo.get_contract(cid, details=True)
+            ledger = await _ledger_of(halo, contract) if _needs_ledger(contract) else None
+            out[i] = (contract, ledger)
 
     try:
         async with anyio.create_task_group() as tg:
