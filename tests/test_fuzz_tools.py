@@ -50,8 +50,8 @@ def _tool_names() -> list[str]:
 
 
 TOOLS = _tool_names()
-N_VALID = int(os.environ.get("HALO_FUZZ_VALID", "8"))
-N_INVALID = int(os.environ.get("HALO_FUZZ_INVALID", "14"))
+N_VALID = int(os.environ.get("HALO_FUZZ_VALID", "15"))
+N_INVALID = int(os.environ.get("HALO_FUZZ_INVALID", "30"))
 N_LONG = int(os.environ.get("HALO_FUZZ_LONG", "11000"))
 
 COMMON = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck), derandomize=True,
