@@ -61,7 +61,8 @@ async def main(lines: int, products: int) -> None:
 
         async def plan() -> dict:
             async with Client(server) as client:
-                result = await client.call_tool("plan_license_sync", {"source": feed, "cleanup": False})
+                result = await client.call_tool("plan_license_sync", {"source": feed, "cleanup": False,
+                                                                       "distributor": "Pax8"})
             if result.is_error:
                 raise SystemExit(result.content[0].text)
             return result.structured_content

@@ -60,7 +60,8 @@ def test_similarity_is_symmetric_and_bounded(a: str, b: str) -> None:
 line_st = st.tuples(st.sampled_from(CUSTOMERS), st.sampled_from(CODES), st.integers(0, 30),
                     st.sampled_from(PRICES), st.sampled_from(CYCLES), st.sampled_from(TERMS))
 licence_st = st.tuples(st.sampled_from([1, 2, 3]), st.sampled_from([*CODES, "OLD"]), st.integers(0, 30),
-                       st.sampled_from(PRICES), st.sampled_from(CYCLES), st.sampled_from(TERMS))
+                       st.sampled_from(PRICES), st.sampled_from(CYCLES), st.sampled_from(TERMS),
+                       st.sampled_from([None, "", "Pax8", "PAX8 ", "Ingram"]), st.booleans())
 
 
 def _apply(licences: list[Licence], actions) -> list[Licence]:
@@ -90,9 +91,11 @@ def test_decide_is_safe_and_converges(lines, held, cleanup: bool, drop_zero: boo
         feed.append(SourceLine(line=n, customer=customer, product_code=code, quantity=qty, unit_price=price,
                                billing_cycle=cycle, term=term))
     licences = [Licence(id=i + 1, client_id=c, product_code=code, name=code, quantity=q, unit_price=p,
-                        billing_cycle=cy, term=t) for i, (c, code, q, p, cy, t) in enumerate(held)]
+                        billing_cycle=cy, term=t, distributor=dist, active=active)
+                for i, (c, code, q, p, cy, t, dist, active) in enumerate(held)]
+    by_id = {x.id: x for x in licences}
 
-    first = decide(feed, CLIENTS, licences, cleanup=cleanup, drop_zero_price_lines=drop_zero)
+    first = decide(feed, CLIENTS, licences, cleanup=cleanup, drop_zero_price_lines=drop_zero, distributor="pax8")
     matched = {d.client_id for d in first.matching if d.status == "matched"}
     touched = [a.licence_id for a in first.actions if a.licence_id is not None]
     assert len(touched) == len(set(touched))  # never two writes to one licence
@@ -101,8 +104,15 @@ def test_decide_is_safe_and_converges(lines, held, cleanup: bool, drop_zero: boo
         if a.kind == "delete":
             assert any(x.id == a.licence_id and x.client_id == a.client_id for x in licences)
             assert cleanup or a.customer is not None  # without cleanup only quantity-0 deletes
+            assert by_id[a.licence_id].active  # an inactive licence is never deleted
+            if a.customer is None:  # cleanup deletes only this distributor's licences
+                assert (by_id[a.licence_id].distributor or "").strip().casefold() == "pax8"
+        if a.licence_id is not None:  # another distributor's licence is never touched
+            assert (by_id[a.licence_id].distributor or "").strip().casefold() in ("", "pax8")
+        if a.kind == "create":
+            assert a.fields.distributor == "pax8"
     assert not any(a.client_id == 0 for a in first.actions)
 
     second = decide(feed, CLIENTS, _apply(licences, first.actions), cleanup=cleanup,
-                    drop_zero_price_lines=drop_zero)
+                    drop_zero_price_lines=drop_zero, distributor="Pax8")
     assert second.actions == [], [a.summary for a in second.actions]

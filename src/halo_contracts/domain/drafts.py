@@ -60,3 +60,5 @@ class LicenceFields(_Fields):
     unit_price: Decimal | None = None
     billing_cycle: str | None = None
     term: str | None = None
+    distributor: str | None = None
+    active: bool | None = None

@@ -15,15 +15,29 @@ Two halves, both free of I/O:
   ============================  ===============================================
   Halo licence for the code      feed says
   ============================  ===============================================
-  none                           quantity > 0 -> **create**; 0 -> nothing
-  exists                         quantity 0 -> **delete**
+  none                           quantity > 0 -> **create** (stamped with the
+                                 run's ``distributor``); 0 -> nothing
+  exists                         quantity 0 -> **delete** every active one with
+                                 the code (inactive: nothing)
   exists                         quantity > 0, quantity/price/billing cycle/term
                                  differ -> **update** (only what differs)
+  exists, inactive               quantity > 0 -> **update** that reactivates it
+  exists, no distributor         quantity > 0 -> **update** that stamps it
+                                 (a first sync adopts hand-made licences)
   exists                         nothing differs -> nothing
-  exists, code not in the feed   with ``cleanup`` -> **delete**
+  exists, code not in the feed   with ``cleanup`` -> **delete**, only when its
+                                 distributor is this run's and it is active
   ============================  ===============================================
 
+  "The licence for the code" is one of the client's licences with that product code whose
+  distributor is this run's or blank (active first, this distributor's first, lowest id).
+  Licences of another distributor are never changed or deleted; they, unowned licences the
+  sync does not sync, and inactive licences are listed as left alone with a hint.
   Products of unmatched, ambiguous or excluded customers are skipped and listed.
+
+  Halo's free text (client names, licence names, distributors, billing cycle and term
+  text) never appears in summaries, reasons or warnings: they name clients and licences by
+  id; the Halo values stay in their own fields (``client_name``, ``changes`` …).
 """
 
 from __future__ import annotations
@@ -455,6 +469,8 @@ def parse_rows(rows: Sequence[Mapping[str, Any]]) -> Feed:
 
 # ---- deciding ------------------------------------------------------------------------------
 
+DEFAULT_DISTRIBUTOR = "distributor"  # the tool's default source name (documented; pass the real one)
+
 ActionKind = Literal["create", "update", "delete"]
 
 
@@ -492,7 +508,8 @@ class SkippedLine(BaseModel):
     product_code: str | None
     line: int | None = None
     client_id: int | None = None
-    licence_id: int | None = None
+    licence_id: int | None = None  # set: a Halo licence left alone (not a feed line)
+    distributor: str | None = None  # that licence's distributor in Halo (Halo's text, data only)
     reason: str
 
 
@@ -535,10 +552,40 @@ def _price(value: Decimal | None) -> str:
 
 
 def _label(code: str, name: str | None) -> str:
+    """A product as the FEED names it (never Halo's text: Halo free text stays in data fields)."""
     return f"'{name}' ({code})" if name and name.strip().casefold() != code.strip().casefold() else f"'{code}'"
 
 
-def _changes(sl: SourceLine, lic: Licence) -> tuple[LicenceFields, list[Change]]:
+def distributor_key(name: str | None) -> str:
+    """How distributor names compare: case-insensitive, whitespace collapsed; blank = none."""
+    return " ".join((name or "").casefold().split())
+
+
+Owner = Literal["ours", "none", "other"]
+
+
+def _owner(lic: Licence, ours: str) -> Owner:
+    key = distributor_key(lic.distributor)
+    if not key:
+        return "none"
+    return "ours" if key == ours else "other"
+
+
+def _not_ours(lic: Licence, owner: Owner, distributor: str, context: str) -> str:
+    """Why a licence is left alone because of its distributor, and what the user can do."""
+    whose = "it has no distributor in Halo" if owner == "none" else (
+        "its distributor in Halo is another one (see the distributor field)")
+    return (f"not from this distributor — left alone: {whose}; {context}. Hint: to let this sync manage it, set "
+            f"its distributor to '{distributor}' in Halo; if it should go, delete it by hand in Halo")
+
+
+_INACTIVE = "inactive in Halo (already ended) — left alone; the sync never deletes an inactive licence"
+
+
+def _changes(sl: SourceLine, lic: Licence, *, adopt: str | None) -> tuple[LicenceFields, list[Change]]:
+    """The fields to send for a feed line synced into ``lic``: what differs, plus reactivation
+    (an inactive licence with seats in the feed) and, with ``adopt``, the distributor stamp
+    of a licence that has none."""
     data: dict[str, Any] = {}
     changes: list[Change] = []
     if sl.quantity != lic.quantity:
@@ -554,17 +601,35 @@ def _changes(sl: SourceLine, lic: Licence) -> tuple[LicenceFields, list[Change]]
     if sl.term is not None and not same_term(sl.term, lic.term):
         data["term"] = sl.term
         changes.append(Change(field="term", before=lic.term, after=sl.term))
+    if not lic.active:
+        data["active"] = True
+        changes.append(Change(field="active", before=False, after=True))
+    if adopt is not None:
+        data["distributor"] = adopt
+        changes.append(Change(field="distributor", before=lic.distributor, after=adopt))
     return LicenceFields(**data), changes
 
 
-def _delete(client: Client, lic: Licence, *, customer: str | None, line: int | None, reason: str,
-            why: str) -> LicenceAction:
+_NUMERIC_BEFORE = {"quantity", "unit_price", "active"}  # Halo values safe to quote (numbers, flags)
+
+
+def _change_text(c: Change) -> str:
+    """One change in our own words: Halo's old value is quoted only when it is a number or a
+    flag (Halo's free text - billing cycle, term, distributor - stays in the change rows)."""
+    if c.field in _NUMERIC_BEFORE:
+        return f"{c.field} {'none' if c.before is None else c.before} -> {c.after}"
+    return f"{c.field} -> {c.after}"
+
+
+def _delete(client_id: int, client_name: str, lic: Licence, *, label: str | None, customer: str | None,
+            line: int | None, reason: str, why: str) -> LicenceAction:
+    what = f"licence {label} (id {lic.id}" if label else f"licence {lic.id} ("
+    sep = ", " if label else ""
     return LicenceAction(
-        kind="delete", client_id=client.id, client_name=client.name, customer=customer,
+        kind="delete", client_id=client_id, client_name=client_name, customer=customer,
         product_code=lic.product_code, product_name=lic.name, line=line, licence_id=lic.id,
         changes=[Change(field="quantity", before=lic.quantity, after=0)], reason=reason,
-        summary=f"Delete licence {_label(lic.product_code, lic.name)} (id {lic.id}, {lic.quantity} seats) for "
-                f"{client.name}: {why}")
+        summary=f"Delete {what}{sep}{lic.quantity} seats) for client {client_id}: {why}")
 
 
 def decide(
@@ -579,8 +644,16 @@ def decide(
     exclude: Iterable[str | int] = (),
     cleanup: bool = True,
     drop_zero_price_lines: bool = False,
+    distributor: str = DEFAULT_DISTRIBUTOR,
 ) -> SyncDecision:
-    """Every licence action for the feed against Halo's complete client and licence lists.
+    """Every licence action for the feed against Halo's complete client and licence lists
+    (inactive licences included when the caller could read them).
+
+    ``distributor`` is this feed's source. Licences the sync creates carry it; a licence
+    whose distributor is another one is never changed or deleted; one with no distributor
+    is adopted (stamped) when a feed line syncs it, and otherwise left alone; cleanup deletes
+    only active licences whose distributor is this one. Summaries, reasons and warnings name
+    Halo clients and licences by id only: Halo's own text stays in data fields.
 
     Raises :class:`halo_contracts.domain.matching.MappingProblem` when an explicit mapping
     names a client id Halo does not have.
@@ -590,6 +663,8 @@ def decide(
     by_id = {c.id: c for c in all_clients}
     warnings: list[str] = []
     skipped: list[SkippedLine] = []
+    distributor = distributor.strip() or DEFAULT_DISTRIBUTOR
+    ours = distributor_key(distributor)
 
     exclude = list(exclude)
     matching = match_customers([sl.customer for sl in feed], all_clients, threshold=threshold, margin=margin,
@@ -608,7 +683,7 @@ def decide(
         elif entry not in by_id:
             warnings.append(f"exclude_clients: Halo has no client with id {entry}")
 
-    # Halo licences by client and product code (lowest id first when Halo holds duplicates).
+    # Halo licences by client and product code (lowest id first).
     held: dict[int, dict[str, list[Licence]]] = {}
     for lic in sorted(licences, key=lambda x: (x.id is None, x.id or 0)):
         if lic.client_id is None:
@@ -635,6 +710,31 @@ def decide(
     for client_id, client_lines in per_client.items():
         client = by_id[client_id]
         mine = held.get(client_id, {})
+
+        def owner(lic: Licence) -> Owner:
+            return _owner(lic, ours)
+
+        def left_alone(lic: Licence, reason: str, sl: SourceLine | None = None,
+                       client_id: int = client_id) -> None:
+            skipped.append(SkippedLine(
+                customer=sl.customer if sl else None, product_code=sl.product_code if sl else lic.product_code or None,
+                line=sl.line if sl else None, client_id=client_id, licence_id=lic.id, distributor=lic.distributor,
+                reason=reason))
+
+        # the monthly value of every active licence, before; "after" starts as a copy (by object)
+        notes: list[str] = []
+        before_total = ZERO
+        after: dict[int, tuple[int, Decimal | None, str | None]] = {}
+        for lics in mine.values():
+            for x in lics:
+                if not x.active:
+                    continue
+                after[id(x)] = (x.quantity, x.unit_price, x.billing_cycle)
+                before_total += monthly_amount(x.quantity, x.unit_price, x.billing_cycle)
+                if x.unit_price is not None and x.billing_cycle and canonical_cycle(x.billing_cycle) is None:
+                    notes.append(f"licence {x.id}: its billing cycle is not one this sync knows; counted as monthly")
+        created: list[tuple[int, Decimal | None, str | None]] = []
+
         protected: set[str] = set()  # codes the feed speaks about (never cleaned up)
         # two customers mapped to one client listing the same code: leave that code alone
         owners: dict[str, set[str]] = {}
@@ -643,18 +743,7 @@ def decide(
         conflicted = {code for code, who in owners.items() if len(who) > 1}
         if len(customers_of[client_id]) > 1:
             warnings.append(f"customers {', '.join(repr(c) for c in customers_of[client_id])} all map to "
-                            f"{client.name} (client {client_id}); their lines are combined")
-        after: dict[str, tuple[int, Decimal | None, str | None]] = {
-            code: (lics[0].quantity, lics[0].unit_price, lics[0].billing_cycle)
-            for code, lics in mine.items() if code
-        }
-        deleted: set[int | None] = set()
-        for code, lics in mine.items():
-            if len(lics) > 1 and code:
-                warnings.append(f"{client.name} holds {len(lics)} licences with product code "
-                                f"'{lics[0].product_code}' (ids {', '.join(str(x.id) for x in lics)}); id "
-                                f"{lics[0].id} is synced; the others are deleted only with cleanup or when the "
-                                f"feed has 0 seats, otherwise left alone")
+                            f"client {client_id}; their lines are combined")
 
         for sl in client_lines:
             protected.add(sl.code_key)
@@ -662,7 +751,7 @@ def decide(
                 skipped.append(SkippedLine(customer=sl.customer, product_code=sl.product_code, line=sl.line,
                                            client_id=client_id,
                                            reason=f"product '{sl.product_code}' is listed by more than one "
-                                                  f"customer mapped to {client.name}; resolve the mapping"))
+                                                  f"customer mapped to client {client_id}; resolve the mapping"))
                 continue
             if drop_zero_price_lines and sl.unit_price is not None and sl.unit_price == 0:
                 skipped.append(SkippedLine(customer=sl.customer, product_code=sl.product_code, line=sl.line,
@@ -670,14 +759,26 @@ def decide(
                                            reason="zero price line dropped (drop_zero_price_lines); the Halo "
                                                   "licence, if any, is left as it is"))
                 continue
-            existing = mine.get(sl.code_key, [None])[0]
-            label = _label(sl.product_code, sl.product_name or (existing.name if existing else None))
+            lics = mine.get(sl.code_key, [])
+            # the licence a feed line syncs: active before inactive, this distributor's before
+            # unowned ones, lowest id first; another distributor's licences are never touched
+            eligible = sorted((x for x in lics if owner(x) != "other"),
+                              key=lambda x: (not x.active, owner(x) != "ours", x.id is None, x.id or 0))
+            foreign = [x for x in lics if owner(x) == "other"]
+            for x in foreign:
+                left_alone(x, _not_ours(x, "other", distributor,
+                                        "this sync keeps its own licence for the product"), sl)
+            label = _label(sl.product_code, sl.product_name)
+            existing = eligible[0] if eligible else None
+            rest = eligible[1:]
+
             if existing is None:
                 if sl.quantity == 0:
                     nothing += 1
                     continue
                 data: dict[str, Any] = {"client_id": client_id, "product_code": sl.product_code,
-                                        "name": sl.product_name or sl.product_code, "quantity": sl.quantity}
+                                        "name": sl.product_name or sl.product_code, "quantity": sl.quantity,
+                                        "distributor": distributor}
                 if sl.unit_price is not None:
                     data["unit_price"] = sl.unit_price
                 if sl.billing_cycle is not None:
@@ -689,76 +790,102 @@ def decide(
                     kind="create", client_id=client_id, client_name=client.name, customer=sl.customer,
                     product_code=sl.product_code, product_name=sl.product_name, line=sl.line,
                     fields=LicenceFields(**data),
-                    reason="no Halo licence with this product code and the feed has seats",
-                    summary=f"Create licence {label} x{sl.quantity}{price} for {client.name}"))
-                after[sl.code_key] = (sl.quantity, sl.unit_price, sl.billing_cycle)
+                    reason=f"no Halo licence from {distributor} with this product code and the feed has seats",
+                    summary=f"Create licence {label} x{sl.quantity}{price} for client {client_id}"))
+                created.append((sl.quantity, sl.unit_price, sl.billing_cycle))
+                active_foreign = [x.id for x in foreign if x.active]
+                if active_foreign:
+                    warnings.append(
+                        f"client {client_id}: licence(s) {', '.join(str(i) for i in active_foreign)} of another "
+                        f"distributor carry product '{sl.product_code}' too; after this plan both are billed - "
+                        f"if the customer moved to {distributor}, end the old licence in Halo")
                 continue
+
             if sl.quantity == 0:
-                for lic in mine[sl.code_key]:
-                    actions.append(_delete(client, lic, customer=sl.customer, line=sl.line,
-                                           reason="the feed has 0 seats for this product",
-                                           why="0 seats in the feed"))
-                    deleted.add(lic.id)
-                after.pop(sl.code_key, None)
+                if not existing.active:
+                    nothing += 1  # already ended in Halo
+                    for x in rest:
+                        left_alone(x, _INACTIVE, sl)
+                    continue
+                actions.append(_delete(client_id, client.name, existing, label=label, customer=sl.customer,
+                                       line=sl.line, reason="the feed has 0 seats for this product",
+                                       why="0 seats in the feed"))
+                after.pop(id(existing), None)
+                # every active licence of the code that is this distributor's or nobody's goes:
+                # the feed names the product for this customer and says 0 seats
+                for x in rest:
+                    if x.active:
+                        actions.append(_delete(client_id, client.name, x, label=label, customer=sl.customer,
+                                               line=sl.line, reason="the feed has 0 seats for this product",
+                                               why=f"0 seats in the feed (duplicate of licence {existing.id})"))
+                        after.pop(id(x), None)
+                    else:
+                        left_alone(x, _INACTIVE, sl)
                 continue
-            if cleanup:
-                for lic in mine[sl.code_key][1:]:
-                    actions.append(_delete(client, lic, customer=sl.customer, line=sl.line,
-                                           reason=f"duplicate of licence {existing.id} for the same product (cleanup)",
-                                           why=f"duplicate of licence {existing.id} (cleanup)"))
-                    deleted.add(lic.id)
-            fields, changes = _changes(sl, existing)
+
+            # seats > 0: sync ``existing``; the others with the code are duplicates
+            active_rest = [x for x in rest if x.active]
+            if active_rest and existing.active:
+                ids = ", ".join(str(x.id) for x in [existing, *active_rest])
+                warnings.append(f"client {client_id} holds {len(active_rest) + 1} active licences for product "
+                                f"'{sl.product_code}' (ids {ids}); id {existing.id} is synced; the others from "
+                                f"{distributor} are deleted only with cleanup, the rest are left alone")
+            for x in rest:
+                if not x.active:
+                    left_alone(x, _INACTIVE, sl)
+                elif owner(x) == "ours":
+                    if cleanup:
+                        actions.append(_delete(
+                            client_id, client.name, x, label=label, customer=sl.customer, line=sl.line,
+                            reason=f"duplicate of licence {existing.id} for the same product (cleanup)",
+                            why=f"duplicate of licence {existing.id} (cleanup)"))
+                        after.pop(id(x), None)
+                else:
+                    left_alone(x, _not_ours(x, owner(x), distributor,
+                                            f"licence {existing.id} is the one synced for this product"), sl)
+            fields, changes = _changes(sl, existing, adopt=distributor if owner(existing) == "none" else None)
             if not changes:
                 unchanged += 1
                 continue
-            what = ", ".join(f"{c.field} {c.before} -> {c.after}" for c in changes)
+            what = ", ".join(_change_text(c) for c in changes)
+            verb = "Reactivate" if not existing.active else "Update"
+            reason = "the feed differs from Halo"
+            if not existing.active:
+                reason = "the licence is inactive in Halo and the feed has seats: reactivated"
+            elif owner(existing) == "none" and len(changes) == 1:
+                reason = f"the licence has no distributor: stamped {distributor} so the sync manages it"
             actions.append(LicenceAction(
                 kind="update", client_id=client_id, client_name=client.name, customer=sl.customer,
                 product_code=existing.product_code, product_name=existing.name, line=sl.line,
-                licence_id=existing.id, fields=fields, changes=changes,
-                reason="the feed differs from Halo", summary=f"Update licence {label} (id {existing.id}) for "
-                                                            f"{client.name}: {what}"))
-            after[sl.code_key] = (sl.quantity,
-                                  sl.unit_price if sl.unit_price is not None else existing.unit_price,
-                                  sl.billing_cycle or existing.billing_cycle)
+                licence_id=existing.id, fields=fields, changes=changes, reason=reason,
+                summary=f"{verb} licence {label} (id {existing.id}) for client {client_id}: {what}"))
+            after[id(existing)] = (sl.quantity,
+                                   sl.unit_price if sl.unit_price is not None else existing.unit_price,
+                                   sl.billing_cycle or existing.billing_cycle)
 
         for code, lics in mine.items():
             if code in protected:
                 continue
-            lic = lics[0]
             if not code:
                 for x in lics:
-                    skipped.append(SkippedLine(customer=None, product_code=None, client_id=client_id,
-                                               licence_id=x.id,
-                                               reason=f"Halo licence '{x.name}' of {client.name} has no product "
-                                                      f"code; the sync does not manage it"))
+                    left_alone(x, f"Halo licence {x.id} has no product code; the sync does not manage it")
                 continue
             if not cleanup:
                 continue
             for x in lics:
-                actions.append(_delete(client, x, customer=None, line=None,
-                                       reason="product code not in the feed (cleanup)",
-                                       why="not in the distributor feed (cleanup)"))
-                deleted.add(x.id)
-            after.pop(code, None)
+                if not x.active:
+                    left_alone(x, _INACTIVE)
+                elif owner(x) == "ours":
+                    actions.append(_delete(client_id, client.name, x, label=None, customer=None, line=None,
+                                           reason="product code not in the feed (cleanup)",
+                                           why=f"product not in the {distributor} feed (cleanup)"))
+                    after.pop(id(x), None)
+                else:
+                    left_alone(x, _not_ours(x, owner(x), distributor,
+                                            "its product is not in the feed, but cleanup deletes only licences "
+                                            f"whose distributor is '{distributor}'"))
 
-        notes: list[str] = []
-        before_total = ZERO
-        for lics in mine.values():
-            for x in lics:
-                before_total += monthly_amount(x.quantity, x.unit_price, x.billing_cycle)
-                if x.unit_price is not None and x.billing_cycle and canonical_cycle(x.billing_cycle) is None:
-                    notes.append(f"'{x.product_code or x.name}': billing cycle '{x.billing_cycle}' unknown, "
-                                 f"counted as monthly")
-        after_total = ZERO
-        for qty, price, cycle in after.values():
-            after_total += monthly_amount(qty, price, cycle)
-        # licences the sync does not touch (duplicates beyond the first, no product code) stay
-        for code, lics in mine.items():
-            extra = lics if not code else lics[1:]
-            for x in extra:
-                if x.id not in deleted:
-                    after_total += monthly_amount(x.quantity, x.unit_price, x.billing_cycle)
+        after_total = sum((monthly_amount(q, p, c) for q, p, c in [*after.values(), *created]), ZERO)
         money.append(ClientMoney(client_id=client_id, client_name=client.name, customers=customers_of[client_id],
                                  monthly_before=before_total, monthly_after=after_total,
                                  monthly_change=after_total - before_total, notes=sorted(set(notes))))
@@ -767,7 +894,8 @@ def decide(
               for status in ("matched", "ambiguous", "unmatched", "excluded")}
     kinds = {k: sum(1 for a in actions if a.kind == k) for k in ("create", "update", "delete")}
     kinds.update(unchanged=unchanged, nothing_to_do=nothing,
-                 skipped=sum(1 for s in skipped if s.line is not None))
+                 skipped=sum(1 for s in skipped if s.line is not None and s.licence_id is None),
+                 left_alone=sum(1 for s in skipped if s.licence_id is not None))
     summary = SyncSummary(customers=counts, actions=kinds,
                           monthly_before=sum((m.monthly_before for m in money), ZERO),
                           monthly_after=sum((m.monthly_after for m in money), ZERO), money=money)

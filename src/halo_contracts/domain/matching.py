@@ -27,6 +27,10 @@ Scoring: ``max(token_sort_ratio(a, b), ratio(a_without_spaces, b_without_spaces)
       sister companies and group members would be matched automatically. Containment is
       better left to a human (the candidates are listed with their scores).
 
+Reasons name Halo clients by id only ("client 12 scores 94 but client 40 (92) …"): a client's
+    name is Halo free text and stays in the ``client_name`` fields of the decision and its
+    candidates, never in the wording.
+
 Decision (``threshold`` default 90, ``margin`` default 3 points)
     1. an explicit mapping given in the call wins;
     2. otherwise a remembered mapping (confirmed in an earlier month) is used;
@@ -261,10 +265,10 @@ def match_customers(
             continue
         close = [c for c in ranked[1:] if best.score - c.score <= margin]
         if close:
-            others = ", ".join(f"{c.client_name} ({c.score:g})" for c in close[:3])
+            others = ", ".join(f"client {c.client_id} ({c.score:g})" for c in close[:3])
             decisions.append(decided(
                 "ambiguous",
-                f"{best.client_name} scores {best.score:g} but {others} within {margin:g} points; "
+                f"client {best.client_id} scores {best.score:g} but {others} within {margin:g} points; "
                 f"not matched automatically - choose with mappings" + note))
             continue
         if best_client.id in excluded_ids:

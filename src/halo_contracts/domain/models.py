@@ -217,6 +217,8 @@ class Licence(DomainModel):
     unit_price: Decimal | None = None
     billing_cycle: str | None = None
     term: str | None = None
+    distributor: str | None = None  # who supplies it (Halo free text); the licence sync stamps its own
+    active: bool = True  # False: ended in Halo (listed only with includeinactive)
 
 
 RecurringInvoice.model_rebuild()

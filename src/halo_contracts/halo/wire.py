@@ -356,6 +356,11 @@ _LICENCE_WIRE: tuple[WireField, ...] = (
     WireField("unit_price", "price", "money", "price per seat"),
     WireField("billing_cycle", "billing_cycle", "str", "free text, e.g. Monthly / Annual"),
     WireField("term", "term_duration", "str", "free text, e.g. P1M / P1Y"),
+    WireField("distributor", "distributor", "str",
+              "who supplies the licence (free text, e.g. Pax8); the licence sync stamps the licences it "
+              "manages with its distributor name"),
+    WireField("active", "is_active", "bool",
+              "Halo's active flag; false = ended (lists include such licences only with includeinactive=true)"),
 )
 
 

@@ -4,6 +4,11 @@ licence quantities into Halo's software licences.
 The tool is thin: validate the feed (domain) -> read *every* Halo client and licence ->
 decide (domain) -> a Plan of create/update/delete licence steps saved in the journal.
 Nothing is written to Halo here; ``apply_plan(plan_id)`` does that.
+
+Halo's free text (client and licence names, distributors) is data: it goes to its own result
+fields (``client_name`` in the matching table, actions and money rows; ``distributor`` in the
+skipped rows) and never into the title, step summaries, reasons, warnings or plan groups, which
+name Halo clients and licences by id.
 """
 
 from __future__ import annotations
@@ -14,7 +19,16 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from halo_contracts.domain.licence_sync import FeedError, LicenceAction, SyncDecision, decide, parse_csv, parse_rows
+from halo_contracts.domain.licence_sync import (
+    DEFAULT_DISTRIBUTOR,
+    FeedError,
+    LicenceAction,
+    SyncDecision,
+    decide,
+    distributor_key,
+    parse_csv,
+    parse_rows,
+)
 from halo_contracts.domain.matching import MappingProblem, name_key
 from halo_contracts.domain.money import cents
 from halo_contracts.halo.errors import HaloError
@@ -94,7 +108,8 @@ class SkippedRow(Result):
     product_code: str | None = None
     line: int | None = None
     client_id: int | None = None
-    licence_id: int | None = None
+    licence_id: int | None = Field(default=None, description="set when the row is a Halo licence left alone")
+    distributor: str | None = Field(default=None, description="that licence's distributor in Halo")
     reason: str
 
 
@@ -110,7 +125,8 @@ class ClientMoneyRow(Result):
 
 class SyncSummaryRow(Result):
     customers: dict[str, int] = Field(description="matched / ambiguous / unmatched / excluded")
-    actions: dict[str, int] = Field(description="create / update / delete / unchanged / nothing_to_do / skipped")
+    actions: dict[str, int] = Field(description="create / update / delete / unchanged / nothing_to_do / skipped "
+                                                "(feed lines) / left_alone (Halo licences, see skipped)")
     monthly_before: Money = Field(description="matched clients' licences per month before the plan")
     monthly_after: Money = Field(description="… and after it (annual / 12, quarterly / 3 …)")
     money: list[ClientMoneyRow]
@@ -167,9 +183,14 @@ def _plan_summary(decision: SyncDecision, distributor: str) -> dict[str, Any]:
 
 
 def _skipped_text(row: SkippedRow) -> str:
-    what = f"'{row.product_code}'" if row.product_code else (f"licence {row.licence_id}" if row.licence_id else "")
-    who = row.customer or (f"client {row.client_id}" if row.client_id else "")
+    """One skipped row in words: feed text (customer, product code) may be quoted; a Halo
+    licence is named by id and client id only (its product code may be Halo's text)."""
     where = f" (line {row.line})" if row.line is not None else ""
+    if row.licence_id is not None:
+        feed = f" for {row.customer} '{row.product_code}'" if row.line is not None else ""
+        return f"licence {row.licence_id} of client {row.client_id}{feed}{where}: {row.reason}"
+    what = f"'{row.product_code}'" if row.product_code else ""
+    who = row.customer or (f"client {row.client_id}" if row.client_id else "")
     return f"{who} {what}{where}: {row.reason}".strip()
 
 
@@ -205,7 +226,8 @@ async def plan_license_sync(
                           "remembered for next month's feed from the same distributor"),
     ] = None,
     cleanup: Annotated[bool, Field(strict=True, description="Delete Halo licences of matched customers whose "
-                                                            "product code is not in the feed")] = True,
+                                                            "product code is not in the feed - only active ones "
+                                                            "whose distributor is `distributor`")] = True,
     exclude_clients: Annotated[
         list[StrictStr | StrictInt] | None,
         Field(description="Customers to leave alone: feed customer names, Halo client names or Halo client ids"),
@@ -213,9 +235,17 @@ async def plan_license_sync(
     drop_zero_price_lines: Annotated[bool, Field(strict=True, description="Ignore feed lines priced 0 (their "
                                                                           "Halo licences are left as they are)")]
     = False,
-    distributor: Annotated[str, Field(strict=True, min_length=1, max_length=100,
-                                      description="Name of the feed's source, e.g. 'Pax8'; remembered mappings "
-                                                  "are kept per distributor")] = "distributor",
+    distributor: Annotated[str, Field(strict=True, min_length=1, max_length=100, pattern=r"\S",
+                                      description="Name of the feed's source, e.g. 'Pax8' - give it, and the same "
+                                                  "name every month. Licences this sync creates record it in "
+                                                  "Halo's distributor field; cleanup deletes only licences whose "
+                                                  "distributor equals it (case-insensitive); licences of another "
+                                                  "distributor are never changed or deleted, and those with none "
+                                                  "are adopted (stamped) when a feed line updates them, otherwise "
+                                                  "left alone and listed with a hint. Remembered mappings are "
+                                                  "kept per distributor. The default 'distributor' is kept for "
+                                                  "compatibility: it only owns licences stamped 'distributor'")]
+    = DEFAULT_DISTRIBUTOR,
     remember_mappings: Annotated[bool, Field(strict=True, description="Store the explicit mappings of this call "
                                                                       "for next month")] = True,
 ) -> LicenceSyncPlan:
@@ -228,7 +258,10 @@ async def plan_license_sync(
     and product code: create (no licence, seats > 0), update (quantity, price, billing cycle
     or term differ), delete (0 seats; or, with cleanup, a product not in the feed), nothing
     otherwise. Ambiguous and unmatched customers are skipped and listed with their best
-    candidates: resolve them with `mappings` and call again.
+    candidates: resolve them with `mappings` and call again. Licences are owned per
+    `distributor` (Halo's distributor field): creates are stamped with it, cleanup deletes
+    only its own active licences, another distributor's licences are never touched, and an
+    inactive licence with seats in the feed is reactivated rather than duplicated.
 
     It always returns a plan and writes nothing to Halo: show the user the matching table,
     actions and money per month, then apply_plan(plan_id). If Halo's clients or licences
@@ -262,13 +295,15 @@ async def plan_license_sync(
                             f"reading {what}: page {done}" + (f" of {total}" if total else ""))
         return on_page
 
+    distributor = distributor.strip()
     await _progress(ctx, 5, "reading every Halo client")
     what = "clients"
     try:
         clients = await halo.list_clients(include_inactive=True, on_page=pages("clients", 5, 35))
         await _progress(ctx, 40, f"read {len(clients)} clients; reading every software licence")
         what = "software licences"
-        licences = await halo.list_licences(on_page=pages("software licences", 40, 75))
+        # inactive ones too: a feed line for an ended licence reactivates it instead of duplicating it
+        licences = await halo.list_licences(include_inactive=True, on_page=pages("software licences", 40, 75))
     except HaloError as exc:
         raise ToolError(
             f"Could not read Halo's complete list of {what}, so no plan was built (a partial picture must "
@@ -280,7 +315,7 @@ async def plan_license_sync(
     try:
         decision = decide(feed.lines, clients, licences, threshold=match_threshold, margin=ambiguity_margin,
                           explicit=mappings, remembered=remembered, exclude=exclude_clients or (),
-                          cleanup=cleanup, drop_zero_price_lines=drop_zero_price_lines)
+                          cleanup=cleanup, drop_zero_price_lines=drop_zero_price_lines, distributor=distributor)
     except MappingProblem as exc:
         pairs = ", ".join(f"'{c}' -> {i}" for c, i in exc.problems)
         raise invalid("mappings", f"Halo has no client with the id(s) in {pairs}",
@@ -295,7 +330,7 @@ async def plan_license_sync(
     for action in decision.actions:
         step = add_step(plan, halo, f"{action.kind}_licence", action.summary, _step_params(action),
                         natural_key={"client_id": action.client_id, "product_code": action.product_code},
-                        group=action.client_name)
+                        group=f"client {action.client_id}")
         action_rows.append(ActionRow(
             step=step.index, kind=action.kind, client_id=action.client_id, client_name=action.client_name,
             customer=action.customer, product_code=action.product_code, licence_id=action.licence_id,
@@ -303,6 +338,10 @@ async def plan_license_sync(
             changes=[ChangeRow(field=c.field, before=_text(c.before), after=_text(c.after)) for c in action.changes]))
     skipped_rows = [SkippedRow(**s.model_dump()) for s in decision.skipped]
     plan.warnings = [*feed.warnings, *decision.warnings]
+    if distributor_key(distributor) == DEFAULT_DISTRIBUTOR and cleanup:
+        plan.warnings.append(f"distributor was not named: licences are stamped '{DEFAULT_DISTRIBUTOR}' and cleanup "
+                             f"deletes only licences stamped so; pass the distributor's real name (e.g. "
+                             f"distributor='Pax8') and use it every month")
     plan.skipped = [_skipped_text(r) for r in skipped_rows]
     plan.summary = _plan_summary(decision, distributor)
     journal.save_plan(plan)
@@ -322,6 +361,10 @@ async def plan_license_sync(
                      "Nothing has been written to Halo yet.")
     else:
         next_step = "Halo already matches the feed for every matched customer: nothing to apply."
+    left_alone = s.actions.get("left_alone", 0)
+    if left_alone:
+        next_step += (f" {left_alone} Halo licence(s) were left alone (another or no distributor, or inactive): "
+                      "they are listed in skipped with what to do.")
     if open_customers:
         next_step += (f" {open_customers} customer(s) are ambiguous or unmatched and were skipped: confirm their "
                       "Halo clients with the user and call again with mappings.")
