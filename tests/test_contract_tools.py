@@ -425,3 +425,37 @@ async def test_two_plans_for_the_same_contract_create_it_once(mcp_client):
     r = await call(mcp_client, "apply_plan", {"plan_id": second["plan_id"]})
     assert r.is_error and "already has contract" in text(r) and "nothing was sent" in text(r)
     assert len(api_writes(sb)) == 1
+
+
+# ---- money precision: what is previewed is what is sent ----------------------------------------
+
+
+@pytest.mark.parametrize(("over", "field"), [
+    ({"value": 1.239}, "value"),
+    ({"type": "Prepaid Hours", "billing_frequency": None, "value": None, "prepaid_hours": 10,
+      "hourly_rate": 150.125, "ref": "Acme - Prepaid Hours 2027"}, "hourly_rate"),
+])
+async def test_create_refuses_sub_cent_money_with_zero_requests(mcp_client, over, field):
+    args = {k: v for k, v in new_contract_args(mcp_client.sandbox.book, **over).items() if v is not None}
+    r = await call(mcp_client, "create_contract", {**args, "dry_run": True})
+    assert r.is_error and f"Invalid '{field}'" in text(r) and "more than 2 decimal places" in text(r)
+    assert "Fix: round it to 2 decimal places" in text(r)
+    assert len(mcp_client.sandbox.log) == 0
+
+
+async def test_create_sends_exactly_the_previewed_value(mcp_client):
+    sb = mcp_client.sandbox
+    d = data(await call(mcp_client, "create_contract", new_contract_args(sb.book, value=1.24, dry_run=True)))
+    assert d["value"] == "1.24"
+    data(await call(mcp_client, "apply_plan", {"plan_id": d["plan_id"]}))
+    (post,) = api_writes(sb)
+    assert post.body[0]["periodchargeamount"] == d["plan"]["steps"][0]["request"]["body"][0]["periodchargeamount"]
+    assert float(post.body[0]["periodchargeamount"]) == 1.24
+
+
+@pytest.mark.parametrize("changes", [{"value": 99.999}, {"hourly_rate": 0.001}])
+async def test_update_refuses_sub_cent_money_with_zero_requests(mcp_client, changes):
+    cid = mcp_client.sandbox.book.contracts_by_status["Active"][0]
+    r = await call(mcp_client, "update_contract", {"contract_id": cid, "changes": changes})
+    assert r.is_error and "more than 2 decimal places" in text(r)
+    assert len(mcp_client.sandbox.log) == 0

@@ -204,3 +204,15 @@ async def test_lost_recurring_invoice_create_is_found_again(mcp_client):
     assert [p.path for p in api_writes(sb)] == ["/api/RecurringInvoice", "/api/RecurringInvoice/Lines"]
     listed = data(await call(mcp_client, "list_recurring_items", {"contract_id": created["contract_id"]}))
     assert len(listed["recurring_invoice_ids"]) == 1 and len(listed["items"]) == 1
+
+
+@pytest.mark.parametrize(("item", "field"), [
+    ({"unit_price": 9.12345}, "unit_price"),
+    ({"quantity": 1.00005}, "quantity"),
+])
+async def test_items_refuse_more_than_four_decimals_with_zero_requests(mcp_client, item, field):
+    r = await call(mcp_client, "add_recurring_items", {"contract_id": 1001, "items": [{**ITEM, **item}]})
+    assert r.is_error and f"items[0].{field}" in text(r) and "more than 4 decimal places" in text(r)
+    r = await call(mcp_client, "update_recurring_item", {"item_id": 1, "contract_id": 1001, "changes": item})
+    assert r.is_error and f"changes.{field}" in text(r) and "more than 4 decimal places" in text(r)
+    assert len(mcp_client.sandbox.log) == 0

@@ -6,7 +6,8 @@ block a write.
 
 Contract rules (create, and the merged contract after an update):
 ref required and not blank; client required; type and status known to the tenant's code
-maps; start date required; end date not before the start; value >= 0; billing frequency
+maps; start date required; end date not before the start; value >= 0 with at most 2 decimal
+places (and so is ``hourly_rate``: what is shown is what is sent); billing frequency
 known; the next invoice date inside the contract's dates; term months >= 1; prepay expiry
 months >= 0; a Prepaid Hours contract needs hours > 0 and a rate (``hourly_rate``: the value
 becomes hours x rate; when value and rate are both given they must agree to the cent);
@@ -14,8 +15,13 @@ becomes hours x rate; when value and rate are both given they must agree to the 
 
 Status changes follow :data:`STATUS_TRANSITIONS` (see :func:`check_transition`).
 
-Recurring item rules: description required; quantity > 0; unit price >= 0; frequency
-override known; item dates inside the contract's dates and the end not before the start.
+Recurring item rules: description required; quantity > 0 with at most 4 decimal places;
+unit price >= 0 with at most 4 decimal places; frequency override known; item dates inside
+the contract's dates and the end not before the start.
+
+Wording: rules quote values the caller gives; values read from Halo (a contract's ref, the
+client's name) are not quoted where the caller did not give them (``quote_halo=False``), since
+Halo's free text is data, not the tool's own words.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from halo_contracts.config import CodeMaps
@@ -76,6 +82,36 @@ class Report:
 
 def _same(a: str | None, b: str | None) -> bool:
     return (a or "").strip().casefold() == (b or "").strip().casefold()
+
+
+# ---- precision ---------------------------------------------------------------------------------
+
+MONEY_PLACES = 2  # contract value, hourly rate: cents
+PRICE_PLACES = 4  # recurring unit price
+QUANTITY_PLACES = 4  # recurring quantity
+
+
+def too_precise(value: Decimal | None, places: int) -> bool:
+    """True when ``value`` has more than ``places`` significant decimal places (1.2300 has 2)."""
+    if value is None or not isinstance(value, Decimal) or not value.is_finite():
+        return False
+    try:
+        return value != value.quantize(Decimal(1).scaleb(-places))
+    except InvalidOperation:  # more digits than the context holds: far too precise to be money
+        return True
+
+
+def precision_issue(fld: str, value: Decimal | None, places: int, what: str) -> Issue | None:
+    """The rule "at most N decimal places" for one figure: field, rule and fix, or None."""
+    if not too_precise(value, places):
+        return None
+    try:
+        rounded = value.quantize(Decimal(1).scaleb(-places), rounding="ROUND_HALF_UP")
+        example = f", e.g. {rounded}"
+    except InvalidOperation:
+        example = ""
+    return Issue(fld, f"{what} {value} has more than {places} decimal places (Halo would store a different "
+                      "figure from the one shown)", f"round it to {places} decimal places{example}")
 
 
 # ---- status transitions --------------------------------------------------------------------
@@ -155,18 +191,25 @@ def check_transition(old: str | None, new: str | None, *, old_end: date | None, 
 _REF_FORM = re.compile(r"^\s*(?P<client>\S.*?)\s+-\s+(?P<what>\S.*?)\s+(?P<year>(19|20)\d{2})\s*$")
 
 
-def ref_form_warning(ref: str, client_name: str | None, type_name: str | None, start: date | None) -> Issue | None:
-    """The guide's naming practice: "Client - Type Year"."""
-    example = f"{client_name or 'Client'} - {type_name or 'Type'} {(start or date.today()).year}"
+def ref_form_warning(ref: str, client_name: str | None, type_name: str | None, start: date | None, *,
+                     quote_halo: bool = True) -> Issue | None:
+    """The guide's naming practice: "Client - Type Year".
+
+    ``quote_halo=False``: the ref and the client's name were read from Halo, so the wording
+    does not quote them (the caller's own new ref is checked with ``quote_halo=True``)."""
+    year = (start or date.today()).year
+    client_label = client_name if (client_name and quote_halo) else "<client name>"
+    example = f"{client_label} - {type_name or 'Type'} {year}"
     m = _REF_FORM.match(ref or "")
     if not m:
-        return Issue("ref", f"'{ref}' is not in the 'Client - Type Year' form",
+        what = f"'{ref}'" if quote_halo else "the reference"
+        return Issue("ref", f"{what} is not in the 'Client - Type Year' form",
                      f"consider a reference like '{example}'")
     if client_name:
         a, b = m.group("client").casefold(), client_name.casefold()
         if a not in b and b not in a:
-            return Issue("ref", f"the reference starts with '{m.group('client')}', not the client's name",
-                         f"consider '{example}'")
+            start_words = f"starts with '{m.group('client')}', not" if quote_halo else "does not start with"
+            return Issue("ref", f"the reference {start_words} the client's name", f"consider '{example}'")
     return None
 
 
@@ -179,8 +222,10 @@ def contract_state(c: Contract) -> ContractFields:
 
 
 def check_contract(c: ContractFields, codes: CodeMaps, *, today: date, client_name: str | None = None,
-                   hourly_rate: Decimal | None = None) -> Report:
-    """Every rule for a whole contract (a new one, or the merged contract after an update)."""
+                   hourly_rate: Decimal | None = None, quote_halo: bool = True) -> Report:
+    """Every rule for a whole contract (a new one, or the merged contract after an update).
+
+    ``quote_halo=False`` when the ref and client name were read from Halo (an update)."""
     r = Report()
     if c.client_id is None:
         r.error("client_id", "a contract needs a client", "pass client_id (find it with find_clients)")
@@ -204,6 +249,10 @@ def check_contract(c: ContractFields, codes: CodeMaps, *, today: date, client_na
                 "set end_date on or after start_date, or leave it out for an open-ended contract")
     if c.value is not None and c.value < 0:
         r.error("value", f"the value {c.value} is negative", "give a value of 0 or more")
+    for issue in (precision_issue("value", c.value, MONEY_PLACES, "the value"),
+                  precision_issue("hourly_rate", hourly_rate, MONEY_PLACES, "the hourly rate")):
+        if issue:
+            r.errors.append(issue)
     if c.billing_frequency is not None and codes.billing_period_code(c.billing_frequency) is None:
         r.error("billing_frequency", f"'{c.billing_frequency}' is not a billing frequency this Halo knows",
                 f"use one of: {', '.join(codes.billing_period_names)}")
@@ -250,7 +299,7 @@ def check_contract(c: ContractFields, codes: CodeMaps, *, today: date, client_na
         r.warn("end_date", "the contract has no end date (open-ended)",
                "set end_date so the contract comes up for review and renewal")
     if c.ref and c.ref.strip():
-        w = ref_form_warning(c.ref, client_name, c.type, c.start_date)
+        w = ref_form_warning(c.ref, client_name, c.type, c.start_date, quote_halo=quote_halo)
         if w:
             r.warnings.append(w)
     if c.sla_id is None and live:
@@ -332,8 +381,10 @@ def check_contract_update(existing: Contract, changes: ContractFields, codes: Co
                      "pass prepaid_hours together with hourly_rate, or give value (the price of the block)")
     changed = {k: (getattr(before, k), v) for k, v in given.items() if not _equal(getattr(before, k), v)}
     merged = before.model_copy(update={k: v for k, (_, v) in changed.items()})
-    report_merged = check_contract(merged, codes, today=today, client_name=client_name, hourly_rate=hourly_rate)
-    report_before = check_contract(before, codes, today=today, client_name=client_name)
+    # the contract's ref and client name come from Halo: the wording does not quote them
+    report_merged = check_contract(merged, codes, today=today, client_name=client_name, hourly_rate=hourly_rate,
+                                   quote_halo=False)
+    report_before = check_contract(before, codes, today=today, client_name=client_name, quote_halo=False)
     old_errors = {e.key for e in report_before.errors}
     old_warnings = {w.key for w in report_before.warnings}
     touched = set(given) | ({"value"} if hourly_rate is not None else set())
@@ -379,6 +430,10 @@ def check_item(item: RecurringItemFields, contract: ContractDates, codes: CodeMa
     if item.unit_price is None or item.unit_price < 0:
         r.error(f"{prefix}unit_price", f"the unit price must be 0 or more (got {item.unit_price})",
                 "give the price per unit per billing period")
+    for issue in (precision_issue(f"{prefix}quantity", item.quantity, QUANTITY_PLACES, "the quantity"),
+                  precision_issue(f"{prefix}unit_price", item.unit_price, PRICE_PLACES, "the unit price")):
+        if issue:
+            r.errors.append(issue)
     if item.billing_frequency is not None and codes.billing_period_code(item.billing_frequency) is None:
         r.error(f"{prefix}billing_frequency", f"'{item.billing_frequency}' is not a billing frequency this Halo knows",
                 f"use one of: {', '.join(codes.billing_period_names)}, or leave it out to use the contract's")

@@ -14,16 +14,28 @@ and writing its answer):
    gone. A ``done`` step is never sent again.
 
 A step that Halo refused (``failed``) stops the run too; later steps may depend on it.
-Applying again retries it. Before a create is first sent, a handler may guard it: a contract
-whose client and ref already exist in Halo (created after the plan was built) is not created
-again; the step fails and says which contract exists.
+Applying again retries it. A delete Halo answers with 404 (the object is already gone) is
+done. Before a create is first sent, a handler may check Halo: a contract whose client and ref
+already exist (created after the plan was built) is not created again (the step fails and says
+which contract exists); a contract that has a recurring invoice by now gets no second one (the
+step reuses it, so later steps' ``$step:N.id`` refer to it). Such checks and their send run one
+at a time per object in this process (``StepHandler.lock_key``).
+
+A plan that was never applied is refused once it is older than ``models.PLAN_LIFETIME``
+(``PlanExpired``: plan again); a plan already partly applied is always finished.
 Applying a plan whose steps are all done sends nothing and says so.
+
+The executor's own messages name steps by number and kind, never by their summaries or
+groups (which may quote text read from Halo); Halo's text appears only as a step's error.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from weakref import WeakValueDictionary
 
@@ -34,7 +46,7 @@ from halo_contracts.halo.client import HaloClient
 from halo_contracts.halo.errors import HaloError, HaloNotFound, HaloUnknownOutcome
 from halo_contracts.plans.journal import Journal
 from halo_contracts.plans.models import Plan, Step
-from halo_contracts.plans.steps import HANDLERS, UnresolvedReference, is_delete, preview, resolve
+from halo_contracts.plans.steps import HANDLERS, StepHandler, UnresolvedReference, is_delete, preview, resolve
 
 log = logging.getLogger("halo_contracts.plans")
 
@@ -44,6 +56,22 @@ Progress = Callable[[int, int, str], Awaitable[None]]
 
 class PlanNotFound(LookupError):
     """No plan with this id in the journal."""
+
+
+class PlanExpired(RuntimeError):
+    """The plan was never applied and is older than its lifetime: plan again."""
+
+    def __init__(self, plan: Plan, *, now: datetime, lifetime: timedelta | None = None) -> None:
+        self.plan_id = plan.id
+        self.tool = plan.tool
+        self.built = plan.built_at()
+        self.expired_at = plan.expires_at(lifetime)
+        days = max(0, (now - self.built).days)
+        self.rule = (f"plan {plan.id} was built on {self.built.isoformat(timespec='minutes')} ({days} day(s) ago) "
+                     f"and expired on {self.expired_at.isoformat(timespec='minutes')}; a plan that was never "
+                     "applied is not started after that, because Halo may have changed since it was built")
+        self.fix = (f"plan again: call {plan.tool} again (dry_run=true to preview) and apply the new plan_id")
+        super().__init__(f"{self.rule}. Fix: {self.fix}.")
 
 
 class ApplyOutcome(BaseModel):
@@ -56,6 +84,7 @@ class ApplyOutcome(BaseModel):
     already_applied: bool = False  # every step was done before this run: nothing was sent
     sent: int = 0  # requests sent by this run (writes only)
     settled: int = 0  # steps whose lost answer this run settled by natural key
+    reused: int = 0  # create steps that used an object made after the plan was built instead
     message: str = ""
 
     @property
@@ -72,11 +101,11 @@ _FINISHED = ("done", "skipped")
 _locks: WeakValueDictionary[str, anyio.Lock] = WeakValueDictionary()
 
 
-def _lock_for(plan_id: str) -> anyio.Lock:
-    lock = _locks.get(plan_id)
+def _lock_for(key: str) -> anyio.Lock:
+    lock = _locks.get(key)
     if lock is None:
         lock = anyio.Lock()
-        _locks[plan_id] = lock
+        _locks[key] = lock
     return lock
 
 
@@ -84,7 +113,8 @@ def _created(plan: Plan) -> dict[str, list[int]]:
     created: dict[str, list[int]] = {}
     for step in plan.steps:
         handler = HANDLERS.get(step.kind)
-        if step.status != "done" or handler is None or handler.creates is None or not step.result:
+        if step.status != "done" or handler is None or handler.creates is None or not step.result \
+                or step.result.get("reused"):
             continue
         ids = step.result.get("ids")
         if ids is None:
@@ -93,7 +123,17 @@ def _created(plan: Plan) -> dict[str, list[int]]:
     return created
 
 
-def _outcome(plan: Plan, *, resumed_from: int, sent: int, settled: int, already: bool = False) -> ApplyOutcome:
+def _kind_words(step: Step) -> str:
+    return step.kind.replace("_", " ")
+
+
+def _sentence(text: str) -> str:
+    text = " ".join((text or "").split())
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _outcome(plan: Plan, *, resumed_from: int, sent: int, settled: int, reused: int = 0,
+             already: bool = False) -> ApplyOutcome:
     done = sum(1 for s in plan.steps if s.status == "done")
     skipped = sum(1 for s in plan.steps if s.status == "skipped")
     failed = sum(1 for s in plan.steps if s.status in ("failed", "unknown", "sending"))
@@ -105,20 +145,24 @@ def _outcome(plan: Plan, *, resumed_from: int, sent: int, settled: int, already:
         message = f"Plan {plan.id} applied: {done} of {total} steps done."
         if settled:
             message += f" {settled} step(s) with a lost answer were found in Halo and not sent again."
+        if reused:
+            message += (f" {reused} step(s) used an object that appeared in Halo after the plan was built instead "
+                        "of creating another (see the step notes).")
     else:
         stop = next(s for s in plan.steps if s.status not in _FINISHED)
         if stop.status == "unknown":
-            what = (f"Halo's answer was lost ({stop.error}), so it is unknown whether it took effect. Run "
-                    "apply_plan again with the same plan_id: the object is looked up before anything is re-sent.")
+            what = (f"Halo's answer was lost ({' '.join((stop.error or 'no details').split()).rstrip('.')}), so it "
+                    "is unknown whether it took effect. Run apply_plan again with the same plan_id: the object is "
+                    "looked up before anything is re-sent.")
         elif stop.status == "failed":
-            what = f"it failed: {stop.error}"
+            what = "It failed: " + _sentence(stop.error or "no details")
         else:
-            what = "it was not run."
+            what = "It was not run."
         later = sum(1 for s in plan.steps if s.index > stop.index and s.status == "pending")
-        message = (f"Plan {plan.id} stopped at step {stop.index + 1} of {total} ('{stop.summary}'): {what} "
-                   f"{done} step(s) done" + (f"; {later} later step(s) not sent yet." if later else "."))
+        message = (f"Plan {plan.id} stopped at step {stop.index + 1} of {total} ({_kind_words(stop)}). {what} "
+                   f"{done} of {total} step(s) done" + (f"; {later} later step(s) not sent yet." if later else "."))
     return ApplyOutcome(plan=plan, done=done, failed=failed, skipped=skipped, resumed_from=resumed_from,
-                        created=_created(plan), already_applied=already, sent=sent, settled=settled,
+                        created=_created(plan), already_applied=already, sent=sent, settled=settled, reused=reused,
                         message=message)
 
 
@@ -139,10 +183,28 @@ def _safe_preview(halo: HaloClient, kind: str, params: dict[str, Any]) -> dict[s
         return {"operation": HANDLERS[kind].operation, "params": params}
 
 
-async def apply_plan(plan_id: str, *, journal: Journal, halo: HaloClient,
-                     progress: Progress | None = None) -> ApplyOutcome:
+@dataclass
+class _Run:
+    plan: Plan
+    journal: Journal
+    halo: HaloClient
+    progress: Progress | None
+    results: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    sent: int = 0
+    settled: int = 0
+    reused: int = 0
+
+    def save(self, step: Step) -> None:
+        self.journal.save_step(self.plan.id, step)
+
+
+async def apply_plan(plan_id: str, *, journal: Journal, halo: HaloClient, progress: Progress | None = None,
+                     now: datetime | None = None, lifetime: timedelta | None = None) -> ApplyOutcome:
     """Run every unfinished step of the plan; resume after a crash; never repeat a done step;
-    settle an ``unknown`` step by looking its object up by natural key before re-sending."""
+    settle an ``unknown`` step by looking its object up by natural key before re-sending.
+
+    Raises ``PlanNotFound``, and ``PlanExpired`` for a plan that was never applied and is older
+    than ``lifetime`` (default ``models.PLAN_LIFETIME``); nothing is sent then."""
     async with _lock_for(plan_id):
         plan = journal.get_plan(plan_id)
         if plan is None:
@@ -154,108 +216,140 @@ async def apply_plan(plan_id: str, *, journal: Journal, halo: HaloClient,
                 journal.set_plan_status(plan_id, "applied")
                 plan.status = "applied"
             return _outcome(plan, resumed_from=total, sent=0, settled=0, already=True)
+        now = now or datetime.now(UTC)
+        if plan.expired(now, lifetime):
+            raise PlanExpired(plan, now=now, lifetime=lifetime)
 
         journal.set_plan_status(plan_id, "applying")
         plan.status = "applying"
-        results: dict[int, dict[str, Any] | None] = {s.index: s.result for s in plan.steps if s.status == "done"}
-        sent = settled = 0
+        run = _Run(plan, journal, halo, progress,
+                   results={s.index: s.result for s in plan.steps if s.status == "done"})
 
         for step in plan.steps:
             if step.status in _FINISHED:
                 continue
             handler = HANDLERS[step.kind]
             try:
-                params = resolve(step.params, results)
-                key = resolve(step.natural_key, results)
+                params = resolve(step.params, run.results)
+                key = resolve(step.natural_key, run.results)
             except UnresolvedReference as exc:
                 step.status, step.error = "failed", f"cannot run: {exc}"
-                journal.save_step(plan_id, step)
+                run.save(step)
                 break
-
-            earlier: dict[str, Any] | None = None
-            if step.status in ("sending", "unknown"):
-                try:
-                    settlement = await handler.settle(halo, params, key)
-                except HaloError as exc:
-                    step.status = "unknown"
-                    step.error = f"could not check in Halo whether this step took effect: {exc}"
-                    journal.save_step(plan_id, step)
-                    break
-                step.note = settlement.note
-                if settlement.resend is None:
-                    step.status, step.result, step.error = "done", settlement.result, None
-                    journal.save_step(plan_id, step)
-                    results[step.index] = step.result
-                    settled += 1
-                    await _step_progress(progress, plan, step)
-                    continue
-                earlier, params = settlement.result, settlement.resend
-
-            elif handler.guard is not None:
-                try:
-                    reason = await handler.guard(halo, params, key)
-                except HaloError as exc:
-                    reason = f"could not check Halo before sending: {exc}"
-                if reason:
-                    step.status, step.error = "failed", reason
-                    journal.save_step(plan_id, step)
-                    break
-
-            # Mark "sending" (committed) before the request leaves.
-            step.sent = _safe_preview(halo, step.kind, params)
-            step.status, step.error = "sending", None
-            step.attempts += 1
-            journal.save_step(plan_id, step)
-            sent += 1
-            try:
-                result = await handler.send(halo, params)
-            except HaloUnknownOutcome as exc:
-                step.status, step.error = "unknown", str(exc)
-                journal.save_step(plan_id, step)
+            async with AsyncExitStack() as stack:
+                lock_key = handler.lock_key(params, key) if handler.lock_key is not None else None
+                if lock_key is not None:
+                    await stack.enter_async_context(_lock_for(f"object:{lock_key}"))
+                go_on = await _run_step(run, step, handler, params, key)
+            if not go_on:
                 break
-            except HaloNotFound as exc:
-                if is_delete(step.kind) and step.attempts > 1:
-                    result = {"id": params.get("licence_id"), "deleted": True}
-                    step.note = "already gone when the delete was sent again"
-                else:
-                    step.status, step.error = "failed", str(exc)
-                    journal.save_step(plan_id, step)
-                    break
-            except HaloError as exc:
-                step.status, step.error = "failed", str(exc)
-                journal.save_step(plan_id, step)
-                break
-            except Exception as exc:
-                # Not a Halo answer we understand (a bug): whether the write happened is unknown.
-                step.status, step.error = "unknown", f"unexpected {type(exc).__name__} while sending"
-                journal.save_step(plan_id, step)
-                raise
-            if earlier:
-                result = handler.merge(earlier, result)
-            step.status, step.result, step.error = "done", result, None
-            journal.save_step(plan_id, step)
-            results[step.index] = result
-            await _step_progress(progress, plan, step)
 
         finished = all(s.status in _FINISHED for s in plan.steps)
         any_done = any(s.status == "done" for s in plan.steps)
         plan.status = "applied" if finished else ("partial" if any_done else "failed")
         journal.set_plan_status(plan_id, plan.status)
-        return _outcome(plan, resumed_from=first, sent=sent, settled=settled)
+        return _outcome(plan, resumed_from=first, sent=run.sent, settled=run.settled, reused=run.reused)
+
+
+async def _finish(run: _Run, step: Step, result: dict[str, Any] | None) -> None:
+    step.status, step.result, step.error = "done", result, None
+    run.save(step)
+    run.results[step.index] = result
+    await _step_progress(run.progress, run.plan, step)
+
+
+async def _run_step(run: _Run, step: Step, handler: StepHandler, params: dict[str, Any],
+                    key: dict[str, Any]) -> bool:
+    """Settle, check, send and record one step. False: the run stops here."""
+    halo = run.halo
+    earlier: dict[str, Any] | None = None
+    if step.status in ("sending", "unknown"):
+        try:
+            settlement = await handler.settle(halo, params, key)
+        except HaloError as exc:
+            step.status = "unknown"
+            step.error = f"could not check in Halo whether this step took effect: {exc}"
+            run.save(step)
+            return False
+        step.note = settlement.note
+        if settlement.resend is None:
+            run.settled += 1
+            await _finish(run, step, settlement.result)
+            return True
+        earlier, params = settlement.result, settlement.resend
+    else:
+        if handler.guard is not None:
+            try:
+                reason = await handler.guard(halo, params, key)
+            except HaloError as exc:
+                reason = f"could not check Halo before sending: {exc}"
+            if reason:
+                step.status, step.error = "failed", reason
+                run.save(step)
+                return False
+        if handler.reuse is not None:
+            try:
+                found = await handler.reuse(halo, params, key)
+            except HaloError as exc:
+                step.status, step.error = "failed", f"could not check Halo before sending: {exc}"
+                run.save(step)
+                return False
+            if found is not None:
+                step.note = found.note
+                run.reused += 1
+                await _finish(run, step, found.result)
+                return True
+
+    # Mark "sending" (committed) before the request leaves.
+    step.sent = _safe_preview(halo, step.kind, params)
+    step.status, step.error = "sending", None
+    step.attempts += 1
+    run.save(step)
+    run.sent += 1
+    try:
+        result = await handler.send(halo, params)
+    except HaloUnknownOutcome as exc:
+        step.status, step.error = "unknown", str(exc)
+        run.save(step)
+        return False
+    except HaloNotFound as exc:
+        if not is_delete(step.kind):
+            step.status, step.error = "failed", str(exc)
+            run.save(step)
+            return False
+        # the object is not there (deleted out of band, or by an earlier attempt): the delete is done
+        result = {"id": params.get("licence_id"), "deleted": True, "already_gone": True}
+        step.note = "already gone: Halo answered 404 Not Found, so nothing was deleted by this step"
+    except HaloError as exc:
+        step.status, step.error = "failed", str(exc)
+        run.save(step)
+        return False
+    except Exception as exc:
+        # Not a Halo answer we understand (a bug): whether the write happened is unknown.
+        step.status, step.error = "unknown", f"unexpected {type(exc).__name__} while sending"
+        run.save(step)
+        raise
+    if earlier:
+        result = handler.merge(earlier, result)
+    await _finish(run, step, result)
+    return True
 
 
 async def _step_progress(progress: Progress | None, plan: Plan, step: Step) -> None:
+    """Progress per step and per group, in the executor's own words: step number and kind,
+    group number (summaries and group names may quote Halo's text, so they are not echoed)."""
     total = len(plan.steps)
     done = sum(1 for s in plan.steps if s.status in _FINISHED)
-    await _report(progress, done, total, f"Step {step.index + 1}/{total} done: {step.summary}")
+    await _report(progress, done, total, f"Step {step.index + 1} of {total} done ({_kind_words(step)}).")
     if step.group:
         members = [s for s in plan.steps if s.group == step.group]
         if all(s.status in _FINISHED for s in members):
-            groups = []
+            groups: list[str] = []
             for s in plan.steps:
                 if s.group and s.group not in groups:
                     groups.append(s.group)
             complete = sum(1 for g in groups
                            if all(s.status in _FINISHED for s in plan.steps if s.group == g))
             await _report(progress, done, total,
-                          f"Group '{step.group}' complete ({complete} of {len(groups)} groups).")
+                          f"Group {groups.index(step.group) + 1} of {len(groups)} complete "
+                          f"({complete} of {len(groups)} groups done).")

@@ -8,12 +8,16 @@ building. ``plans.executor.apply_plan`` runs the steps through the journal.
 Step parameters may refer to the result of an earlier step with a reference string
 ``"$step:<index>.<field>"`` (e.g. ``"$step:0.id"`` for the contract created by step 0);
 the executor substitutes them before the step runs.
+
+A plan has a stated lifetime (:data:`PLAN_LIFETIME`): ``apply_plan`` refuses to *start* a plan
+older than that (Halo may have moved on since it was built: a stale licence-sync plan would
+roll quantities back), but a plan already partly applied may always be finished.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +38,13 @@ StepKind = Literal[
 # Both are settled by natural key before anything is re-sent (plans/executor.py).
 StepStatus = Literal["pending", "sending", "done", "failed", "unknown", "skipped"]
 PlanStatus = Literal["planned", "applying", "applied", "failed", "partial"]
+
+# How long a plan may wait before it is first applied. Older plans are refused (plan again);
+# a plan already partly applied may still be finished whatever its age.
+PLAN_LIFETIME = timedelta(days=7)
+
+# Step statuses after which something may have changed in Halo.
+_EFFECT = ("done", "sending", "unknown")
 
 
 class Step(BaseModel):
@@ -74,6 +85,30 @@ class Plan(BaseModel):
                     natural_key=natural_key or {}, request=request, group=group)
         self.steps.append(step)
         return step
+
+    @property
+    def started(self) -> bool:
+        """Whether any step may already have changed Halo (done, or sent with the answer lost).
+        A step Halo refused changed nothing, so it does not count."""
+        return any(s.status in _EFFECT for s in self.steps)
+
+    @property
+    def finished(self) -> bool:
+        return all(s.status in ("done", "skipped") for s in self.steps)
+
+    def built_at(self) -> datetime:
+        """``created_at`` as an aware UTC datetime (old journal rows may be naive)."""
+        at = self.created_at
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+    def expires_at(self, lifetime: timedelta | None = None) -> datetime:
+        """After this moment the plan is not started any more (see :data:`PLAN_LIFETIME`)."""
+        return self.built_at() + (PLAN_LIFETIME if lifetime is None else lifetime)
+
+    def expired(self, now: datetime | None = None, lifetime: timedelta | None = None) -> bool:
+        """True when applying would be refused: past its lifetime and nothing applied yet."""
+        now = now or datetime.now(UTC)
+        return not self.started and not self.finished and now > self.expires_at(lifetime)
 
     @staticmethod
     def ref(index: int, field: str = "id") -> str:

@@ -54,6 +54,14 @@ class StepHandler:
     # Checked before a step is first sent: a reason not to send it (e.g. the object already
     # exists, created by someone else after the plan was built), or None.
     guard: Callable[[HaloClient, dict[str, Any], dict[str, Any]], Awaitable[str | None]] | None = None
+    # Checked before a step is sent (not when settling a lost answer): an object that already
+    # does what the step would create (made after the plan was built, e.g. by another plan),
+    # to be used instead of creating a second one: ``Settlement(result, None, note)``, or None.
+    reuse: Callable[[HaloClient, dict[str, Any], dict[str, Any]], Awaitable[Settlement | None]] | None = None
+    # The object the step's check-then-send is about (e.g. "one recurring invoice per
+    # contract"): steps with the same key are run one at a time in this process, so two plans
+    # applied at once cannot both pass the check and both create.
+    lock_key: Callable[[dict[str, Any], dict[str, Any]], str | None] | None = None
 
 
 def _same_text(a: str | None, b: str | None) -> bool:
@@ -109,6 +117,12 @@ async def _guard_create_contract(halo: HaloClient, p: dict[str, Any], key: dict[
             "another ref")
 
 
+def _contract_lock(p: dict[str, Any], key: dict[str, Any]) -> str | None:
+    client_id = key.get("client_id", p["fields"].get("client_id"))
+    ref = " ".join(str(key.get("ref", p["fields"].get("ref")) or "").split()).casefold()
+    return f"contract:{client_id}:{ref}"
+
+
 def _update_contract_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return (int(p["contract_id"]), ContractFields.model_validate(p["fields"])), {}
 
@@ -144,6 +158,24 @@ async def _settle_create_ri(halo: HaloClient, p: dict[str, Any], key: dict[str, 
             return Settlement({"id": ri.id, "contract_id": ri.contract_id}, None,
                               f"found recurring invoice {ri.id} of contract {contract_id}")
     return Settlement(None, p, "no recurring invoice found for the contract; sent again")
+
+
+async def _reuse_ri(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement | None:
+    """A contract has one recurring invoice. The plan was built when the contract had none; if
+    one exists now (another plan, or someone in Halo, made it since), the step uses it: the
+    plan's ``$step:N.id`` then refers to it and its lines go there, instead of a second
+    recurring invoice billing the same contract."""
+    contract_id = int(key.get("contract_id", p["contract_id"]))
+    invoices = await halo.list_recurring_invoices(contract_id=contract_id, include_lines=False)
+    ri = next((ri for ri in invoices if ri.contract_id == contract_id), None)  # the first, as add_recurring_items
+    if ri is None:
+        return None
+    return Settlement({"id": ri.id, "contract_id": ri.contract_id, "reused": True}, None,
+                      f"reused recurring invoice {ri.id} created after the plan was built")
+
+
+def _ri_lock(p: dict[str, Any], key: dict[str, Any]) -> str | None:
+    return f"recurring_invoice:contract:{key.get('contract_id', p.get('contract_id'))}"
 
 
 def _add_lines_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -256,10 +288,10 @@ HANDLERS: dict[str, StepHandler] = {
     h.kind: h
     for h in (
         StepHandler("create_contract", "create_contract", "contract", _create_contract, _settle_create_contract,
-                    _create_contract_args, guard=_guard_create_contract),
+                    _create_contract_args, guard=_guard_create_contract, lock_key=_contract_lock),
         StepHandler("update_contract", "update_contract", None, _update_contract, _resend, _update_contract_args),
         StepHandler("create_recurring_invoice", "create_recurring_invoice", "recurring_invoice", _create_ri,
-                    _settle_create_ri, _create_ri_args),
+                    _settle_create_ri, _create_ri_args, reuse=_reuse_ri, lock_key=_ri_lock),
         StepHandler("add_recurring_lines", "add_recurring_lines", "recurring_item", _add_lines, _settle_add_lines,
                     _add_lines_args, _merge_lines),
         StepHandler("update_recurring_line", "update_recurring_line", None, _update_line, _resend,

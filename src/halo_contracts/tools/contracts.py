@@ -23,10 +23,12 @@ from halo_contracts.domain.drafts import ContractFields
 from halo_contracts.domain.models import Contract, RecurringItem
 from halo_contracts.domain.money import annualised, cents, monthly_equivalent
 from halo_contracts.domain.validation import (
+    MONEY_PLACES,
     PREPAID,
     Report,
     check_contract_update,
     check_new_contract,
+    precision_issue,
 )
 from halo_contracts.halo.client import ContractQuery
 from halo_contracts.halo.errors import HaloNotFound
@@ -457,8 +459,8 @@ async def create_contract(
                                                       "Active")] = None,
     end_date: Annotated[IsoDate | None, Field(description="Last day of the contract")] = None,
     billing_frequency: Annotated[Name | None, Field(description="Monthly, Quarterly or Annual")] = None,
-    value: Annotated[Number | None, Field(description="Charge per billing period; for Prepaid Hours the price "
-                                                      "of the block")] = None,
+    value: Annotated[Number | None, Field(description="Charge per billing period (at most 2 decimals); for "
+                                                      "Prepaid Hours the price of the block")] = None,
     notes: Annotated[str | None, Field(strict=True, max_length=4000, description="Free-text note")] = None,
     sla_id: Annotated[int | None, Field(strict=True, gt=0, description="SLA id")] = None,
     site_id: Annotated[int | None, Field(strict=True, gt=0, description="Client site id")] = None,
@@ -466,8 +468,8 @@ async def create_contract(
                                                                    "(inside the contract's dates)")] = None,
     term_months: Annotated[int | None, Field(strict=True, ge=1, le=240, description="Term in months")] = None,
     prepaid_hours: Annotated[Number | None, Field(description="Prepaid Hours: hours in the block")] = None,
-    hourly_rate: Annotated[Number | None, Field(description="Prepaid Hours: rate per hour; the value becomes "
-                                                            "hours x rate")] = None,
+    hourly_rate: Annotated[Number | None, Field(description="Prepaid Hours: rate per hour (at most 2 decimals); "
+                                                            "the value becomes hours x rate")] = None,
     prepay_expiry_months: Annotated[int | None, Field(strict=True, ge=0, le=120,
                                                       description="Prepaid Hours: months until purchased "
                                                                   "hours expire (0 = never)")] = None,
@@ -548,14 +550,16 @@ class ContractChanges(ArgModel):
     start_date: IsoDate | None = None
     end_date: IsoDate | None = None
     billing_frequency: Name | None = None
-    value: Number | None = Field(default=None, description="charge per billing period (Prepaid Hours: block price)")
+    value: Number | None = Field(default=None, description="charge per billing period, at most 2 decimals "
+                                                           "(Prepaid Hours: block price)")
     notes: Annotated[str | None, Field(max_length=4000)] = None
     sla_id: Annotated[int | None, Field(gt=0)] = None
     site_id: Annotated[int | None, Field(gt=0)] = None
     next_invoice_date: IsoDate | None = None
     term_months: Annotated[int | None, Field(ge=1, le=240)] = None
     prepaid_hours: Number | None = None
-    hourly_rate: Number | None = Field(default=None, description="Prepaid Hours: the value becomes hours x rate")
+    hourly_rate: Number | None = Field(default=None, description="Prepaid Hours: the value becomes hours x rate "
+                                                                 "(at most 2 decimals)")
     prepay_expiry_months: Annotated[int | None, Field(ge=0, le=120)] = None
 
 
@@ -612,6 +616,10 @@ def _precheck_changes(changes: ContractChanges, codes: CodeMaps) -> Report:
         r.error("changes.prepaid_hours", "the hours allocation must be above 0", "give the hours in the block")
     if changes.hourly_rate is not None and changes.hourly_rate <= 0:
         r.error("changes.hourly_rate", "the hourly rate must be above 0", "give the rate per hour")
+    for issue in (precision_issue("changes.value", changes.value, MONEY_PLACES, "the value"),
+                  precision_issue("changes.hourly_rate", changes.hourly_rate, MONEY_PLACES, "the hourly rate")):
+        if issue:
+            r.errors.append(issue)
     return r
 
 

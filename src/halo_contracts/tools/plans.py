@@ -11,9 +11,9 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from halo_contracts.plans.executor import ApplyOutcome, PlanNotFound
+from halo_contracts.plans.executor import ApplyOutcome, PlanExpired, PlanNotFound
 from halo_contracts.plans.executor import apply_plan as run_plan
-from halo_contracts.plans.models import Plan
+from halo_contracts.plans.models import PLAN_LIFETIME, Plan
 from halo_contracts.tools.common import Result, app, halo_errors, halo_tool, invalid
 
 _PLAN_ID = re.compile(r"^plan_[0-9a-f]{12}$")
@@ -38,6 +38,11 @@ class PlanView(Result):
     title: str
     status: str = Field(description="planned, applying, applied, partial or failed")
     created_at: str
+    expires_at: str = Field(description=f"when the plan expires (UTC): apply_plan does not start a plan after "
+                                        f"this ({PLAN_LIFETIME.days} days after it was built; plan again "
+                                        "instead), but a plan already partly applied can always be finished")
+    expired: bool = Field(description="true: the plan expired before it was applied, so apply_plan refuses it; "
+                                      "call the tool that built it again")
     deletes: bool = Field(description="whether the plan deletes anything in Halo")
     steps: list[StepView]
     warnings: list[str] = Field(default_factory=list)
@@ -64,6 +69,7 @@ def plan_view(plan: Plan) -> PlanView:
     return PlanView(
         plan_id=plan.id, tool=plan.tool, title=plan.title, status=plan.status,
         created_at=plan.created_at.isoformat(timespec="seconds"),
+        expires_at=plan.expires_at().isoformat(timespec="seconds"), expired=plan.expired(),
         deletes=any(s.kind.startswith("delete_") for s in plan.steps),
         steps=[StepView(index=s.index, kind=s.kind, summary=s.summary, status=s.status, group=s.group,
                         request=s.request, result=s.result, error=s.error, note=s.note) for s in plan.steps],
@@ -92,6 +98,8 @@ async def apply_with_progress(ctx: Context, plan_id: str) -> ApplyOutcome:
     except PlanNotFound:
         raise invalid("plan_id", f"there is no plan '{plan_id}' in this server's journal",
                       "use the plan_id a write tool returned (call it with dry_run=true to get one)") from None
+    except PlanExpired as exc:
+        raise invalid("plan_id", exc.rule, exc.fix) from None
     if outcome.failed:
         raise ToolError(outcome.message)
     return outcome
@@ -126,7 +134,9 @@ async def get_plan(plan_id: PlanId, ctx: Context) -> PlanView:
     """Show a saved plan: each step in plain words, the Halo request it sends, and its status.
 
     Use it to show the user what apply_plan will do before applying, or to see how far an
-    apply got (done, failed, unknown steps). Reads only this server's journal, not Halo.
+    apply got (done, failed, unknown steps). expires_at says until when the plan can be
+    started (a plan never applied expires after a week; plan again then). Reads only this
+    server's journal, not Halo.
     """
     plan = app(ctx).journal.get_plan(_check_plan_id(plan_id))
     if plan is None:
@@ -144,7 +154,9 @@ async def apply_plan(plan_id: PlanId, ctx: Context) -> ApplyView:
     field says so); contract and recurring-item plans only create and update.
     Safe to repeat: a finished step is never sent again, an applied plan sends nothing, and
     after an error or a lost answer the same call resumes where it stopped (objects whose
-    answer was lost are looked up in Halo before anything is re-sent). Reports progress per step.
+    answer was lost are looked up in Halo before anything is re-sent). A plan never applied
+    expires a week after it was built (see get_plan's expires_at): plan again then. Reports
+    progress per step.
     """
     outcome = await apply_with_progress(ctx, _check_plan_id(plan_id))
     return apply_view(outcome)

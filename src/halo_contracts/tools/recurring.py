@@ -91,8 +91,8 @@ async def list_recurring_items(
 class NewItem(ArgModel):
     description: Annotated[str, Field(max_length=250, description="What is billed, e.g. 'Managed Workstation "
                                                                   "Support'")]
-    quantity: Number = Field(description="Above 0")
-    unit_price: Number = Field(description="Price per unit per billing period, 0 or more")
+    quantity: Number = Field(description="Above 0, at most 4 decimals")
+    unit_price: Number = Field(description="Price per unit per billing period, 0 or more, at most 4 decimals")
     billing_frequency: Annotated[str | None, Field(max_length=50, description="Override of the contract's "
                                                    "frequency: Monthly, Quarterly or Annual")] = None
     start_date: IsoDate | None = Field(default=None, description="First day billed (inside the contract's dates)")
@@ -188,19 +188,24 @@ async def add_recurring_items(
                           "existing_line_ids": [line.id for line in lines if line.id is not None]})
     plan.warnings = warnings
     view, outcome = await submit_plan(ctx, plan, dry_run=dry_run)
+    creates, reused = not ri_ids, False
     if outcome:
         last = outcome.plan.steps[-1].result or {}
         first = outcome.plan.steps[0].result or {}
         ri_id = ri_ids[0] if ri_ids else first.get("id")
         ids = list(last.get("ids") or [])
+        reused = creates and bool(first.get("reused"))  # made by someone else since this call read the contract
+        creates = creates and not reused
     else:
         ri_id, ids = (ri_ids[0] if ri_ids else None), []
+    message = (f"Nothing sent yet. Show the user the plan, then apply_plan('{plan.id}')." if not outcome else
+               f"Added {len(ids)} line(s) to contract {contract_id}" +
+               (f" on its existing recurring invoice {ri_id} (it appeared after the plan was built)." if reused
+                else "."))
     return AddItemsResult(
         outcome="added" if outcome else "planned", contract_id=contract_id, recurring_invoice_id=ri_id,
-        creates_recurring_invoice=not ri_ids, item_ids=ids, adds_per_month=month_added, plan_id=plan.id, plan=view,
-        warnings=warnings,
-        message=(f"Added {len(ids)} line(s) to contract {contract_id}." if outcome else
-                 f"Nothing sent yet. Show the user the plan, then apply_plan('{plan.id}')."))
+        creates_recurring_invoice=creates, item_ids=ids, adds_per_month=month_added, plan_id=plan.id, plan=view,
+        warnings=warnings, message=message)
 
 
 class ItemChanges(ArgModel):
@@ -235,8 +240,11 @@ class UpdateItemResult(Result):
 
 
 async def _find_line(halo, item_id: int, contract_id: int | None) -> RecurringItem:
+    """The line with its recurring invoice and contract ids. With ``contract_id`` (already
+    checked to exist) one read of that contract's recurring invoices; without it, every
+    recurring invoice with its lines (Halo's ``/RecurringInvoice`` filters by header, contract
+    or client, not by line id, so there is no narrower correct read)."""
     if contract_id is not None:
-        await read_contract(halo, contract_id)
         invoices = await halo.list_recurring_invoices(contract_id=contract_id, include_lines=True)
         invoices = [ri for ri in invoices if ri.contract_id in (None, contract_id)]
     else:
@@ -262,15 +270,20 @@ async def update_recurring_item(
     item_id: Annotated[int, Field(strict=True, description="The line's id (list_recurring_items)")],
     changes: Annotated[ItemChanges, Field(description="Only the fields to change")],
     ctx: Context,
-    contract_id: Annotated[ContractId | None, Field(description="The line's contract; saves reading every "
-                                                                "recurring invoice to find the line")] = None,
+    contract_id: Annotated[ContractId | None, Field(description="The line's contract. Pass it: the line is then "
+                                                                "found by reading only that contract's "
+                                                                "recurring invoice; without it every recurring "
+                                                                "invoice in Halo is read, with its lines")] = None,
     dry_run: DryRun = False,
 ) -> UpdateItemResult:
     """Change a recurring billing line: quantity, price, description, frequency or dates.
 
     To stop billing a line set its end_date (lines are never deleted, so their history
     stays). Only fields that differ are sent; the line after the change must pass the item
-    rules. With dry_run=true it returns the plan and a plan_id for apply_plan.
+    rules. Pass contract_id whenever you know it (list_recurring_items gives it): the line is
+    then found by reading that contract's recurring invoice only, instead of every recurring
+    invoice in Halo (Halo cannot filter recurring invoices by line id). With
+    dry_run=true it returns the plan and a plan_id for apply_plan.
     """
     ac = app(ctx)
     codes = ac.codes
@@ -293,12 +306,14 @@ async def update_recurring_item(
     if not pre.ok:
         raise rejected(pre)
     async with halo_errors():
+        contract = await read_contract(ac.halo, contract_id) if contract_id is not None else None
         line = await _find_line(ac.halo, item_id, contract_id)
         contract_id = contract_id or line.contract_id
         if contract_id is None:
             raise invalid("item_id", f"recurring line {item_id} belongs to no contract in Halo",
                           "only contract lines can be changed here")
-        contract = await read_contract(ac.halo, contract_id)
+        if contract is None:
+            contract = await read_contract(ac.halo, contract_id)
     check = check_item_update(line, fields, ContractDates.of(contract), codes)
     if not check.report.ok:
         raise rejected(check.report)
