@@ -250,9 +250,14 @@ async def _create_licence(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]
 async def _settle_create_licence(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement:
     client_id = int(key.get("client_id", p["fields"].get("client_id")))
     code = key.get("product_code", p["fields"].get("product_code"))
+    distributor = p["fields"].get("distributor")
     for lic in await halo.list_licences(client_id=client_id):
-        if lic.client_id in (None, client_id) and _same_text(lic.product_code, code):
-            return Settlement(_licence_result(lic), None, f"found licence {lic.id} by client and product code")
+        if lic.client_id not in (None, client_id) or not _same_text(lic.product_code, code):
+            continue
+        # a licence of another distributor with the same product code is not the one we sent
+        if distributor and not _same_text(lic.distributor, distributor):
+            continue
+        return Settlement(_licence_result(lic), None, f"found licence {lic.id} by client and product code")
     return Settlement(None, p, "not found by client and product code; sent again")
 
 
