@@ -305,7 +305,7 @@ async def test_prompts_are_listed_with_their_arguments(server):
                                                          "halopsa://guide/workflows/prepaid"]),
     ("month_end_reconciliation", {"period": "2026-02"},
      ['period_start="2026-02-01", period_end="2026-02-28"', "halopsa://guide/workflows/reconciliation"]),
-    ("license_sync_review", {}, ["plan_license_sync(source=...)", "halopsa://guide/workflows/license-sync"]),
+    ("license_sync_review", {}, ["plan_license_sync(source=..., distributor=", "halopsa://guide/workflows/license-sync"]),
 ])
 async def test_prompt_text(server, name, arguments, expected):
     async with Client(server) as client:

@@ -193,8 +193,9 @@ Help me mirror this month's distributor licence quantities into HaloPSA, followi
 in halopsa://guide/workflows/license-sync.
 
 1. If I have not given you the distributor export yet, ask for it (CSV text or rows with customer, product
-   code, product name, quantity, unit price, billing cycle, term).
-2. plan_license_sync(source=...) - it only plans; nothing is written yet.
+   code, product name, quantity, unit price, billing cycle, term), and ask which distributor it comes from.
+2. plan_license_sync(source=..., distributor="<source name>") - it only plans; nothing is written yet. Use the
+   same distributor name every month (e.g. Pax8): the sync only changes licences stamped with it.
 3. Review the customer matching with me first: the automatic matches and their scores, every ambiguous
    customer, every unmatched customer with its best candidates. Their products are skipped until resolved.
    Propose mappings and run plan_license_sync again with mappings={{...}} once I confirm them.
