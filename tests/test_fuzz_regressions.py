@@ -43,3 +43,24 @@ def test_boundary_values_end_in_a_result_or_an_actionable_error(rh: Harness, too
     if outcome.is_error:
         assert is_actionable(outcome.text, schema_names(rh.schema(tool)) | set(args)), outcome.text
     assert not outcome.writes
+
+
+INT32_MAX = 2**31 - 1
+
+
+@pytest.mark.parametrize("tool,args", [
+    pytest.param("get_contract", {"contract_id": 10**20}, id="get_contract-1e20"),
+    pytest.param("list_recurring_items", {"contract_id": 2**63}, id="list_recurring_items-2^63"),
+    pytest.param("search_contracts", {"client_id": 10**19}, id="search_contracts-client-1e19"),
+    pytest.param("get_contract", {"contract_id": INT32_MAX + 1}, id="get_contract-int32+1"),
+])
+def test_ids_beyond_halos_int32_are_refused_before_halo(rh: Harness, tool, args):
+    """Halo's ids are int32 (the OpenAPI slice: ``format: int32``); a bigger id is garbage to send.
+
+    Observed before the fix: the call is sent, and on the sandbox a 64-bit overflow inside the app
+    ends in the SDK's bare "Error executing tool X"."""
+    outcome = rh.call(Call(tool=tool, args=args))
+    assert not is_bare_crash(tool, outcome.text), f"unexpected exception: {outcome.text!r}"
+    assert outcome.is_error, outcome.text[:200]
+    assert is_actionable(outcome.text, schema_names(rh.schema(tool)) | set(args)), outcome.text
+    assert not outcome.requests, [(e.method, e.path) for e in outcome.requests]

@@ -330,7 +330,9 @@ def valid(schema: dict[str, Any], defs: dict[str, Any] | None = None, *, name: s
             strategies.append(st.booleans())
         elif t == "integer":
             lo, hi = _int_bounds(schema)
-            edges = [v for v in {lo, hi, lo + 1, hi - 1, 0, 1, -1, 2**31 - 1} if lo <= v <= hi]
+            edges = [v for v in {lo, hi, lo + 1, hi - 1, 0, 1, -1, 2**31 - 1, 2**31} if lo <= v <= hi]
+            if "maximum" not in schema and "exclusiveMaximum" not in schema:
+                edges += [2**63, 10**20]  # beyond int32 / int64: JSON allows them, Halo's ids are int32
             base = [st.integers(lo, hi), st.integers(max(lo, -1000), min(hi, 100_000)) if lo <= min(hi, 100_000)
                     and max(lo, -1000) <= hi else st.integers(lo, hi), st.sampled_from(edges or [lo])]
             known = [k for k in hints.for_name(name) if isinstance(k, int) and lo <= k <= hi]
