@@ -109,10 +109,11 @@ async def test_unknown_reference_kind_names_the_valid_ones(server):
     assert "slas, contract_types, billing_periods, statuses" in err.value.error.message
 
 
-async def test_bad_contract_id_is_not_found(server):
+@pytest.mark.parametrize("raw", ["abc", "0", "-5", "2147483648", "1.5", "\u0661"])
+async def test_bad_contract_id_is_not_found(server, raw):
     async with Client(server) as client:
         with pytest.raises(MCPError) as err:
-            await client.read_resource("halopsa://contracts/abc")
+            await client.read_resource(f"halopsa://contracts/{raw}")
     assert err.value.error.code == -32602
     assert "positive whole number" in err.value.error.message
 

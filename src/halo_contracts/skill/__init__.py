@@ -69,9 +69,12 @@ async def reference_view(kind: str, ctx: Context) -> dict[str, Any]:
     return data
 
 
+HALO_MAX_ID = 2**31 - 1  # Halo ids are 32-bit integers
+
+
 def _parse_contract_id(raw: str) -> int:
     text = raw.strip()
-    if not text.isdigit() or int(text) <= 0:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= HALO_MAX_ID:
         raise ResourceNotFoundError(
             f"Invalid contract id '{raw}': use a positive whole number, e.g. halopsa://contracts/5001 "
             "(search_contracts finds ids).")
