@@ -82,6 +82,46 @@ def _schema_types(prop: dict[str, Any], defs: dict[str, Any], depth: int = 0) ->
     return types
 
 
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _resolve(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in prop:
+        target = defs.get(str(prop["$ref"]).rsplit("/", 1)[-1])
+        return target if isinstance(target, dict) else {}
+    return prop
+
+
+def _int32_violation(value: Any, prop: dict[str, Any], defs: dict[str, Any], path: str,
+                     depth: int = 0) -> str | None:
+    """The path of an integer argument outside Halo's 32-bit ids and counts, if any."""
+    if depth > 6:
+        return None
+    prop = _resolve(prop, defs)
+    branches = [_resolve(b, defs) for b in prop.get("anyOf", prop.get("oneOf", []))] or [prop]
+    if isinstance(value, int) and not isinstance(value, bool):
+        kinds = set()
+        for b in branches:
+            kinds |= _schema_types(b, defs)
+        if "integer" in kinds and "number" not in kinds and not INT32_MIN <= value <= INT32_MAX:
+            return path
+        return None
+    for b in branches:
+        if isinstance(value, list) and isinstance(b.get("items"), dict):
+            for i, item in enumerate(value):
+                found = _int32_violation(item, b["items"], defs, f"{path}[{i}]", depth + 1)
+                if found:
+                    return found
+        elif isinstance(value, dict) and isinstance(b.get("properties"), dict):
+            for key, item in value.items():
+                sub = b["properties"].get(key)
+                if isinstance(sub, dict):
+                    found = _int32_violation(item, sub, defs, f"{path}.{key}", depth + 1)
+                    if found:
+                        return found
+    return None
+
+
 def _unknown_argument_guard(server: MCPServer) -> Any:
     """Reject unknown top-level tool arguments (the SDK silently drops them)."""
 
@@ -97,7 +137,14 @@ def _unknown_argument_guard(server: MCPServer) -> Any:
                     text = (f"Error executing tool {name}: unknown argument(s) {unknown}. "
                             f"This tool accepts: {allowed}. Nothing was sent to Halo.")
                     return _error_result(text)
+                defs = schema.get("$defs", {})
                 for key, value in args.items():
+                    where = _int32_violation(value, schema["properties"][key], defs, key)
+                    if where:
+                        text = (f"Error executing tool {name}: invalid '{where}': the number is outside the range of "
+                                f"Halo's ids and counts ({INT32_MIN} to {INT32_MAX}). Fix: check the id (search "
+                                "first). Nothing was sent to Halo.")
+                        return _error_result(text)
                     if not isinstance(value, str):
                         continue
                     types = _schema_types(schema["properties"][key], schema.get("$defs", {}))

@@ -101,9 +101,13 @@ def _check_query(sb: Sandbox, method: str, path: str, q: Query) -> None:
         raise _model_state(errors)
 
 
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
 def _query_value_ok(kind: str, value: str) -> bool:
     if kind in ("int", "integer"):
-        return re.fullmatch(r"[+-]?\d+", value) is not None
+        # Halo's integer parameters are 32-bit: larger values do not bind
+        return re.fullmatch(r"[+-]?\d+", value) is not None and _INT32_MIN <= int(value) <= _INT32_MAX
     if kind in ("bool", "boolean"):
         return value.lower() in ("true", "false")
     if kind == "double":
@@ -141,9 +145,12 @@ def _date_bound(value: str | None, end: bool) -> str | None:
     parsed = parse_ts(value)
     if parsed is None:
         return None
-    if end and len(value.strip()) <= 10:  # a bare date ends after that whole day
-        return format_ts(parsed + timedelta(days=1))
-    return format_ts(parsed) if not end else format_ts(parsed + timedelta(seconds=1))
+    try:
+        if end and len(value.strip()) <= 10:  # a bare date ends after that whole day
+            return format_ts(parsed + timedelta(days=1))
+        return format_ts(parsed) if not end else format_ts(parsed + timedelta(seconds=1))
+    except OverflowError:  # the last representable day: the bound is open-ended
+        return None
 
 
 def _like(text: str) -> str:
@@ -996,7 +1003,7 @@ def dispatch(sb: Sandbox, method: str, path: str, query: list[tuple[str, str]], 
             args: list[Any] = []
             if m.groups():
                 raw = m.group(1)
-                if not re.fullmatch(r"-?\d+", raw):
+                if not re.fullmatch(r"-?\d+", raw) or not _INT32_MIN <= int(raw) <= _INT32_MAX:
                     raise _model_state({"id": [f"The value '{raw}' is not valid."]})
                 args.append(int(raw))
             result = getattr(Api(sb, q, body), name)(*args)
