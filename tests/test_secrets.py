@@ -199,3 +199,60 @@ def test_journal_file_is_really_scanned(tmp_path):
     con.commit()
     con.close()
     assert _scan("probe", Path(db).read_bytes().decode("latin-1"), [SECRET])
+
+
+@pytest.mark.anyio
+async def test_http_bearer_tokens_never_leak(tmp_path, caplog, capfd):
+    """Over streamable HTTP: our own bearer tokens (full and read-only) and a refused one, with the
+    Halo canary secret behind the server, appear in no response, log record, stdout/stderr or
+    journal byte."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from halo_contracts.access import load_tokens
+    from halo_contracts.http import build_http_app
+    from support.fuzz import make_sandbox, sandbox_module
+
+    caplog.set_level(logging.DEBUG)
+    full, read, wrong = (f"{kind}-{CANARY}-{uuid.uuid4().hex}" for kind in ("mcpfull", "mcpread", "mcpwrong"))
+    app = make_sandbox(strict=True, seed=7, client_secret=SECRET, rate_limit=100_000, rate_window=1.0)
+    settings_ = fuzz_settings(client_secret=SECRET, mcp_tokens=f"{full},readonly:{read}")
+    journal = tmp_path / "j.sqlite3"
+    asgi = build_http_app(settings_, transport=sandbox_module().transport(app), journal_path=journal,
+                          tokens=load_tokens(settings_))
+    seen: list[str] = []
+    contract_id = app.state.sandbox.store.where("contracts")[0]["id"]
+    inner = asgi.app
+    async with inner.router.lifespan_context(inner):
+        for token in (full, read, wrong, None):
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            hc = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=asgi), base_url="http://127.0.0.1:8000",
+                                    headers=headers, timeout=60)
+            async with hc:
+                raw = await hc.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+                seen.append(f"{raw.status_code} {raw.headers} {raw.text}")
+                seen.append((await hc.get("/health")).text)
+                if token in (full, read):
+                    async with Client(streamable_http_client("http://127.0.0.1:8000/mcp", http_client=hc)) as c:
+                        for name, args in (("get_contract", {"contract_id": contract_id}),
+                                           ("find_clients", {"name": "a"}),
+                                           ("create_contract", {"client_id": 1, "ref": "Canary Ltd - Test 2031",
+                                                                "type": "Recurring", "start_date": "2031-01-01",
+                                                                "dry_run": True}),
+                                           ("get_contract", {"contract_id": "1"})):
+                            r = await c.call_tool(name, args)
+                            seen.append(r.model_dump_json())
+    needles = [SECRET, full, read, wrong]
+    problems: list[str] = []
+    for i, text in enumerate(seen):
+        problems += _scan(f"HTTP answer #{i}", text, needles)
+    problems += _scan("log records", caplog.text, needles)
+    for record in caplog.records:
+        problems += _scan(f"log record args {record.name}", repr(record.args), needles)
+    out, err = capfd.readouterr()
+    problems += _scan("stdout/stderr", out + err, needles)
+    for path in sorted(journal.parent.glob(journal.name + "*")):
+        problems += _scan(f"journal {path.name}", path.read_bytes().decode("latin-1"), needles)
+    assert len(seen) >= 10
+    assert not problems, "\n".join(problems[:20])
