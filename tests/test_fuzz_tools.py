@@ -60,7 +60,7 @@ COMMON = dict(deadline=None, database=None, suppress_health_check=list(HealthChe
 
 @pytest.fixture(scope="module")
 def h(tmp_path_factory) -> Harness:
-    harness = Harness(Path(tmp_path_factory.mktemp("fuzz")))
+    harness = Harness(Path(tmp_path_factory.mktemp("fuzz")), canary=True)
     yield harness
     harness.close()
     dump_stats()
@@ -175,6 +175,18 @@ def test_long_profile(h: Harness, data):
     else:
         args, why = data.draw(invalid_args(h.schema(tool), hints=h.hints, force=h.force_for(tool)), label="args")
         _one(h, tool, args, why)
+
+
+def test_no_secret_in_any_result_log_or_journal(h: Harness):
+    """Runs after the generated calls of this module (same harness, canary secret and tokens):
+    no result and no log record contained them (checked call by call), nor does the journal file."""
+    assert len(h.secrets) >= 2, "no token was issued: the run never reached Halo"
+    assert h.secret_watch is not None and h.secret_watch.records > 0
+    leaks = [f for f in STATS.failures if "secret" in f]
+    for path in sorted(h.journal_path.parent.glob(h.journal_path.name + "*")):
+        if h.leaks_in(path.read_bytes().decode("latin-1")):
+            leaks.append(f"journal file {path.name} contains a secret")
+    assert not leaks, leaks[:10]
 
 
 @pytest.mark.slow

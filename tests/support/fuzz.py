@@ -21,11 +21,13 @@ the sandbox's request log between calls.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
 import string
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -712,7 +714,8 @@ class Harness:
     """One sandbox, one server, one connected in-memory client, driven synchronously."""
 
     def __init__(self, tmp: Path, *, read_only: bool = False, sandbox_config: dict[str, Any] | None = None,
-                 settings_overrides: dict[str, Any] | None = None, stats: Stats = STATS) -> None:
+                 settings_overrides: dict[str, Any] | None = None, stats: Stats = STATS,
+                 canary: bool = False) -> None:
         from anyio.from_thread import start_blocking_portal
         from mcp import Client
 
@@ -722,9 +725,23 @@ class Harness:
         self._stack = ExitStack()
         cfg = {"strict": True, "seed": 7, "rate_limit": 100_000, "rate_window": 1.0}
         cfg.update(sandbox_config or {})
+        overrides = dict(settings_overrides or {})
+        # canary mode: a unique client secret and marked tokens; every result and every log record
+        # of the run is scanned for them (``self.secrets``; violations land in the stats' failures)
+        self.secrets: list[str] = []
+        self.secret_watch: SecretWatch | None = None
+        if canary:
+            secret = f"fuzz-canary-secret-{uuid.uuid4().hex}"
+            cfg["client_secret"] = overrides["client_secret"] = secret
+            self.secrets.append(secret)
         self.app = make_sandbox(**cfg)
         self.state = sandbox_state(self.app)
-        self.settings = fuzz_settings(**(settings_overrides or {}))
+        if canary:
+            self._mark_tokens()
+            self.secret_watch = SecretWatch(self.secrets, stats)
+            self._stack.callback(self.secret_watch.detach)
+            self.secret_watch.attach()
+        self.settings = fuzz_settings(**overrides)
         self.journal_path = tmp / "journal.sqlite3"
         self.server = build_server(self.settings, transport=sandbox_module().transport(self.app),
                                    journal_path=self.journal_path, read_only=read_only)
@@ -735,6 +752,24 @@ class Harness:
 
     def close(self) -> None:
         self._stack.close()
+
+    def _mark_tokens(self) -> None:
+        state = self.state
+        original = state.issue_token
+        secrets = self.secrets
+
+        def issue() -> tuple[str, int]:
+            token, lifetime = original()
+            canary = f"FuzzCanaryTok-{uuid.uuid4().hex}"
+            with state._lock:
+                state._tokens[canary] = state._tokens.pop(token)
+            secrets.append(canary)
+            return canary, lifetime
+
+        state.issue_token = issue
+
+    def leaks_in(self, text: str) -> list[str]:
+        return [s[:16] + "…" for s in self.secrets if s in text]
 
     def _hints(self) -> Hints:
         h = Hints()
@@ -783,6 +818,10 @@ class Harness:
         seconds = time.perf_counter() - started
         requests = self.log_since(before)
         text = text_of(result) if result is not None else str(protocol_error)
+        if self.secrets and result is not None:
+            leaked = self.leaks_in(text + json.dumps(result.structured_content or {}, default=str))
+            if leaked:
+                self.stats.failures.append(f"{call.tool}: result contains a secret {leaked}")
         outcome = Outcome(call=call, result=result, text=text, is_error=bool(result is None or result.is_error),
                           protocol_error=protocol_error, requests=requests, seconds=seconds)
         s = self.stats
@@ -797,6 +836,37 @@ class Harness:
             if outcome.is_error and not requests:
                 s.invalid_rejected += 1
         return outcome
+
+
+class SecretWatch(logging.Handler):
+    """A root log handler at DEBUG that records any log line containing one of ``secrets``."""
+
+    def __init__(self, secrets: list[str], stats: Stats) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.secrets, self.stats, self.records = secrets, stats, 0
+        self._old_level: int | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records += 1
+        try:
+            text = record.getMessage() + (self.format(record) if record.exc_info else "")
+        except Exception:  # a record that cannot format is not a leak
+            return
+        for secret in self.secrets:
+            if secret in text:
+                self.stats.failures.append(f"log record {record.name} contains a secret {secret[:16]}…")
+
+    def attach(self) -> None:
+        root = logging.getLogger()
+        self._old_level = root.level
+        root.setLevel(logging.DEBUG)
+        root.addHandler(self)
+
+    def detach(self) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self)
+        if self._old_level is not None:
+            root.setLevel(self._old_level)
 
 
 def check_outcome(h: Harness, o: Outcome) -> list[str]:
