@@ -3,7 +3,9 @@
 Runs ``tests/test_fuzz_tools.py::test_long_profile`` (``-m slow``) with ``HALO_FUZZ_LONG``
 examples (default 11,000; each example is one call: a random tool, valid or invalid arguments
 generated from its input schema), then ``test_long_profile_found_nothing``, which lists every
-distinct violation. Writes the run's statistics to ``--stats`` (JSON) and prints a summary.
+distinct violation, and ``test_no_secret_in_any_result_log_or_journal`` (the harness runs in
+canary mode: a unique client secret and marked tokens, scanned in every result, every DEBUG log
+record and the journal file). Writes the run's statistics to ``--stats`` (JSON) and prints a summary.
 
     python bench/fuzz_long.py [--examples 11000] [--stats bench/fuzz_long_stats.json]
 """
@@ -27,8 +29,9 @@ def main() -> int:
     p.add_argument("--stats", default=str(ROOT / "bench" / "fuzz_long_stats.json"))
     ns = p.parse_args()
     env = {**os.environ, "HALO_FUZZ_LONG": str(ns.examples), "HALO_FUZZ_STATS": ns.stats}
-    cmd = [sys.executable, "-m", "pytest", "-m", "slow", "-p", "no:warnings", "-q",
-           "tests/test_fuzz_tools.py::test_long_profile", "tests/test_fuzz_tools.py::test_long_profile_found_nothing"]
+    cmd = [sys.executable, "-m", "pytest", "-m", "slow or not slow", "-p", "no:warnings", "-q",
+           "tests/test_fuzz_tools.py::test_long_profile", "tests/test_fuzz_tools.py::test_long_profile_found_nothing",
+           "tests/test_fuzz_tools.py::test_no_secret_in_any_result_log_or_journal"]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
