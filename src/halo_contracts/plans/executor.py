@@ -32,6 +32,7 @@ groups (which may quote text read from Halo); Halo's text appears only as a step
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -56,6 +57,17 @@ Progress = Callable[[int, int, str], Awaitable[None]]
 
 class PlanNotFound(LookupError):
     """No plan with this id in the journal."""
+
+
+class PlanBusy(RuntimeError):
+    """Another server process sharing the journal is applying this plan right now."""
+
+    def __init__(self, plan_id: str, holder: dict[str, Any]) -> None:
+        self.plan_id = plan_id
+        self.rule = (f"plan {plan_id} is being applied right now by another server process "
+                     f"(pid {holder.get('pid')} on {holder.get('host')})")
+        self.fix = "wait until it finishes, then call apply_plan again to see the outcome or resume it"
+        super().__init__(self.rule)
 
 
 class PlanExpired(RuntimeError):
@@ -206,49 +218,65 @@ async def apply_plan(plan_id: str, *, journal: Journal, halo: HaloClient, progre
     Raises ``PlanNotFound``, and ``PlanExpired`` for a plan that was never applied and is older
     than ``lifetime`` (default ``models.PLAN_LIFETIME``); nothing is sent then."""
     async with _lock_for(plan_id):
-        plan = journal.get_plan(plan_id)
-        if plan is None:
-            raise PlanNotFound(plan_id)
-        total = len(plan.steps)
-        first = next((s.index for s in plan.steps if s.status not in _FINISHED), None)
-        if first is None:
-            if plan.status != "applied":
-                journal.set_plan_status(plan_id, "applied")
-                plan.status = "applied"
-            return _outcome(plan, resumed_from=total, sent=0, settled=0, already=True)
-        now = now or datetime.now(UTC)
-        if plan.expired(now, lifetime):
-            raise PlanExpired(plan, now=now, lifetime=lifetime)
+        owner = uuid.uuid4().hex
+        holder = journal.claim(plan_id, owner)
+        if holder is not None:
+            raise PlanBusy(plan_id, holder)
+        try:
+            return await _apply_claimed(plan_id, owner, journal=journal, halo=halo, progress=progress, now=now,
+                                        lifetime=lifetime)
+        finally:
+            journal.release(plan_id, owner)
 
-        journal.set_plan_status(plan_id, "applying")
-        plan.status = "applying"
-        run = _Run(plan, journal, halo, progress,
-                   results={s.index: s.result for s in plan.steps if s.status == "done"})
 
-        for step in plan.steps:
-            if step.status in _FINISHED:
-                continue
-            handler = HANDLERS[step.kind]
-            try:
-                params = resolve(step.params, run.results)
-                key = resolve(step.natural_key, run.results)
-            except UnresolvedReference as exc:
-                step.status, step.error = "failed", f"cannot run: {exc}"
-                run.save(step)
-                break
-            async with AsyncExitStack() as stack:
-                lock_key = handler.lock_key(params, key) if handler.lock_key is not None else None
-                if lock_key is not None:
-                    await stack.enter_async_context(_lock_for(f"object:{lock_key}"))
-                go_on = await _run_step(run, step, handler, params, key)
-            if not go_on:
-                break
+async def _apply_claimed(plan_id: str, owner: str, *, journal: Journal, halo: HaloClient,
+                         progress: Progress | None, now: datetime | None,
+                         lifetime: timedelta | None) -> ApplyOutcome:
+    """apply_plan's body, run while this call holds the plan's claim in the journal."""
+    plan = journal.get_plan(plan_id)
+    if plan is None:
+        raise PlanNotFound(plan_id)
+    total = len(plan.steps)
+    first = next((s.index for s in plan.steps if s.status not in _FINISHED), None)
+    if first is None:
+        if plan.status != "applied":
+            journal.set_plan_status(plan_id, "applied")
+            plan.status = "applied"
+        return _outcome(plan, resumed_from=total, sent=0, settled=0, already=True)
+    now = now or datetime.now(UTC)
+    if plan.expired(now, lifetime):
+        raise PlanExpired(plan, now=now, lifetime=lifetime)
 
-        finished = all(s.status in _FINISHED for s in plan.steps)
-        any_done = any(s.status == "done" for s in plan.steps)
-        plan.status = "applied" if finished else ("partial" if any_done else "failed")
-        journal.set_plan_status(plan_id, plan.status)
-        return _outcome(plan, resumed_from=first, sent=run.sent, settled=run.settled, reused=run.reused)
+    journal.set_plan_status(plan_id, "applying")
+    plan.status = "applying"
+    run = _Run(plan, journal, halo, progress,
+               results={s.index: s.result for s in plan.steps if s.status == "done"})
+
+    for step in plan.steps:
+        if step.status in _FINISHED:
+            continue
+        handler = HANDLERS[step.kind]
+        try:
+            params = resolve(step.params, run.results)
+            key = resolve(step.natural_key, run.results)
+        except UnresolvedReference as exc:
+            step.status, step.error = "failed", f"cannot run: {exc}"
+            run.save(step)
+            break
+        async with AsyncExitStack() as stack:
+            lock_key = handler.lock_key(params, key) if handler.lock_key is not None else None
+            if lock_key is not None:
+                await stack.enter_async_context(_lock_for(f"object:{lock_key}"))
+            go_on = await _run_step(run, step, handler, params, key)
+        journal.heartbeat(plan_id, owner)
+        if not go_on:
+            break
+
+    finished = all(s.status in _FINISHED for s in plan.steps)
+    any_done = any(s.status == "done" for s in plan.steps)
+    plan.status = "applied" if finished else ("partial" if any_done else "failed")
+    journal.set_plan_status(plan_id, plan.status)
+    return _outcome(plan, resumed_from=first, sent=run.sent, settled=run.settled, reused=run.reused)
 
 
 async def _finish(run: _Run, step: Step, result: dict[str, Any] | None) -> None:

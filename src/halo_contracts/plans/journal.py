@@ -24,8 +24,11 @@ Thread-safety: one connection guarded by a lock; fine for one process with worke
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,7 +76,31 @@ CREATE TABLE IF NOT EXISTS mappings (
     PRIMARY KEY (source, customer)
 );
 CREATE INDEX IF NOT EXISTS plans_created ON plans(created_at);
+CREATE TABLE IF NOT EXISTS claims (
+    plan_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    heartbeat REAL NOT NULL
+);
 """
+
+HOST = socket.gethostname()
+# A claim whose holder has not reported for this long is stale when its process cannot be
+# checked (another host sharing the journal file).
+CLAIM_LEASE_SECONDS = 600.0
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 # Keys whose values are never written to the journal.
 _SECRET_WORDS = ("secret", "password", "token", "authorization", "api_key", "apikey")
@@ -220,6 +247,35 @@ class Journal:
             cur = db.execute("UPDATE plans SET status = ?, updated_at = ? WHERE id = ?", (status, _now(), plan_id))
             if cur.rowcount != 1:
                 raise KeyError(f"no plan {plan_id}")
+
+    # ---- claims: one applier per plan across processes sharing this file ----------------
+
+    def claim(self, plan_id: str, owner: str) -> dict[str, Any] | None:
+        """Claim ``plan_id`` for applying. None when claimed; otherwise the live holder
+        (``owner``, ``host``, ``pid``, ``heartbeat``). A holder is live while its process runs
+        (same host) or, on another host, while it reported within ``CLAIM_LEASE_SECONDS``."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT owner, host, pid, heartbeat FROM claims WHERE plan_id = ?",
+                             (plan_id,)).fetchone()
+            if row is not None and row["owner"] != owner:
+                same_host = row["host"] == HOST
+                live = (_process_alive(int(row["pid"])) if same_host
+                        else now - float(row["heartbeat"]) < CLAIM_LEASE_SECONDS)
+                if live:
+                    return dict(row)
+            db.execute("INSERT OR REPLACE INTO claims(plan_id, owner, host, pid, heartbeat) VALUES (?,?,?,?,?)",
+                       (plan_id, owner, HOST, os.getpid(), now))
+        return None
+
+    def heartbeat(self, plan_id: str, owner: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE claims SET heartbeat = ? WHERE plan_id = ? AND owner = ?",
+                       (time.time(), plan_id, owner))
+
+    def release(self, plan_id: str, owner: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM claims WHERE plan_id = ? AND owner = ?", (plan_id, owner))
 
     # ---- mappings (licence sync) ----------------------------------------------------------
 

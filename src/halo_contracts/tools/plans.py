@@ -11,7 +11,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from halo_contracts.plans.executor import ApplyOutcome, PlanExpired, PlanNotFound
+from halo_contracts.plans.executor import ApplyOutcome, PlanBusy, PlanExpired, PlanNotFound
 from halo_contracts.plans.executor import apply_plan as run_plan
 from halo_contracts.plans.models import PLAN_LIFETIME, Plan
 from halo_contracts.tools.common import Result, app, halo_errors, halo_tool, invalid
@@ -100,6 +100,8 @@ async def apply_with_progress(ctx: Context, plan_id: str) -> ApplyOutcome:
                       "use the plan_id a write tool returned (call it with dry_run=true to get one)") from None
     except PlanExpired as exc:
         raise invalid("plan_id", exc.rule, exc.fix) from None
+    except PlanBusy as exc:
+        raise ToolError(f"{exc.rule}. {exc.fix[0].upper()}{exc.fix[1:]}. Nothing was sent by this call.") from None
     if outcome.failed:
         raise ToolError(outcome.message)
     return outcome
