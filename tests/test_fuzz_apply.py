@@ -150,7 +150,7 @@ N_PLAUSIBLE = int(os.environ.get("HALO_FUZZ_PLAUSIBLE", "15"))
 @given(data=st.data())
 def test_plausible_writes_are_accepted_by_halo(wh: Harness, tool, data):
     if tool not in wh.tools:
-        pytest.skip(f"{tool} not built yet")
+        pytest.fail(f"{tool} is not registered")
     args = data.draw(plausible(wh, tool), label="args")
     outcome = _check(wh, tool, args)
     WRITES[tool] += len(outcome.writes)
@@ -183,7 +183,7 @@ def test_duplicate_create_refers_to_the_existing_contract(wh: Harness):
 @given(data=st.data())
 def test_applied_writes_are_accepted_by_halo(wh: Harness, tool, data):
     if tool not in wh.tools:
-        pytest.skip(f"{tool} not built yet")
+        pytest.fail(f"{tool} is not registered")
     force = {"dry_run": False} if wh.has_dry_run(tool) else {}
     args = data.draw(tool_args(wh.schema(tool), hints=wh.hints, force=force), label="args")
     outcome = _check(wh, tool, args)

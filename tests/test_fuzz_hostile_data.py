@@ -99,7 +99,7 @@ def _check_data_only(tool: str, outcome) -> list[str]:
 ])
 def test_hostile_halo_text_is_returned_as_data(hostile: Harness, tool, args):
     if tool not in hostile.tools:
-        pytest.skip(f"{tool} not built yet")
+        pytest.fail(f"{tool} is not registered")
     outcome = hostile.call(Call(tool=tool, args=args(hostile.hostile_contract)))
     problems = _check_data_only(tool, outcome)
     assert not problems, problems
@@ -142,7 +142,7 @@ HEADERS = st.sampled_from([
        raw_tail=st.sampled_from(["", '\n"unclosed,quote', "\n,,,,,,,,,", "\r\n\r\n", "\ufeff"]))
 def test_malformed_csv_is_refused_before_halo(hostile: Harness, header, rows, raw_tail):
     if "plan_license_sync" not in hostile.tools:
-        pytest.skip("plan_license_sync not built yet")
+        pytest.fail("plan_license_sync is not registered")
     text = _csv_text([header, *rows]) + raw_tail
     outcome = hostile.call(Call(tool="plan_license_sync", args={"source": text}))
     assert outcome.protocol_error is None
