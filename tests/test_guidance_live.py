@@ -11,12 +11,11 @@ import pytest
 from mcp import Client, MCPError
 from mcp.types import PromptReference
 
+from halo_contracts import sandbox
 from halo_contracts.config import load_settings
 from halo_contracts.server import build_server
 
 pytestmark = pytest.mark.anyio
-
-from halo_contracts import sandbox  # noqa: E402
 
 
 @pytest.fixture
