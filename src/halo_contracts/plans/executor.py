@@ -45,7 +45,7 @@ from pydantic import BaseModel
 
 from halo_contracts.halo.client import HaloClient
 from halo_contracts.halo.errors import HaloError, HaloNotFound, HaloUnknownOutcome
-from halo_contracts.plans.journal import Journal
+from halo_contracts.plans.journal import JournalBase
 from halo_contracts.plans.models import Plan, Step
 from halo_contracts.plans.steps import HANDLERS, StepHandler, UnresolvedReference, is_delete, preview, resolve
 
@@ -198,7 +198,7 @@ def _safe_preview(halo: HaloClient, kind: str, params: dict[str, Any]) -> dict[s
 @dataclass
 class _Run:
     plan: Plan
-    journal: Journal
+    journal: JournalBase
     halo: HaloClient
     progress: Progress | None
     results: dict[int, dict[str, Any] | None] = field(default_factory=dict)
@@ -210,7 +210,7 @@ class _Run:
         self.journal.save_step(self.plan.id, step)
 
 
-async def apply_plan(plan_id: str, *, journal: Journal, halo: HaloClient, progress: Progress | None = None,
+async def apply_plan(plan_id: str, *, journal: JournalBase, halo: HaloClient, progress: Progress | None = None,
                      now: datetime | None = None, lifetime: timedelta | None = None) -> ApplyOutcome:
     """Run every unfinished step of the plan; resume after a crash; never repeat a done step;
     settle an ``unknown`` step by looking its object up by natural key before re-sending.
@@ -229,7 +229,7 @@ async def apply_plan(plan_id: str, *, journal: Journal, halo: HaloClient, progre
             journal.release(plan_id, owner)
 
 
-async def _apply_claimed(plan_id: str, owner: str, *, journal: Journal, halo: HaloClient,
+async def _apply_claimed(plan_id: str, owner: str, *, journal: JournalBase, halo: HaloClient,
                          progress: Progress | None, now: datetime | None,
                          lifetime: timedelta | None) -> ApplyOutcome:
     """apply_plan's body, run while this call holds the plan's claim in the journal."""

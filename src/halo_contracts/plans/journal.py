@@ -1,7 +1,10 @@
-"""The SQLite journal: plans, steps, requests, answers, created ids, remembered mappings.
+"""The journal: plans, steps, requests, answers, created ids, remembered mappings.
 
-One SQLite file (WAL, ``synchronous=FULL``) holds every plan the server built and the
-life of each of its steps:
+One interface (:class:`JournalBase`), two stores: :class:`Journal`, one SQLite file (WAL,
+``synchronous=FULL``, the embedded default), and ``plans.journal_pg.PostgresJournal``
+(``HALO_JOURNAL_URL=postgresql://...``), shared by every server process using that database.
+:func:`open_journal` picks one. Both hold every plan the server built and the life of each
+of its steps, in the same tables, through the same SQL (the common dialect of the two):
 
 - ``plans``: id, tool, title, status, warnings/skipped/summary, timestamps;
 - ``steps``: one row per step: kind, summary, params, natural key, the previewed request,
@@ -18,7 +21,12 @@ executor settles by natural key before anything is re-sent.
 Secrets never enter the journal: requests are stored as method/path/query/body previews
 (no headers), and any key that looks like a credential is masked before writing.
 
-Thread-safety: one connection guarded by a lock; fine for one process with worker threads.
+Claims (one applier per plan) hold across processes: SQLite serialises them with
+``BEGIN IMMEDIATE`` on the shared file, PostgreSQL with a transaction-scoped advisory lock
+per plan.
+
+Thread-safety: SQLite: one connection guarded by a lock; fine for one process with worker
+threads. PostgreSQL: a connection pool; every call takes its own connection.
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ import socket
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,6 +96,9 @@ CREATE TABLE IF NOT EXISTS claims (
 );
 """
 
+# A journal target with one of these prefixes is a PostgreSQL database.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
 HOST = socket.gethostname()
 # A claim whose holder has not reported for this long is stale when its process cannot be
 # checked (another host sharing the journal file).
@@ -139,42 +153,35 @@ def _normalise_customer(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-class Journal:
-    """One SQLite file (``<data dir>/journal.sqlite3``, or ``":memory:"`` in tests)."""
+class JournalBase(ABC):
+    """The journal's interface. Subclasses supply connections, transactions, the schema and
+    the cross-process lock of a claim; every query is shared (``?`` placeholders, SQL that
+    SQLite and PostgreSQL both accept)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                             (str(SCHEMA_VERSION),))
+    # ---- what a store provides -----------------------------------------------------------
 
-    # ---- lifecycle -----------------------------------------------------------------------
+    @abstractmethod
+    def _tx(self) -> AbstractContextManager[Any]:
+        """A write transaction: ``with self._tx() as db: db.execute(sql, params)``; committed
+        (durably) when the block ends, rolled back on an exception."""
 
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Any]:
+        """A connection for reads: ``with self._read() as db: db.execute(...).fetchall()``."""
+
+    @abstractmethod
+    def _lock_plan(self, db: Any, plan_id: str) -> None:
+        """Inside a ``_tx``: serialise this plan's claim against every other process."""
+
+    @abstractmethod
     def close(self) -> None:
-        with self._lock:
-            try:
-                self._db.close()
-            except sqlite3.Error:  # pragma: no cover - closing twice
-                pass
+        """Release the connection(s)."""
 
-    def __enter__(self) -> Journal:
+    def __enter__(self) -> JournalBase:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _tx(self):
-        return _Transaction(self._db, self._lock)
 
     # ---- plans -----------------------------------------------------------------------------
 
@@ -201,11 +208,11 @@ class Journal:
                 )
 
     def get_plan(self, plan_id: str) -> Plan | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM plans WHERE id = ?", (plan_id,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT * FROM plans WHERE id = ?", (plan_id,)).fetchone()
             if row is None:
                 return None
-            step_rows = self._db.execute("SELECT * FROM steps WHERE plan_id = ? ORDER BY idx", (plan_id,)).fetchall()
+            step_rows = db.execute("SELECT * FROM steps WHERE plan_id = ? ORDER BY idx", (plan_id,)).fetchall()
         steps = [
             Step(index=r["idx"], kind=r["kind"], summary=r["summary"], params=_load(r["params"]),
                  natural_key=_load(r["natural_key"]) or {}, request=_load(r["request"]), group=r["grp"],
@@ -220,8 +227,8 @@ class Journal:
 
     def list_plans(self, *, limit: int = 20) -> list[dict[str, Any]]:
         """The newest plans: id, tool, title, status, created_at."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT id, tool, title, status, created_at FROM plans ORDER BY created_at DESC LIMIT ?", (limit,)
             ).fetchall()
         return [dict(r) for r in rows]
@@ -256,6 +263,7 @@ class Journal:
         (same host) or, on another host, while it reported within ``CLAIM_LEASE_SECONDS``."""
         now = time.time()
         with self._tx() as db:
+            self._lock_plan(db, plan_id)
             row = db.execute("SELECT owner, host, pid, heartbeat FROM claims WHERE plan_id = ?",
                              (plan_id,)).fetchone()
             if row is not None and row["owner"] != owner:
@@ -264,7 +272,9 @@ class Journal:
                         else now - float(row["heartbeat"]) < CLAIM_LEASE_SECONDS)
                 if live:
                     return dict(row)
-            db.execute("INSERT OR REPLACE INTO claims(plan_id, owner, host, pid, heartbeat) VALUES (?,?,?,?,?)",
+            db.execute("INSERT INTO claims(plan_id, owner, host, pid, heartbeat) VALUES (?,?,?,?,?)"
+                       " ON CONFLICT(plan_id) DO UPDATE SET owner = excluded.owner, host = excluded.host,"
+                       " pid = excluded.pid, heartbeat = excluded.heartbeat",
                        (plan_id, owner, HOST, os.getpid(), now))
         return None
 
@@ -298,10 +308,63 @@ class Journal:
     def mappings(self, source: str) -> dict[str, int]:
         """Remembered mappings of one source; keys are normalised (trimmed, single-spaced,
         case-folded) customer names."""
-        with self._lock:
-            rows = self._db.execute("SELECT customer, client_id FROM mappings WHERE source = ? ORDER BY customer",
+        with self._read() as db:
+            rows = db.execute("SELECT customer, client_id FROM mappings WHERE source = ? ORDER BY customer",
                                     (source,)).fetchall()
         return {r["customer"]: r["client_id"] for r in rows}
+
+
+
+
+class Journal(JournalBase):
+    """The SQLite store: one file (``<data dir>/journal.sqlite3``, or ``":memory:"`` in tests)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO NOTHING",
+                             (str(SCHEMA_VERSION),))
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.Error:  # pragma: no cover - closing twice
+                pass
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db, self._lock)
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._db
+
+    def _lock_plan(self, db: Any, plan_id: str) -> None:
+        """``BEGIN IMMEDIATE`` already holds the file's write lock: claims are serialised."""
+
+
+def open_journal(target: str | Path) -> JournalBase:
+    """The journal at ``target``: a ``postgresql://`` URL opens the PostgreSQL store (shared
+    by every process using that database), anything else is a SQLite file path."""
+    text = str(target)
+    if text.startswith(POSTGRES_SCHEMES):
+        from halo_contracts.plans.journal_pg import PostgresJournal
+
+        return PostgresJournal(text)
+    return Journal(target)
 
 
 class _Transaction:

@@ -35,7 +35,7 @@ from halo_contracts.halo.errors import (
 if TYPE_CHECKING:
     from halo_contracts.config import CodeMaps, Settings
     from halo_contracts.halo.client import HaloClient
-    from halo_contracts.plans.journal import Journal
+    from halo_contracts.plans.journal import JournalBase
 
 ToolKind = Literal["read", "write", "destructive"]
 
@@ -88,7 +88,7 @@ def halo_tool(*, group: str, kind: ToolKind, title: str, idempotent: bool | None
 class AppContext:
     settings: Settings
     halo: HaloClient
-    journal: Journal
+    journal: JournalBase
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
