@@ -15,6 +15,9 @@ from typing import Any
 from halo_contracts.config import ConfigError, Settings
 
 READONLY_PREFIX = "readonly:"
+# OAuth scopes (sign-in, see oauth.py): read tools need READ_SCOPE; writes and apply_plan WRITE_SCOPE.
+READ_SCOPE = "halo.read"
+WRITE_SCOPE = "halo.write"
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,19 @@ def load_tokens(settings: Settings) -> TokenStore:
     return TokenStore(tokens)
 
 
-def caller_is_read_only(headers: Any, tokens: TokenStore | None) -> bool:
-    """True when the request carries a read-only bearer token."""
+def signed_in_token(request: Any) -> Any:
+    """The SDK's verified ``AccessToken`` of an HTTP request when sign-in is on, else None."""
+    scope = getattr(request, "scope", None)
+    user = scope.get("user") if isinstance(scope, dict) else None
+    return getattr(user, "access_token", None)
+
+
+def caller_is_read_only(headers: Any, tokens: TokenStore | None, request: Any = None) -> bool:
+    """True when the request carries a read-only bearer token, or (sign-in) a verified access
+    token without the write scope."""
+    access = signed_in_token(request)
+    if access is not None:
+        return WRITE_SCOPE not in access.scopes
     if tokens is None or headers is None:
         return False
     info = tokens.from_authorization(headers.get("authorization"))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -57,6 +58,9 @@ EXAMPLES: dict[str, str] = {
     "mcp_token_file": "/etc/halopsa-contracts-mcp/tokens",
     "allowed_hosts": "mcp.example.com,mcp.example.com:*",
     "allowed_origins": "https://mcp.example.com",
+    "oauth_issuer": "https://login.example.com/realms/msp",
+    "oauth_jwks_url": "https://login.example.com/realms/msp/protocol/openid-connect/certs",
+    "public_url": "https://mcp.example.com/mcp",
 }
 
 
@@ -241,6 +245,9 @@ class Settings(BaseSettings):
     mcp_token_file: Path | None = None
     allowed_hosts: Any = None
     allowed_origins: Any = None
+    oauth_issuer: str | None = None
+    oauth_jwks_url: str | None = None
+    public_url: str | None = None
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -257,6 +264,21 @@ class Settings(BaseSettings):
             raise ValueError("must start with https://")
         if v.lower().endswith("/api"):
             v = v[:-4]
+        return v
+
+    @field_validator("oauth_issuer", "oauth_jwks_url", "public_url")
+    @classmethod
+    def _sign_in_url(cls, v: str | None) -> str | None:
+        """Sign-in URLs: https, or http on a loopback host (a local identity provider)."""
+        if v is None or v.strip() == "":
+            return None
+        v = v.strip()
+        parsed = urlsplit(v)
+        loopback = parsed.hostname in ("127.0.0.1", "localhost", "::1")
+        if not parsed.hostname or not (parsed.scheme == "https" or (parsed.scheme == "http" and loopback)):
+            raise ValueError("must be an https:// URL (http:// only on a loopback host)")
+        if parsed.query or parsed.fragment:
+            raise ValueError("must not carry a query or fragment")
         return v
 
     @field_validator("rate_limit")

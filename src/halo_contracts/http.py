@@ -1,4 +1,5 @@
-"""Streamable HTTP serving: bearer tokens, Host/Origin allow-lists, /health, stateless mode."""
+"""Streamable HTTP serving: bearer tokens, sign-in (OAuth resource server), Host/Origin allow-lists,
+/health, stateless mode."""
 
 from __future__ import annotations
 
@@ -6,15 +7,20 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
+from mcp.server.auth.routes import create_protected_resource_routes
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from halo_contracts import __version__
 from halo_contracts.access import TokenStore, load_tokens
 from halo_contracts.config import ConfigError, Settings
+from halo_contracts.oauth import SCOPES, SignIn, sign_in
 
 log = logging.getLogger("halo_contracts.http")
 
@@ -62,18 +68,26 @@ def transport_security(settings: Settings) -> TransportSecuritySettings | None:
 
 def build_http_app(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None,
                    journal_path: str | Path | None = None, host: str = "127.0.0.1", path: str = "/mcp",
-                   stateless: bool = False, tokens: TokenStore | None = None) -> Any:
-    """The ASGI app: MCP at ``path`` behind bearer auth, plus ``/health``."""
+                   stateless: bool = False, tokens: TokenStore | None = None,
+                   idp_transport: httpx2.AsyncBaseTransport | None = None) -> Any:
+    """The ASGI app: MCP at ``path`` behind bearer auth (static tokens and/or sign-in), plus
+    ``/health``. ``idp_transport`` replaces the network to the identity provider (tests)."""
     from halo_contracts.server import build_server
 
     tokens = tokens if tokens is not None else load_tokens(settings)
-    if len(tokens) == 0:
+    signin = sign_in(settings, tokens, transport=idp_transport)
+    if len(tokens) == 0 and signin is None:
         raise ConfigError(
-            "HTTP serving needs at least one bearer token. Set HALO_MCP_TOKENS (comma separated; prefix "
-            "'readonly:' for read-only tokens) or HALO_MCP_TOKEN_FILE. Example: "
-            "HALO_MCP_TOKENS=$(python -c \"import secrets; print(secrets.token_urlsafe(32))\")"
+            "HTTP serving needs at least one bearer token or sign-in. Set HALO_MCP_TOKENS (comma separated; "
+            "prefix 'readonly:' for read-only tokens) or HALO_MCP_TOKEN_FILE. Example: "
+            "HALO_MCP_TOKENS=$(python -c \"import secrets; print(secrets.token_urlsafe(32))\"). "
+            "Or sign people in with your identity provider: HALO_OAUTH_ISSUER and HALO_PUBLIC_URL."
         )
-    server = build_server(settings, transport, journal_path=journal_path, tokens=tokens)
+    if signin is not None and urlsplit(signin.resource_url).path.rstrip("/") != path.rstrip("/"):
+        log.warning("HALO_PUBLIC_URL %s does not end in the endpoint path %s: fine behind a proxy that "
+                    "rewrites paths, otherwise clients will not find the server.", signin.resource_url, path)
+    server = build_server(settings, transport, journal_path=journal_path, tokens=tokens,
+                          auth=signin.auth if signin else None, token_verifier=signin.verifier if signin else None)
 
     @server.custom_route("/health", methods=["GET"])
     async def health(_request: Request) -> JSONResponse:
@@ -86,7 +100,24 @@ def build_http_app(settings: Settings, *, transport: httpx2.AsyncBaseTransport |
         security = TransportSecuritySettings(allowed_hosts=LOOPBACK_HOSTS, allowed_origins=LOOPBACK_ORIGINS)
     app = server.streamable_http_app(streamable_http_path=path, stateless_http=stateless,
                                      transport_security=security, host=host)
+    if signin is not None:
+        publish_resource_metadata(app, signin)
+        return app  # the SDK's bearer middleware checks every /mcp request (static tokens first)
     return BearerAuthMiddleware(app, tokens)
+
+
+def publish_resource_metadata(app: Any, signin: SignIn) -> None:
+    """RFC 9728 metadata at the path-suffixed URL the SDK's 401s point at and at the bare
+    ``/.well-known/oauth-protected-resource``, listing both scopes (the SDK would list only the
+    scope every request needs)."""
+    routes = create_protected_resource_routes(resource_url=AnyHttpUrl(signin.resource_url),
+                                              authorization_servers=[signin.auth.issuer_url],
+                                              scopes_supported=list(SCOPES),
+                                              resource_name="HaloPSA contracts")
+    bare = "/.well-known/oauth-protected-resource"
+    if all(r.path != bare for r in routes):
+        routes.append(Route(bare, endpoint=routes[0].endpoint, methods=["GET", "OPTIONS"]))
+    app.router.routes[0:0] = routes  # ahead of the SDK's own copy
 
 
 def serve_http(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None,
@@ -96,6 +127,8 @@ def serve_http(settings: Settings, *, transport: httpx2.AsyncBaseTransport | Non
 
     app = build_http_app(settings, transport=transport, journal_path=journal_path, host=host, path=path,
                          stateless=stateless)
-    log.info("Serving MCP over HTTP at http://%s:%d%s (bearer token required; /health is open)", host, port, path)
+    signin = " or sign-in" if settings.oauth_issuer else ""
+    log.info("Serving MCP over HTTP at http://%s:%d%s (bearer token%s required; /health is open)", host, port, path,
+             signin)
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx2
 from mcp.server import MCPServer
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.types import CallToolResult, TextContent
 
@@ -167,14 +169,15 @@ def _access_guard(read_only: bool, tokens: TokenStore | None) -> Any:
     """Read-only mode and read-only HTTP tokens: write tools are hidden and refused."""
 
     async def guard(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        caller_read_only = read_only or caller_is_read_only(getattr(ctx.request, "headers", None), tokens)
+        request = getattr(ctx, "request", None)
+        caller_read_only = read_only or caller_is_read_only(getattr(request, "headers", None), tokens, request)
         if not caller_read_only:
             return await call_next(ctx)
         if ctx.method == "tools/call" and isinstance(ctx.params, dict):
             spec = REGISTRY.get(str(ctx.params.get("name")))
             if spec is not None and spec.kind != "read":
                 why = ("this server runs read-only (HALO_READ_ONLY=true / --read-only)" if read_only
-                       else "your access token is read-only")
+                       else "your access token is read-only (writes need the halo.write scope or a full token)")
                 return _error_result(f"Error executing tool {spec.name}: refused because {why}; "
                                      "only read tools are available. Nothing was sent to Halo.")
         result = await call_next(ctx)
@@ -190,10 +193,12 @@ def _access_guard(read_only: bool, tokens: TokenStore | None) -> Any:
 
 def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None = None, *,
                  journal_path: str | Path | None = None, read_only: bool | None = None,
-                 tokens: TokenStore | None = None, extras: dict[str, Any] | None = None) -> MCPServer:
+                 tokens: TokenStore | None = None, extras: dict[str, Any] | None = None,
+                 auth: AuthSettings | None = None, token_verifier: TokenVerifier | None = None) -> MCPServer:
     """The MCP server. ``transport`` replaces the network (tests, the embedded sandbox).
 
     ``tokens`` (HTTP only) lets read-only bearer tokens see and call only read tools.
+    ``auth`` and ``token_verifier`` (HTTP sign-in, see oauth.py) go to the SDK together.
     """
     read_only = settings.read_only if read_only is None else read_only
 
@@ -217,6 +222,8 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
+        auth=auth,
+        token_verifier=token_verifier,
     )
     server.middleware.append(_access_guard(read_only, tokens))
     server.middleware.append(_unknown_argument_guard(server))
