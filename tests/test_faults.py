@@ -23,7 +23,7 @@ from support.fuzz import Harness
 def quick_backoff(monkeypatch):
     """Back-off delays compressed like the sandbox's window (the client's knob is ``backoff=``;
     the server builds its client with the defaults, so the default is replaced here)."""
-    import halo_contracts.halo.client as client_mod
+    import halo_contracts.halo.transport as client_mod
     from halo_contracts.halo.pacing import Backoff
 
     monkeypatch.setattr(client_mod, "Backoff", functools.partial(

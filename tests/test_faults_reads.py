@@ -23,7 +23,7 @@ VOLATILE = {"requests", "pages", "records_read", "elapsed", "seconds", "generate
 
 @pytest.fixture
 def quick_backoff(monkeypatch):
-    import halo_contracts.halo.client as client_mod
+    import halo_contracts.halo.transport as client_mod
     from halo_contracts.halo.pacing import Backoff
 
     monkeypatch.setattr(client_mod, "Backoff", functools.partial(

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 
 from halo_contracts.config import load_settings
-from halo_contracts.halo import client as client_module
+from halo_contracts.halo import transport as client_module
 from halo_contracts.halo.client import HaloClient
 from halo_contracts.halo.pacing import Backoff
 from halo_contracts.plans.executor import apply_plan

@@ -125,6 +125,28 @@ class _Progress:
             await result
 
 
+def _paging_ignored(page: list[dict[str, Any]], ids: tuple[Any, ...], previous: tuple[Any, ...] | None, *,
+                    rows: int, expected: int | None, page_no: int, page_size: int, operation: str) -> str | None:
+    """Signs that the endpoint ignores paging: ``"done"`` when a repeated page closes a list
+    already complete, ``"whole"`` when the first page held the whole list; raises when paging
+    is ignored and the list is not proven complete; None when the page looks paged."""
+    if page and previous is not None and ids == previous and any(i is not None for i in ids):
+        if expected is not None and rows >= expected:
+            return "done"
+        raise HaloIncompleteRead(
+            f"page {page_no} repeated page {page_no - 1} (the endpoint ignores paging); "
+            f"read {rows} of {expected if expected is not None else 'an unknown number of'} rows",
+            operation=operation)
+    if len(page) > page_size:
+        if expected is not None and len(page) >= expected and not rows:
+            return "whole"
+        raise HaloIncompleteRead(
+            f"page {page_no} held {len(page)} rows for a page size of {page_size} "
+            "(the endpoint ignores paging) and the row count does not prove the list complete",
+            operation=operation)
+    return None
+
+
 async def _read_once(fetch_page: FetchPage, *, key: str | None, operation: str, page_size: int,
                      max_pages: int, progress: _Progress) -> tuple[list[dict[str, Any]], str | None]:
     """One read from page 1: ``(rows, None)`` when it agrees with the first page's
@@ -151,22 +173,13 @@ async def _read_once(fetch_page: FetchPage, *, key: str | None, operation: str, 
         total_pages = math.ceil(expected / page_size) if expected is not None else None
 
         ids = _ids(page)
-        if page and previous is not None and ids == previous and any(i is not None for i in ids):
-            if expected is not None and len(rows) >= expected:
-                break
-            raise HaloIncompleteRead(
-                f"page {page_no} repeated page {page_no - 1} (the endpoint ignores paging); "
-                f"read {len(rows)} of {expected if expected is not None else 'an unknown number of'} rows",
-                operation=operation)
-        if len(page) > page_size:
-            # Paging ignored: the whole list (or a capped part of it) came in one answer.
-            if expected is not None and len(page) >= expected and not rows:
-                await progress.page(page_no, page_no)
-                return list(page), None
-            raise HaloIncompleteRead(
-                f"page {page_no} held {len(page)} rows for a page size of {page_size} "
-                "(the endpoint ignores paging) and the row count does not prove the list complete",
-                operation=operation)
+        verdict = _paging_ignored(page, ids, previous, rows=len(rows), expected=expected, page_no=page_no,
+                                  page_size=page_size, operation=operation)
+        if verdict == "done":
+            break
+        if verdict == "whole":
+            await progress.page(page_no, page_no)
+            return list(page), None
         previous = ids
         for row in page:
             rid = row.get("id")

@@ -16,7 +16,7 @@ from .app import (
     create_app,
 )
 from .asgi_transport import SandboxTransport, transport
-from .demo import Book, Discrepancy, generate
+from .book import Book, Discrepancy, generate
 from .store import Store
 
 __all__ = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -311,7 +312,58 @@ def _rinvoice_out(sb: Sandbox, ctx: Ctx, doc: dict, lines: list[dict] | None, al
     return out
 
 
-# --------------------------------------------------------------------------- handlers
+# --------------------------------------------------------------------------- resources
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One Halo resource: its table, the body schema its POST takes and its list wrapper.
+
+    Every resource is served by the same four paths (:meth:`Api.list`, :meth:`Api.get`,
+    :meth:`Api.post`, :meth:`Api.delete`); what differs lives in the ``Api`` hooks named after
+    ``hooks`` (``_<hooks>_filters``, ``_<hooks>_rows``, ``_<hooks>_one``, ``_<hooks>_check``,
+    ``_<hooks>_save``), each optional.
+    """
+
+    name: str
+    table: str
+    what: str  # "Contract": for 404 messages
+    schema: str | None = None  # item schema of the posted array
+    key: str | None = None  # list wrapper key; None: a bare array
+    pageable: bool = True
+    default_order: tuple[tuple[str, bool], ...] = ()
+    order_sql: tuple[tuple[str, str], ...] = ()
+    hooks: str = ""  # defaults to name
+    answer: str = "record"  # what a POST answers: "record" (201 + the records) or "lines" (201 + an array)
+
+    @property
+    def prefix(self) -> str:
+        return self.hooks or self.name
+
+
+_CLIENT_NAME_SQL = "(SELECT name FROM clients c WHERE c.id = contracts.client_id)"
+
+RESOURCES: dict[str, Resource] = {
+    r.name: r
+    for r in (
+        Resource("clients", "clients", "Client", key="clients"),
+        Resource("slas", "slas", "SLA", pageable=False),
+        Resource("lookups", "lookups", "Lookup", pageable=False),
+        Resource("contracts", "contracts", "Contract", "ContractHeader", "contracts",
+                 order_sql=(("client_name", _CLIENT_NAME_SQL),)),
+        Resource("rinvoices", "rinvoices", "Recurring invoice", "InvoiceHeader", "invoices"),
+        Resource("rlines", "rlines", "Recurring invoice line", "InvoiceDetail", answer="lines"),
+        Resource("rlines_update", "rlines", "Recurring invoice line", "InvoiceDetail", answer="lines"),
+        Resource("invoices", "invoices", "Invoice", key="invoices"),
+        Resource("actions", "actions", "Action", key="actions", pageable=False,
+                 default_order=(("datetime", False),)),
+        Resource("tickets", "tickets", "Ticket", key="tickets"),
+        Resource("prepay", "prepay", "Prepay record", "PrepayHistory", "prepayhistory"),
+        Resource("licences", "licences", "Licence", "Licence_List", "licences"),
+    )
+}
+
+Clauses = list[tuple[str, list[Any]]]
 
 
 class Api:
@@ -322,58 +374,115 @@ class Api:
         self.body = body
         self.ctx = Ctx(sb)
 
-    # ------------------------------------------------------------------ clients, SLAs, lookups
-    def list_clients(self) -> Response:
+    def _hook(self, res: Resource, what: str) -> Any:
+        return getattr(self, f"_{res.prefix}_{what}", None)
+
+    # ------------------------------------------------------------------ the four paths
+    def list(self, res: Resource) -> Response:
         q = self.q
-        clauses: list[tuple[str, list[Any]]] = []
-        include_inactive = q.flag("includeinactive")
-        include_active = q.flag("includeactive", True)
-        if not include_inactive:
+        filters = self._hook(res, "filters")
+        clauses: Clauses = filters() if filters else []
+        limit, offset, page = _paging(q, res.pageable)
+        orders = q.orders() or list(res.default_order)
+        total, rows = self.store.query(res.table, clauses, orders, limit, offset, order_sql=dict(res.order_sql))
+        render = self._hook(res, "rows")
+        data = render(rows) if render else rows
+        if res.key is None:
+            return JSONResponse(data)
+        return JSONResponse(_list(res.key, total, data, page, limit))
+
+    def _find(self, res: Resource, id_: int) -> dict:
+        doc = self.store.get(res.table, id_)
+        if doc is None:
+            raise _not_found(res.what, id_)
+        return doc
+
+    def get(self, res: Resource, id_: int) -> Response:
+        doc = self._find(res, id_)
+        one = self._hook(res, "one")
+        if one is not None:
+            return JSONResponse(one(doc))
+        render = self._hook(res, "rows")
+        return JSONResponse(render([doc])[0] if render else doc)
+
+    def post(self, res: Resource) -> tuple[Response, bool]:
+        """Create (no id) or change (id) each posted object: check them all, then save them all."""
+        items, errors = _parse_body(self.sb, self.body, res.schema or "")
+        check, save = self._hook(res, "check"), self._hook(res, "save")
+        computed = _COMPUTED.get(res.table, set())
+        plans: list[tuple[dict | None, dict, dict, Any]] = []
+        for i, item in enumerate(items):
+            existing = self._find(res, item["id"]) if item.get("id") else None
+            merged = dict(existing or {})
+            merged.update({k: v for k, v in item.items() if k not in computed and k != "lines"})
+            extra = check(i, item, existing, merged, errors)
+            plans.append((existing, merged, item, extra))
+        if errors:
+            raise _model_state(errors)
+        out = [save(existing, merged, item, extra) for existing, merged, item, extra in plans]
+        if res.answer == "lines":
+            return JSONResponse(out, status_code=201), True
+        return _written(out, items), True
+
+    def delete(self, res: Resource, id_: int) -> tuple[Response, bool]:
+        if not self.store.delete(res.table, id_):
+            raise _not_found(res.what, id_)
+        cascade = self._hook(res, "deleted")
+        if cascade is not None:
+            cascade(id_)
+        return Response(status_code=200), True
+
+    # ------------------------------------------------------------------ shared checks
+    def _check_client(self, errors: dict[str, list[str]], i: int, merged: dict) -> None:
+        if not merged.get("client_id"):
+            _required(errors, i, "client_id")
+        elif self.store.get("clients", merged["client_id"]) is None:
+            _required(errors, i, "client_id", f"Client {merged['client_id']} does not exist.")
+
+    def _client_from_contract(self, errors: dict[str, list[str]], i: int, merged: dict) -> None:
+        if merged.get("contract_id"):
+            contract = self.store.get("contracts", merged["contract_id"])
+            if contract is None:
+                _required(errors, i, "contract_id", f"Contract {merged['contract_id']} does not exist.")
+            elif not merged.get("client_id"):
+                merged["client_id"] = contract.get("client_id")
+
+    def _save(self, table: str, existing: dict | None, merged: dict) -> None:
+        if existing is None:
+            merged.pop("id", None)
+            self.store.insert(table, merged)
+        else:
+            self.store.put(table, merged)
+
+    # ------------------------------------------------------------------ clients, SLAs, lookups
+    def _clients_filters(self) -> Clauses:
+        q = self.q
+        clauses: Clauses = []
+        if not q.flag("includeinactive"):
             clauses.append(("coalesce(inactive, 0) = 0", []))
-        if not include_active:
+        if not q.flag("includeactive", True):
             clauses.append(("coalesce(inactive, 0) = 1", []))
         search = q.get("search") or q.get("search_name_only")
         if search:
             clauses.append(("lower(name) LIKE ? ESCAPE '\\'", [_like(search)]))
         if q.int("toplevel_id"):
             clauses.append(("toplevel_id = ?", [q.int("toplevel_id")]))
-        limit, offset, page = _paging(q, True)
-        total, rows = self.store.query("clients", clauses, q.orders(), limit, offset)
-        return JSONResponse(_list("clients", total, rows, page, limit))
+        return clauses
 
-    def get_client(self, id_: int) -> Response:
-        doc = self.store.get("clients", id_)
-        if doc is None:
-            raise _not_found("Client", id_)
-        return JSONResponse(doc)
-
-    def list_slas(self) -> Response:
-        return JSONResponse(self.store.where("slas"))
-
-    def get_sla(self, id_: int) -> Response:
-        doc = self.store.get("slas", id_)
-        if doc is None:
-            raise _not_found("SLA", id_)
-        return JSONResponse(doc)
-
-    def list_lookups(self) -> Response:
+    def _lookups_filters(self) -> Clauses:
         lookupid = self.q.int("lookupid")
-        rows = (
-            self.store.where("lookups", "lookupid = ?", [lookupid])
-            if lookupid is not None
-            else self.store.where("lookups")
-        )
-        return JSONResponse(
-            [
-                {"id": r["_code"], "lookupid": r["lookupid"], "name": r["name"], "inactive": r.get("inactive", False)}
-                for r in rows
-            ]
-        )
+        return [("lookupid = ?", [lookupid])] if lookupid is not None else []
+
+    def _lookups_rows(self, rows: list[dict]) -> list[dict]:
+        return [
+            {"id": r["_code"], "lookupid": r["lookupid"], "name": r["name"], "inactive": r.get("inactive", False)}
+            for r in rows
+        ]
 
     # ------------------------------------------------------------------ contracts
-    def list_contracts(self) -> Response:
+    def _contracts_filters(self) -> Clauses:
         q = self.q
-        clauses: list[tuple[str, list[Any]]] = []
+        clauses: Clauses = []
         if q.int("client_id"):
             clauses.append(("client_id = ?", [q.int("client_id")]))
         if q.int("site_id"):
@@ -394,28 +503,17 @@ class Api:
                     [pattern, pattern, pattern],
                 )
             )
-        limit, offset, page = _paging(q, True)
-        total, rows = self.store.query(
-            "contracts",
-            clauses,
-            q.orders(),
-            limit,
-            offset,
-            order_sql={"client_name": "(SELECT name FROM clients c WHERE c.id = contracts.client_id)"},
-        )
-        self.ctx.clients([r.get("client_id") for r in rows])
-        return JSONResponse(
-            _list("contracts", total, [_contract_out(self.sb, self.ctx, r, False) for r in rows], page, limit)
-        )
+        return clauses
 
-    def get_contract(self, id_: int) -> Response:
-        doc = self.store.get("contracts", id_)
-        if doc is None:
-            raise _not_found("Contract", id_)
+    def _contracts_rows(self, rows: list[dict]) -> list[dict]:
+        self.ctx.clients([r.get("client_id") for r in rows])
+        return [_contract_out(self.sb, self.ctx, r, False) for r in rows]
+
+    def _contracts_one(self, doc: dict) -> dict:
+        id_ = doc["id"]
         out = _contract_out(self.sb, self.ctx, doc, True)
         details, periods = self.q.flag("includedetails"), self.q.flag("includeperiods")
-        if details or periods:
-            actions = self.store.where("actions", "contract_id = ?", [id_])
+        actions = self.store.where("actions", "contract_id = ?", [id_]) if details or periods else []
         if details:
             ledger = self.store.where("prepay", "contract_id = ?", [id_], order="json_extract(doc, '$.date'), id")
             summary = prepay_summary(doc, ledger, actions, self.sb.today)
@@ -423,81 +521,57 @@ class Api:
             out["contract_prepayused"] = to_json_number(summary.used)
             out["contract_prepaybalance"] = to_json_number(summary.balance)
             out["contract_prepayasamount"] = bool(doc.get("contract_prepayasamount"))
-            out["contract_prepayhistory"] = [self._prepay_out(r) for r in ledger]
+            out["contract_prepayhistory"] = [self._prepay_one(r) for r in ledger]
             prepaid = doc.get("contracttype") == 2 or doc.get("allowprepay") or ledger or money(doc.get("startbalance"))
             out["prepay_periods"] = prepay_periods(doc, ledger, actions, self.sb.today) if prepaid else []
         if periods:
             out["periods"] = contract_periods(doc, actions, self.sb.today)
-        return JSONResponse(out)
+        return out
 
-    def post_contracts(self) -> tuple[Response, bool]:
-        items, errors = _parse_body(self.sb, self.body, "ContractHeader")
-        plans: list[tuple[dict | None, dict]] = []
-        for i, item in enumerate(items):
-            existing = None
-            if item.get("id"):
-                existing = self.store.get("contracts", item["id"])
-                if existing is None:
-                    raise _not_found("Contract", item["id"])
-            merged = dict(existing or {})
-            merged.update({k: v for k, v in item.items() if k not in _COMPUTED["contracts"]})
-            if existing is None:
-                if not item.get("client_id"):
-                    _required(errors, i, "client_id")
-                if not (item.get("ref") or "").strip():
-                    _required(errors, i, "ref")
-            if merged.get("client_id") and self.store.get("clients", merged["client_id"]) is None:
-                _required(errors, i, "client_id", f"Client {merged['client_id']} does not exist.")
-            for name, codes in (
-                ("status", CONTRACT_STATUS),
-                ("contracttype", CONTRACT_TYPE),
-                ("billingperiod", BILLING_PERIOD),
-            ):
-                if name in item and item[name] not in codes and item[name] not in (None, 0):
-                    _required(errors, i, name, f"{item[name]} is not a valid {name} code.")
-            if merged.get("sla_id") and self.store.get("slas", merged["sla_id"]) is None:
-                _required(errors, i, "sla_id", f"SLA {merged['sla_id']} does not exist.")
-            prev = merged.get("previouscontract")
-            if prev and (prev == merged.get("id") or self.store.get("contracts", prev) is None):
-                _required(errors, i, "previouscontract", f"Contract {prev} does not exist.")
-            start, end = parse_ts(merged.get("start_date") or ""), parse_ts(merged.get("end_date") or "")
-            if start and end and end < start:
-                _required(errors, i, "end_date", "The end date must be on or after the start date.")
-            plans.append((existing, merged))
-        if errors:
-            raise _model_state(errors)
-        out = []
-        for (existing, merged), item in zip(plans, items, strict=True):
-            if existing is None:
-                merged.pop("id", None)
-                for key, value in (
-                    ("status", 1),
-                    ("contracttype", 1),
-                    ("billingperiod", 1),
-                    ("periodchargeamount", 0),
-                    ("note", ""),
-                    ("previouscontract", 0),
-                    ("startbalance", 0),
-                    ("chargehoursperperiod", 0),
-                    ("contract_prepayasamount", False),
-                    ("start_date", format_ts(self.sb.today)),
-                ):
-                    if merged.get(key) is None:
-                        merged[key] = value
-            if "active" not in item and (existing is None or "status" in item):
-                merged["active"] = merged.get("status") in ACTIVE_STATUSES
-            merged["last_modified"] = _now(self.sb)
-            if existing is None:
-                self.store.insert("contracts", merged)
-            else:
-                self.store.put("contracts", merged)
-            out.append(_contract_out(self.sb, self.ctx, merged, True))
-        return _written(out, items), True
+    def _contracts_check(self, i: int, item: dict, existing: dict | None, merged: dict,
+                         errors: dict[str, list[str]]) -> None:
+        if existing is None:
+            if not item.get("client_id"):
+                _required(errors, i, "client_id")
+            if not (item.get("ref") or "").strip():
+                _required(errors, i, "ref")
+        if merged.get("client_id") and self.store.get("clients", merged["client_id"]) is None:
+            _required(errors, i, "client_id", f"Client {merged['client_id']} does not exist.")
+        for name, codes in (("status", CONTRACT_STATUS), ("contracttype", CONTRACT_TYPE),
+                            ("billingperiod", BILLING_PERIOD)):
+            if name in item and item[name] not in codes and item[name] not in (None, 0):
+                _required(errors, i, name, f"{item[name]} is not a valid {name} code.")
+        if merged.get("sla_id") and self.store.get("slas", merged["sla_id"]) is None:
+            _required(errors, i, "sla_id", f"SLA {merged['sla_id']} does not exist.")
+        prev = merged.get("previouscontract")
+        if prev and (prev == merged.get("id") or self.store.get("contracts", prev) is None):
+            _required(errors, i, "previouscontract", f"Contract {prev} does not exist.")
+        start, end = parse_ts(merged.get("start_date") or ""), parse_ts(merged.get("end_date") or "")
+        if start and end and end < start:
+            _required(errors, i, "end_date", "The end date must be on or after the start date.")
 
-    def delete_contract(self, id_: int) -> tuple[Response, bool]:
-        if not self.store.delete("contracts", id_):
-            raise _not_found("Contract", id_)
-        return Response(status_code=200), True
+    _CONTRACT_DEFAULTS: tuple[tuple[str, Any], ...] = (
+        ("status", 1),
+        ("contracttype", 1),
+        ("billingperiod", 1),
+        ("periodchargeamount", 0),
+        ("note", ""),
+        ("previouscontract", 0),
+        ("startbalance", 0),
+        ("chargehoursperperiod", 0),
+        ("contract_prepayasamount", False),
+    )
+
+    def _contracts_save(self, existing: dict | None, merged: dict, item: dict, _extra: Any) -> dict:
+        if existing is None:
+            for key, value in (*self._CONTRACT_DEFAULTS, ("start_date", format_ts(self.sb.today))):
+                if merged.get(key) is None:
+                    merged[key] = value
+        if "active" not in item and (existing is None or "status" in item):
+            merged["active"] = merged.get("status") in ACTIVE_STATUSES
+        merged["last_modified"] = _now(self.sb)
+        self._save("contracts", existing, merged)
+        return _contract_out(self.sb, self.ctx, merged, True)
 
     # ------------------------------------------------------------------ recurring invoices
     def _lines_for(self, header_ids: list[int]) -> dict[int, list[dict]]:
@@ -511,24 +585,22 @@ class Api:
                 out.setdefault(line["ihid"], []).append(line)
         return out
 
-    def list_rinvoices(self) -> Response:
-        q = self.q
-        clauses = self._invoice_filters("rinvoices", "rlines")
-        limit, offset, page = _paging(q, True)
-        total, rows = self.store.query("rinvoices", clauses, q.orders(), limit, offset)
+    def _rinvoices_filters(self) -> Clauses:
+        return self._invoice_filters("rinvoices", "rlines")
+
+    def _rinvoices_rows(self, rows: list[dict]) -> list[dict]:
         lines = self._lines_for([r["id"] for r in rows])
         self.ctx.clients([r.get("client_id") for r in rows])
         self.ctx.contracts([r.get("contract_id") for r in rows])
-        show = q.flag("includelines")
-        data = [_rinvoice_out(self.sb, self.ctx, r, lines[r["id"]] if show else None, lines[r["id"]]) for r in rows]
-        return JSONResponse(_list("invoices", total, data, page, limit))
+        show = self.q.flag("includelines")
+        return [_rinvoice_out(self.sb, self.ctx, r, lines[r["id"]] if show else None, lines[r["id"]]) for r in rows]
 
-    def get_rinvoice(self, id_: int) -> Response:
-        doc = self.store.get("rinvoices", id_)
-        if doc is None:
-            raise _not_found("Recurring invoice", id_)
-        lines = self._lines_for([id_])[id_]
-        return JSONResponse(_rinvoice_out(self.sb, self.ctx, doc, lines, lines))
+    def _rinvoices_one(self, doc: dict) -> dict:
+        lines = self._lines_for([doc["id"]])[doc["id"]]
+        return _rinvoice_out(self.sb, self.ctx, doc, lines, lines)
+
+    def _rinvoices_deleted(self, id_: int) -> None:
+        self.store.delete_where("rlines", "ihid = ?", [id_])
 
     def _line_defaults(self, line: dict, header: dict) -> None:
         for key, value in (
@@ -545,123 +617,65 @@ class Api:
         if not line.get("contract_id"):
             line["contract_id"] = header.get("contract_id") or 0
 
-    def post_rinvoices(self) -> tuple[Response, bool]:
-        items, errors = _parse_body(self.sb, self.body, "InvoiceHeader")
-        plans = []
-        for i, item in enumerate(items):
-            existing = None
-            if item.get("id"):
-                existing = self.store.get("rinvoices", item["id"])
-                if existing is None:
-                    raise _not_found("Recurring invoice", item["id"])
-            merged = dict(existing or {})
-            merged.update({k: v for k, v in item.items() if k not in _COMPUTED["rinvoices"] and k != "lines"})
-            if merged.get("contract_id"):
-                contract = self.store.get("contracts", merged["contract_id"])
-                if contract is None:
-                    _required(errors, i, "contract_id", f"Contract {merged['contract_id']} does not exist.")
-                elif not merged.get("client_id"):
-                    merged["client_id"] = contract.get("client_id")
-            if not merged.get("client_id"):
-                _required(errors, i, "client_id")
-            elif self.store.get("clients", merged["client_id"]) is None:
-                _required(errors, i, "client_id", f"Client {merged['client_id']} does not exist.")
-            for j, line in enumerate(item.get("lines") or []):
-                if line.get("ihid") and existing is not None and line["ihid"] != existing["id"]:
-                    _required(errors, i, f"lines[{j}].ihid", "A line of this invoice must have ihid = its id.")
-            plans.append((existing, merged, item))
-        if errors:
-            raise _model_state(errors)
-        out = []
-        for existing, merged, item in plans:
-            merged["is_recurring_invoice"] = True
-            merged["last_modified"] = _now(self.sb)
-            if existing is None:
-                merged.pop("id", None)
-                self.store.insert("rinvoices", merged)
-            else:
-                self.store.put("rinvoices", merged)
-            if "lines" in item:  # arrays are replaced wholesale
-                old = {line["id"] for line in self._lines_for([merged["id"]])[merged["id"]]}
-                self.store.delete_where("rlines", "ihid = ?", [merged["id"]])
-                for line in item.get("lines") or []:
-                    line = {k: v for k, v in line.items() if k not in _COMPUTED["rlines"]}
-                    if line.get("id") not in old:
-                        line.pop("id", None)
-                    line["ihid"] = merged["id"]
-                    self._line_defaults(line, merged)
-                    self.store.insert("rlines", line)
-            lines = self._lines_for([merged["id"]])[merged["id"]]
-            out.append(_rinvoice_out(self.sb, self.ctx, merged, lines, lines))
-        return _written(out, items), True
+    def _rinvoices_check(self, i: int, item: dict, existing: dict | None, merged: dict,
+                         errors: dict[str, list[str]]) -> None:
+        self._client_from_contract(errors, i, merged)
+        self._check_client(errors, i, merged)
+        for j, line in enumerate(item.get("lines") or []):
+            if line.get("ihid") and existing is not None and line["ihid"] != existing["id"]:
+                _required(errors, i, f"lines[{j}].ihid", "A line of this invoice must have ihid = its id.")
 
-    def delete_rinvoice(self, id_: int) -> tuple[Response, bool]:
-        if not self.store.delete("rinvoices", id_):
-            raise _not_found("Recurring invoice", id_)
-        self.store.delete_where("rlines", "ihid = ?", [id_])
-        return Response(status_code=200), True
+    def _rinvoices_save(self, existing: dict | None, merged: dict, item: dict, _extra: Any) -> dict:
+        merged["is_recurring_invoice"] = True
+        merged["last_modified"] = _now(self.sb)
+        self._save("rinvoices", existing, merged)
+        if "lines" in item:  # arrays are replaced wholesale
+            old = {line["id"] for line in self._lines_for([merged["id"]])[merged["id"]]}
+            self.store.delete_where("rlines", "ihid = ?", [merged["id"]])
+            for line in item.get("lines") or []:
+                line = {k: v for k, v in line.items() if k not in _COMPUTED["rlines"]}
+                if line.get("id") not in old:
+                    line.pop("id", None)
+                line["ihid"] = merged["id"]
+                self._line_defaults(line, merged)
+                self.store.insert("rlines", line)
+        lines = self._lines_for([merged["id"]])[merged["id"]]
+        return _rinvoice_out(self.sb, self.ctx, merged, lines, lines)
 
-    def post_lines(self) -> tuple[Response, bool]:
+    def _rlines_check(self, i: int, item: dict, existing: dict | None, merged: dict,
+                      errors: dict[str, list[str]]) -> dict | None:
         """POST /RecurringInvoice/Lines: add lines (or change the ones whose id is sent)."""
-        items, errors = _parse_body(self.sb, self.body, "InvoiceDetail")
-        plans = []
-        for i, item in enumerate(items):
-            existing = None
-            if item.get("id"):
-                existing = self.store.get("rlines", item["id"])
-                if existing is None:
-                    raise _not_found("Recurring invoice line", item["id"])
-            merged = dict(existing or {})
-            merged.update({k: v for k, v in item.items() if k not in _COMPUTED["rlines"]})
-            header = None
-            if merged.get("ihid") in (None, 0):
-                _required(errors, i, "ihid")
-            else:
-                header = self.store.get("rinvoices", merged["ihid"])
-                if header is None:
-                    _required(errors, i, "ihid", f"Recurring invoice {merged['ihid']} does not exist.")
-            plans.append((existing, merged, header))
-        if errors:
-            raise _model_state(errors)
-        return self._save_lines(plans), True
+        if merged.get("ihid") in (None, 0):
+            _required(errors, i, "ihid")
+            return None
+        header = self.store.get("rinvoices", merged["ihid"])
+        if header is None:
+            _required(errors, i, "ihid", f"Recurring invoice {merged['ihid']} does not exist.")
+        return header
 
-    def update_lines(self) -> tuple[Response, bool]:
+    def _rlines_update_check(self, i: int, item: dict, existing: dict | None, merged: dict,
+                             errors: dict[str, list[str]]) -> dict | None:
         """POST /RecurringInvoice/updatelines: change lines by id (only the fields sent)."""
-        items, errors = _parse_body(self.sb, self.body, "InvoiceDetail")
-        plans = []
-        for i, item in enumerate(items):
-            if not item.get("id"):
-                _required(errors, i, "id")
-                continue
-            existing = self.store.get("rlines", item["id"])
-            if existing is None:
-                raise _not_found("Recurring invoice line", item["id"])
-            merged = dict(existing)
-            merged.update({k: v for k, v in item.items() if k not in _COMPUTED["rlines"]})
-            header = self.store.get("rinvoices", merged.get("ihid") or 0)
-            if header is None:
-                _required(errors, i, "ihid", f"Recurring invoice {merged.get('ihid')} does not exist.")
-            plans.append((existing, merged, header))
-        if errors:
-            raise _model_state(errors)
-        return self._save_lines(plans), True
+        if existing is None:
+            _required(errors, i, "id")
+            return None
+        header = self.store.get("rinvoices", merged.get("ihid") or 0)
+        if header is None:
+            _required(errors, i, "ihid", f"Recurring invoice {merged.get('ihid')} does not exist.")
+        return header
 
-    def _save_lines(self, plans: list[tuple[dict | None, dict, dict | None]]) -> Response:
-        out = []
-        for existing, merged, header in plans:
-            if existing is None:
-                merged.pop("id", None)
-                self._line_defaults(merged, header or {})
-                self.store.insert("rlines", merged)
-            else:
-                self.store.put("rlines", merged)
-            out.append(_line_out(merged))
-        return JSONResponse(out, status_code=201)
+    def _rlines_save(self, existing: dict | None, merged: dict, item: dict, header: dict | None) -> dict:
+        if existing is None:
+            self._line_defaults(merged, header or {})
+        self._save("rlines", existing, merged)
+        return _line_out(merged)
+
+    _rlines_update_save = _rlines_save
 
     # ------------------------------------------------------------------ invoices
-    def _invoice_filters(self, table: str, line_table: str) -> list[tuple[str, list[Any]]]:
+    def _invoice_filters(self, table: str, line_table: str) -> Clauses:
         q = self.q
-        clauses: list[tuple[str, list[Any]]] = []
+        clauses: Clauses = []
         if q.int("client_id"):
             clauses.append(("client_id = ?", [q.int("client_id")]))
         if q.get("client_ids"):
@@ -674,12 +688,7 @@ class Api:
                 (f"contract_id = ? OR id IN (SELECT ihid FROM {line_table} WHERE contract_id = ?)", [cid, cid])
             )
         if table == "invoices":
-            if q.int("recurringinvoice_id"):
-                clauses.append(("json_extract(doc, '$.recurring_invoice_id') = ?", [q.int("recurringinvoice_id")]))
-            if q.get("includecredits") is not None and not q.flag("includecredits"):
-                clauses.append(("coalesce(json_extract(doc, '$.total'), 0) >= 0", []))
-            if q.get("includeinvoices") is not None and not q.flag("includeinvoices"):
-                clauses.append(("coalesce(json_extract(doc, '$.total'), 0) < 0", []))
+            clauses.extend(self._invoice_only_filters())
         search = q.get("search")
         if search:
             clauses.append(
@@ -689,6 +698,17 @@ class Api:
                     [_like(search), _like(search)],
                 )
             )
+        return clauses
+
+    def _invoice_only_filters(self) -> Clauses:
+        q = self.q
+        clauses: Clauses = []
+        if q.int("recurringinvoice_id"):
+            clauses.append(("json_extract(doc, '$.recurring_invoice_id') = ?", [q.int("recurringinvoice_id")]))
+        if q.get("includecredits") is not None and not q.flag("includecredits"):
+            clauses.append(("coalesce(json_extract(doc, '$.total'), 0) >= 0", []))
+        if q.get("includeinvoices") is not None and not q.flag("includeinvoices"):
+            clauses.append(("coalesce(json_extract(doc, '$.total'), 0) < 0", []))
         return clauses
 
     def _ilines_for(self, ids: list[int]) -> dict[int, list[dict]]:
@@ -708,27 +728,22 @@ class Api:
             out["lines"] = lines
         return out
 
-    def list_invoices(self) -> Response:
-        q = self.q
-        clauses = self._invoice_filters("invoices", "ilines")
-        limit, offset, page = _paging(q, True)
-        total, rows = self.store.query("invoices", clauses, q.orders(), limit, offset)
+    def _invoices_filters(self) -> Clauses:
+        return self._invoice_filters("invoices", "ilines")
+
+    def _invoices_rows(self, rows: list[dict]) -> list[dict]:
         self.ctx.clients([r.get("client_id") for r in rows])
         self.ctx.contracts([r.get("contract_id") for r in rows])
-        lines = self._ilines_for([r["id"] for r in rows]) if q.flag("includelines") else None
-        data = [self._invoice_out(r, lines[r["id"]] if lines is not None else None) for r in rows]
-        return JSONResponse(_list("invoices", total, data, page, limit))
+        lines = self._ilines_for([r["id"] for r in rows]) if self.q.flag("includelines") else None
+        return [self._invoice_out(r, lines[r["id"]] if lines is not None else None) for r in rows]
 
-    def get_invoice(self, id_: int) -> Response:
-        doc = self.store.get("invoices", id_)
-        if doc is None:
-            raise _not_found("Invoice", id_)
-        return JSONResponse(self._invoice_out(doc, self._ilines_for([id_])[id_]))
+    def _invoices_one(self, doc: dict) -> dict:
+        return self._invoice_out(doc, self._ilines_for([doc["id"]])[doc["id"]])
 
     # ------------------------------------------------------------------ actions and tickets
-    def list_actions(self) -> Response:
+    def _actions_filters(self) -> Clauses:
         q = self.q
-        clauses: list[tuple[str, list[Any]]] = []
+        clauses: Clauses = []
         if q.int("ticket_id"):
             clauses.append(("ticket_id = ?", [q.int("ticket_id")]))
         start, end = _date_bound(q.get("startdate"), False), _date_bound(q.get("enddate"), True)
@@ -738,36 +753,42 @@ class Api:
             clauses.append(("datetime < ?", [end]))
         if q.flag("timeentriesonly"):
             clauses.append(("coalesce(json_extract(doc, '$.timetaken'), 0) > 0", []))
-        count = q.int("count")
-        total, rows = self.store.query(
-            "actions", clauses, [("datetime", False)], count if count and count > 0 else None
-        )
-        return JSONResponse({"record_count": total, "actions": rows})
+        return clauses
 
-    def get_action(self, id_: int) -> Response:
-        doc = self.store.get("actions", id_)
-        if doc is None:
-            raise _not_found("Action", id_)
-        return JSONResponse(doc)
-
-    def _ticket_out(self, doc: dict) -> dict:
+    def _tickets_one(self, doc: dict) -> dict:
         out = dict(doc)
         out["client_name"] = self.ctx.client_name(doc.get("client_id"))
         out["contract_ref"] = self.ctx.contract_ref(doc.get("contract_id")) or ""
         out["sla_name"] = self.ctx.sla_name(doc.get("sla_id"))
         return out
 
-    def list_tickets(self) -> Response:
+    def _tickets_rows(self, rows: list[dict]) -> list[dict]:
+        self.ctx.clients([r.get("client_id") for r in rows])
+        self.ctx.contracts([r.get("contract_id") for r in rows])
+        return [self._tickets_one(r) for r in rows]
+
+    # The slice documents Halo's column names, spelled as Halo spells them: Date Opened
+    # 'dateoccured', Date Closed 'datecleared'. No datesearch: date opened. Anything else is
+    # refused rather than silently read as date opened.
+    _TICKET_DATES = {"dateoccured": "dateoccurred", "datecleared": "dateclosed"}
+
+    def _tickets_filters(self) -> Clauses:
         q = self.q
-        clauses: list[tuple[str, list[Any]]] = []
+        clauses: Clauses = []
         if q.int("client_id"):
             clauses.append(("client_id = ?", [q.int("client_id")]))
         if q.int("contract_id"):
             clauses.append(("contract_id = ?", [q.int("contract_id")]))
-        # The slice documents Halo's column names, spelled as Halo spells them: Date Opened
-        # 'dateoccured', Date Closed 'datecleared'. No datesearch: date opened. Anything
-        # else is refused rather than silently read as date opened.
-        searchable = {"dateoccured": "dateoccurred", "datecleared": "dateclosed"}
+        clauses.extend(self._ticket_date_filters())
+        if q.flag("open_only"):
+            clauses.append(("json_extract(doc, '$.dateclosed') IS NULL", []))
+        if q.flag("closed_only"):
+            clauses.append(("json_extract(doc, '$.dateclosed') IS NOT NULL", []))
+        return clauses
+
+    def _ticket_date_filters(self) -> Clauses:
+        q = self.q
+        searchable = self._TICKET_DATES
         datesearch = (q.get("datesearch") or "").strip().lower()
         if datesearch and datesearch not in searchable:
             raise _model_state({"datesearch": [
@@ -775,28 +796,15 @@ class Api:
         field = searchable[datesearch or "dateoccured"]
         column = "dateoccurred" if field == "dateoccurred" else f"json_extract(doc, '$.{field}')"
         start, end = _date_bound(q.get("startdate"), False), _date_bound(q.get("enddate"), True)
+        clauses: Clauses = []
         if start:
             clauses.append((f"{column} >= ?", [start]))
         if end:
             clauses.append((f"{column} < ?", [end]))
-        if q.flag("open_only"):
-            clauses.append(("json_extract(doc, '$.dateclosed') IS NULL", []))
-        if q.flag("closed_only"):
-            clauses.append(("json_extract(doc, '$.dateclosed') IS NOT NULL", []))
-        limit, offset, page = _paging(q, True)
-        total, rows = self.store.query("tickets", clauses, q.orders(), limit, offset)
-        self.ctx.clients([r.get("client_id") for r in rows])
-        self.ctx.contracts([r.get("contract_id") for r in rows])
-        return JSONResponse(_list("tickets", total, [self._ticket_out(r) for r in rows], page, limit))
-
-    def get_ticket(self, id_: int) -> Response:
-        doc = self.store.get("tickets", id_)
-        if doc is None:
-            raise _not_found("Ticket", id_)
-        return JSONResponse(self._ticket_out(doc))
+        return clauses
 
     # ------------------------------------------------------------------ prepay ledger
-    def _prepay_out(self, doc: dict) -> dict:
+    def _prepay_one(self, doc: dict) -> dict:
         """A ledger row as Halo answers it: only ``PrepayHistory`` properties. The stored row
         keeps its ``contract_id`` (the list's ``contract_id`` filter and the contract totals
         use it), but Halo's schema has no such property, so it is never sent back."""
@@ -805,9 +813,12 @@ class Api:
         out["client_name"] = self.ctx.client_name(doc.get("client_id"))
         return out
 
-    def list_prepay(self) -> Response:
+    def _prepay_rows(self, rows: list[dict]) -> list[dict]:
+        return [self._prepay_one(r) for r in rows]
+
+    def _prepay_filters(self) -> Clauses:
         q = self.q
-        clauses: list[tuple[str, list[Any]]] = []
+        clauses: Clauses = []
         if q.int("client_id"):
             clauses.append(("client_id = ?", [q.int("client_id")]))
         if q.int("contract_id"):
@@ -819,67 +830,34 @@ class Api:
                     [_like(q.get("search") or "")],
                 )
             )
-        limit, offset, page = _paging(q, True)
-        total, rows = self.store.query("prepay", clauses, q.orders(), limit, offset)
-        return JSONResponse(_list("prepayhistory", total, [self._prepay_out(r) for r in rows], page, limit))
+        return clauses
 
-    def get_prepay(self, id_: int) -> Response:
-        doc = self.store.get("prepay", id_)
-        if doc is None:
-            raise _not_found("Prepay record", id_)
-        return JSONResponse(self._prepay_out(doc))
+    def _prepay_check(self, i: int, item: dict, existing: dict | None, merged: dict,
+                      errors: dict[str, list[str]]) -> None:
+        self._client_from_contract(errors, i, merged)
+        self._check_client(errors, i, merged)
 
-    def post_prepay(self) -> tuple[Response, bool]:
-        items, errors = _parse_body(self.sb, self.body, "PrepayHistory")
-        plans = []
-        for i, item in enumerate(items):
-            existing = None
-            if item.get("id"):
-                existing = self.store.get("prepay", item["id"])
-                if existing is None:
-                    raise _not_found("Prepay record", item["id"])
-            merged = dict(existing or {})
-            merged.update({k: v for k, v in item.items() if k not in _COMPUTED["prepay"]})
-            if merged.get("contract_id"):
-                contract = self.store.get("contracts", merged["contract_id"])
-                if contract is None:
-                    _required(errors, i, "contract_id", f"Contract {merged['contract_id']} does not exist.")
-                elif not merged.get("client_id"):
-                    merged["client_id"] = contract.get("client_id")
-            if not merged.get("client_id"):
-                _required(errors, i, "client_id")
-            elif self.store.get("clients", merged["client_id"]) is None:
-                _required(errors, i, "client_id", f"Client {merged['client_id']} does not exist.")
-            plans.append((existing, merged))
-        if errors:
-            raise _model_state(errors)
-        out = []
-        for existing, merged in plans:
-            if existing is None:
-                merged.pop("id", None)
-                merged.setdefault("date", format_ts(self.sb.today))
-                merged.setdefault("hours", 0)
-                merged.setdefault("amount", 0)
-                self.store.insert("prepay", merged)
-            else:
-                self.store.put("prepay", merged)
-            out.append(self._prepay_out(merged))
-        return _written(out, items), True
-
-    def delete_prepay(self, id_: int) -> tuple[Response, bool]:
-        if not self.store.delete("prepay", id_):
-            raise _not_found("Prepay record", id_)
-        return Response(status_code=200), True
+    def _prepay_save(self, existing: dict | None, merged: dict, item: dict, _extra: Any) -> dict:
+        if existing is None:
+            merged.setdefault("date", format_ts(self.sb.today))
+            merged.setdefault("hours", 0)
+            merged.setdefault("amount", 0)
+        self._save("prepay", existing, merged)
+        return self._prepay_one(merged)
 
     # ------------------------------------------------------------------ software licences
-    def _licence_out(self, doc: dict) -> dict:
+    def _licences_one(self, doc: dict) -> dict:
         out = dict(doc)
         out["client_name"] = self.ctx.client_name(doc.get("client_id"))
         return out
 
-    def list_licences(self) -> Response:
+    def _licences_rows(self, rows: list[dict]) -> list[dict]:
+        self.ctx.clients([r.get("client_id") for r in rows])
+        return [self._licences_one(r) for r in rows]
+
+    def _licences_filters(self) -> Clauses:
         q = self.q
-        clauses: list[tuple[str, list[Any]]] = []
+        clauses: Clauses = []
         if q.int("client_id"):
             clauses.append(("client_id = ?", [q.int("client_id")]))
         if not q.flag("includeinactive"):
@@ -895,93 +873,60 @@ class Api:
                     [p, p],
                 )
             )
-        limit, offset, page = _paging(q, True)
-        total, rows = self.store.query("licences", clauses, q.orders(), limit, offset)
-        self.ctx.clients([r.get("client_id") for r in rows])
-        return JSONResponse(_list("licences", total, [self._licence_out(r) for r in rows], page, limit))
+        return clauses
 
-    def get_licence(self, id_: int) -> Response:
-        doc = self.store.get("licences", id_)
-        if doc is None:
-            raise _not_found("Licence", id_)
-        return JSONResponse(self._licence_out(doc))
+    def _licences_check(self, i: int, item: dict, existing: dict | None, merged: dict,
+                        errors: dict[str, list[str]]) -> None:
+        if existing is None and not (item.get("name") or "").strip():
+            _required(errors, i, "name")
+        self._check_client(errors, i, merged)
+        if merged.get("count") is not None and merged["count"] < 0:
+            _required(errors, i, "count", "The count must not be negative.")
 
-    def post_licences(self) -> tuple[Response, bool]:
-        items, errors = _parse_body(self.sb, self.body, "Licence_List")
-        plans = []
-        for i, item in enumerate(items):
-            existing = None
-            if item.get("id"):
-                existing = self.store.get("licences", item["id"])
-                if existing is None:
-                    raise _not_found("Licence", item["id"])
-            merged = dict(existing or {})
-            merged.update({k: v for k, v in item.items() if k not in _COMPUTED["licences"]})
-            if existing is None and not (item.get("name") or "").strip():
-                _required(errors, i, "name")
-            if not merged.get("client_id"):
-                _required(errors, i, "client_id")
-            elif self.store.get("clients", merged["client_id"]) is None:
-                _required(errors, i, "client_id", f"Client {merged['client_id']} does not exist.")
-            if merged.get("count") is not None and merged["count"] < 0:
-                _required(errors, i, "count", "The count must not be negative.")
-            plans.append((existing, merged))
-        if errors:
-            raise _model_state(errors)
-        out = []
-        for existing, merged in plans:
-            if existing is None:
-                merged.pop("id", None)
-                for key, value in (("count", 0), ("is_active", True), ("deleted", False), ("type", 0)):
-                    if merged.get(key) is None:
-                        merged[key] = value
-                self.store.insert("licences", merged)
-            else:
-                self.store.put("licences", merged)
-            out.append(self._licence_out(merged))
-        return _written(out, items), True
-
-    def delete_licence(self, id_: int) -> tuple[Response, bool]:
-        if not self.store.delete("licences", id_):
-            raise _not_found("Licence", id_)
-        return Response(status_code=200), True
+    def _licences_save(self, existing: dict | None, merged: dict, item: dict, _extra: Any) -> dict:
+        if existing is None:
+            for key, value in (("count", 0), ("is_active", True), ("deleted", False), ("type", 0)):
+                if merged.get(key) is None:
+                    merged[key] = value
+        self._save("licences", existing, merged)
+        return self._licences_one(merged)
 
 
 # --------------------------------------------------------------------------- routing
 
 _ID = r"/([^/]+)"
-ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    (m, re.compile(f"^/api/{p}$"), h)
-    for m, p, h in [
-        ("GET", "client", "list_clients"),
-        ("GET", "client" + _ID, "get_client"),
-        ("GET", "sla", "list_slas"),
-        ("GET", "sla" + _ID, "get_sla"),
-        ("GET", "lookup", "list_lookups"),
-        ("GET", "clientcontract", "list_contracts"),
-        ("POST", "clientcontract", "post_contracts"),
-        ("GET", "clientcontract" + _ID, "get_contract"),
-        ("DELETE", "clientcontract" + _ID, "delete_contract"),
-        ("GET", "recurringinvoice", "list_rinvoices"),
-        ("POST", "recurringinvoice", "post_rinvoices"),
-        ("POST", "recurringinvoice/lines", "post_lines"),
-        ("POST", "recurringinvoice/updatelines", "update_lines"),
-        ("GET", "recurringinvoice" + _ID, "get_rinvoice"),
-        ("DELETE", "recurringinvoice" + _ID, "delete_rinvoice"),
-        ("GET", "invoice", "list_invoices"),
-        ("GET", "invoice" + _ID, "get_invoice"),
-        ("GET", "actions", "list_actions"),
-        ("GET", "actions" + _ID, "get_action"),
-        ("GET", "clientprepay", "list_prepay"),
-        ("POST", "clientprepay", "post_prepay"),
-        ("GET", "clientprepay" + _ID, "get_prepay"),
-        ("DELETE", "clientprepay" + _ID, "delete_prepay"),
-        ("GET", "softwarelicence", "list_licences"),
-        ("POST", "softwarelicence", "post_licences"),
-        ("GET", "softwarelicence" + _ID, "get_licence"),
-        ("DELETE", "softwarelicence" + _ID, "delete_licence"),
-        ("GET", "tickets", "list_tickets"),
-        ("GET", "tickets" + _ID, "get_ticket"),
+ROUTES: list[tuple[str, re.Pattern[str], str, Resource]] = [
+    (m, re.compile(f"^/api/{p}$"), h, RESOURCES[r])
+    for m, p, h, r in [
+        ("GET", "client", "list", "clients"),
+        ("GET", "client" + _ID, "get", "clients"),
+        ("GET", "sla", "list", "slas"),
+        ("GET", "sla" + _ID, "get", "slas"),
+        ("GET", "lookup", "list", "lookups"),
+        ("GET", "clientcontract", "list", "contracts"),
+        ("POST", "clientcontract", "post", "contracts"),
+        ("GET", "clientcontract" + _ID, "get", "contracts"),
+        ("DELETE", "clientcontract" + _ID, "delete", "contracts"),
+        ("GET", "recurringinvoice", "list", "rinvoices"),
+        ("POST", "recurringinvoice", "post", "rinvoices"),
+        ("POST", "recurringinvoice/lines", "post", "rlines"),
+        ("POST", "recurringinvoice/updatelines", "post", "rlines_update"),
+        ("GET", "recurringinvoice" + _ID, "get", "rinvoices"),
+        ("DELETE", "recurringinvoice" + _ID, "delete", "rinvoices"),
+        ("GET", "invoice", "list", "invoices"),
+        ("GET", "invoice" + _ID, "get", "invoices"),
+        ("GET", "actions", "list", "actions"),
+        ("GET", "actions" + _ID, "get", "actions"),
+        ("GET", "clientprepay", "list", "prepay"),
+        ("POST", "clientprepay", "post", "prepay"),
+        ("GET", "clientprepay" + _ID, "get", "prepay"),
+        ("DELETE", "clientprepay" + _ID, "delete", "prepay"),
+        ("GET", "softwarelicence", "list", "licences"),
+        ("POST", "softwarelicence", "post", "licences"),
+        ("GET", "softwarelicence" + _ID, "get", "licences"),
+        ("DELETE", "softwarelicence" + _ID, "delete", "licences"),
+        ("GET", "tickets", "list", "tickets"),
+        ("GET", "tickets" + _ID, "get", "tickets"),
     ]
 ]
 
@@ -990,7 +935,7 @@ def dispatch(sb: Sandbox, method: str, path: str, query: list[tuple[str, str]], 
     """Answer one authenticated /api request: (response, whether something was written)."""
     path = path.rstrip("/")
     matched_path = False
-    for route_method, pattern, name in ROUTES:
+    for route_method, pattern, name, resource in ROUTES:
         m = pattern.match(path)
         if not m:
             continue
@@ -1000,7 +945,7 @@ def dispatch(sb: Sandbox, method: str, path: str, query: list[tuple[str, str]], 
         q = Query(query)
         try:
             _check_query(sb, method, path, q)
-            args: list[Any] = []
+            args: list[Any] = [resource]
             if m.groups():
                 raw = m.group(1)
                 if not re.fullmatch(r"-?\d+", raw) or not _INT32_MIN <= int(raw) <= _INT32_MAX:

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import api
-from .demo import Book, generate
+from .book import Book, generate
 from .spec import Spec, load_spec
 from .store import Store
 

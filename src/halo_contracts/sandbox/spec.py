@@ -157,79 +157,108 @@ _NET_TYPES = {
 }
 
 
+def _unexpected(value: Any, path: str) -> str:
+    return f"Unexpected character encountered while parsing value: {_render(value)}. Path '{path}'."
+
+
+def _to_int(prop: Prop, value: Any, path: str) -> tuple[Any, str | None]:
+    if isinstance(value, bool):
+        return None, f"Error converting value {_render(value)} to type 'System.Int32'. Path '{path}'."
+    if isinstance(value, int):
+        return value, None
+    if isinstance(value, float) and value.is_integer():
+        return int(value), None
+    if isinstance(value, str) and _INT_RE.match(value.strip()):
+        return int(value.strip()), None
+    if isinstance(value, (dict, list)):
+        return None, _unexpected(value, path)
+    return None, f"Could not convert string to integer: {_render(value)}. Path '{path}'."
+
+
+def _to_number(prop: Prop, value: Any, path: str) -> tuple[Any, str | None]:
+    if isinstance(value, bool):
+        return None, f"Error converting value {_render(value)} to type 'System.Double'. Path '{path}'."
+    if isinstance(value, (int, float)):
+        return value, None
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None, f"Could not convert string to double: {value}. Path '{path}'."
+        return (int(number) if number.is_integer() and "." not in value else number), None
+    return None, _unexpected(value, path)
+
+
+def _to_bool(prop: Prop, value: Any, path: str) -> tuple[Any, str | None]:
+    if isinstance(value, bool):
+        return value, None
+    if isinstance(value, int):
+        return value != 0, None
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true", None
+    if isinstance(value, (dict, list)):
+        return None, _unexpected(value, path)
+    return None, f"Could not convert string to boolean: {_render(value)}. Path '{path}'."
+
+
+def _to_string(prop: Prop, value: Any, path: str) -> tuple[Any, str | None]:
+    if isinstance(value, (dict, list)):
+        return None, _unexpected(value, path)
+    if prop.format == "date-time":
+        if not isinstance(value, str):
+            return None, f"Error converting value {_render(value)} to type 'System.DateTime'. Path '{path}'."
+        parsed = parse_ts(value)
+        if parsed is None:
+            return None, f"Could not convert string to DateTime: {value}. Path '{path}'."
+        return format_ts(parsed), None
+    if isinstance(value, bool):
+        return ("True" if value else "False"), None
+    return (value if isinstance(value, str) else str(value)), None
+
+
+def _to_array(prop: Prop, value: Any, path: str) -> tuple[Any, str | None]:
+    if not isinstance(value, list):
+        return None, (
+            "Cannot deserialize the current JSON value into type 'System.Collections.Generic.List' "
+            f"because the type requires a JSON array. Path '{path}'."
+        )
+    return value, None
+
+
+def _to_object(prop: Prop, value: Any, path: str) -> tuple[Any, str | None]:
+    if not isinstance(value, dict):
+        return None, (
+            "Cannot deserialize the current JSON value into an object because the type requires "
+            f"a JSON object. Path '{path}'."
+        )
+    return value, None
+
+
+_COERCE = {
+    "integer": _to_int,
+    "number": _to_number,
+    "boolean": _to_bool,
+    "string": _to_string,
+    "array": _to_array,
+    "object": _to_object,
+}
+
+
 def coerce(prop: Prop, value: Any, path: str) -> tuple[Any, str | None]:
     """Convert a posted JSON value the way Halo's deserializer would.
 
     Returns (value, error message or None). Messages follow Json.NET's wording.
     """
-    kind, fmt = prop.type, prop.format
+    kind = prop.type
     if value is None:
         if prop.nullable or kind in (None, "string", "array", "object"):
             return None, None
-        net = _NET_TYPES.get((kind, fmt), "System.Object")
+        net = _NET_TYPES.get((kind, prop.format), "System.Object")
         return None, f"Error converting value {{null}} to type '{net}'. Path '{path}'."
-    if kind == "integer":
-        if isinstance(value, bool):
-            return None, f"Error converting value {_render(value)} to type 'System.Int32'. Path '{path}'."
-        if isinstance(value, int):
-            return value, None
-        if isinstance(value, float) and value.is_integer():
-            return int(value), None
-        if isinstance(value, str) and _INT_RE.match(value.strip()):
-            return int(value.strip()), None
-        if isinstance(value, (dict, list)):
-            return None, f"Unexpected character encountered while parsing value: {_render(value)}. Path '{path}'."
-        return None, f"Could not convert string to integer: {_render(value)}. Path '{path}'."
-    if kind == "number":
-        if isinstance(value, bool):
-            return None, f"Error converting value {_render(value)} to type 'System.Double'. Path '{path}'."
-        if isinstance(value, (int, float)):
-            return value, None
-        if isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                return None, f"Could not convert string to double: {value}. Path '{path}'."
-            return (int(number) if number.is_integer() and "." not in value else number), None
-        return None, f"Unexpected character encountered while parsing value: {_render(value)}. Path '{path}'."
-    if kind == "boolean":
-        if isinstance(value, bool):
-            return value, None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value != 0, None
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true", None
-        if isinstance(value, (dict, list)):
-            return None, f"Unexpected character encountered while parsing value: {_render(value)}. Path '{path}'."
-        return None, f"Could not convert string to boolean: {_render(value)}. Path '{path}'."
-    if kind == "string":
-        if isinstance(value, (dict, list)):
-            return None, f"Unexpected character encountered while parsing value: {_render(value)}. Path '{path}'."
-        if fmt == "date-time":
-            if not isinstance(value, str):
-                return None, f"Error converting value {_render(value)} to type 'System.DateTime'. Path '{path}'."
-            parsed = parse_ts(value)
-            if parsed is None:
-                return None, f"Could not convert string to DateTime: {value}. Path '{path}'."
-            return format_ts(parsed), None
-        if isinstance(value, bool):
-            return ("True" if value else "False"), None
-        return (value if isinstance(value, str) else str(value)), None
-    if kind == "array":
-        if not isinstance(value, list):
-            return None, (
-                "Cannot deserialize the current JSON value into type 'System.Collections.Generic.List' "
-                f"because the type requires a JSON array. Path '{path}'."
-            )
-        return value, None
-    if prop.ref is not None or kind == "object":
-        if not isinstance(value, dict):
-            return None, (
-                "Cannot deserialize the current JSON value into an object because the type requires "
-                f"a JSON object. Path '{path}'."
-            )
-        return value, None
-    return value, None
+    convert = _COERCE.get(kind or "")
+    if convert is None and prop.ref is not None:
+        convert = _to_object
+    return convert(prop, value, path) if convert is not None else (value, None)
 
 
 def check_object(
