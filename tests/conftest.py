@@ -79,3 +79,46 @@ async def mcp_client(sandbox_app, spec_transport, _shared_mcp_server):
     switch.target = None
     # every request a tool sent must conform to Halo's OpenAPI slice
     spec_transport.assert_clean()
+
+
+# ---- journal stores (issue 18) -----------------------------------------------------------------
+# journal_store: the same journal tests run against both stores. ``journal_store.open()`` opens
+# a journal on one store (call it twice for two connections / a reopened journal);
+# ``journal_store.target`` is what another process passes to ``open_journal``.
+# pg_url: a fresh schema in the test PostgreSQL server (see tests/support/pg.py).
+
+
+@pytest.fixture
+def pg_url():
+    from support.pg import Schema, server_url
+
+    schema = Schema(server_url())
+    yield schema.url
+    schema.drop()
+
+
+class JournalStore:
+    def __init__(self, kind: str, target: str) -> None:
+        self.kind, self.target = kind, target
+        self._open: list = []
+
+    def open(self):
+        from halo_contracts.plans.journal import open_journal
+
+        journal = open_journal(self.target)
+        self._open.append(journal)
+        return journal
+
+    def close_all(self) -> None:
+        for journal in self._open:
+            journal.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def journal_store(request, tmp_path):
+    if request.param == "sqlite":
+        store = JournalStore("sqlite", str(tmp_path / "j.sqlite3"))
+    else:
+        store = JournalStore("postgres", request.getfixturevalue("pg_url"))
+    yield store
+    store.close_all()

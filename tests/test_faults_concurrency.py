@@ -2,9 +2,9 @@
 
 * In one server: three concurrent ``apply_plan`` calls per plan (a double-clicked "apply", two
   assistants sharing a server), with dropped answers and 5xx on.
-* In two server processes sharing one journal file (e.g. Claude Desktop and Claude Code each
-  starting the server with the default data directory) applying the same plans at once against
-  a sandbox on a loopback port.
+* In two server processes sharing one journal (a file, e.g. Claude Desktop and Claude Code each
+  starting the server with the default data directory; or one PostgreSQL database, replicas)
+  applying the same plans at once against a sandbox on a loopback port.
 
 Checked like the fault runs: exactly the previewed objects, no duplicates, journal == Halo.
 """
@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+
+import pytest
 
 from support.faultrun import (
     Faults,
@@ -58,11 +60,12 @@ def test_concurrent_apply_in_one_server(tmp_path):
     assert not problems, "\n".join(problems)
 
 
-def _driver(base: str, journal: Path, *args: str) -> list[str]:
+def _driver(base: str, journal: Path | str, *args: str) -> list[str]:
     return [sys.executable, str(DRIVER), "--base-url", base, "--journal", str(journal), *args]
 
 
-def test_two_processes_apply_the_same_plans_at_once(tmp_path):
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_two_processes_apply_the_same_plans_at_once(tmp_path, request, store):
     from halo_contracts.sandbox import SandboxConfig, create_app
     from halo_contracts.sandbox.standalone import serve_in_thread
     from test_kill import _plan_in_process
@@ -70,7 +73,7 @@ def test_two_processes_apply_the_same_plans_at_once(tmp_path):
     app = create_app(SandboxConfig(seed=7, strict=True, contracts=120, clients=25, rate_limit=100_000,
                                    rate_window=1.0))
     state = app.state.sandbox
-    journal = tmp_path / "journal.sqlite3"
+    journal = tmp_path / "journal.sqlite3" if store == "sqlite" else request.getfixturevalue("pg_url")
     fake = SimpleNamespace(state=state, journal_path=journal)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with serve_in_thread(app) as base:

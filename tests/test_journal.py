@@ -1,4 +1,5 @@
-"""The SQLite journal: plans and steps round-trip, statuses persist, secrets never stored."""
+"""The journal, on both stores (SQLite and PostgreSQL, ``journal_store``): plans and steps
+round-trip, statuses persist, secrets never stored. SQLite-only checks say so."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def _plan() -> Plan:
     return plan
 
 
-def test_plan_round_trip(tmp_path):
-    j = Journal(tmp_path / "j.sqlite3")
+def test_plan_round_trip(journal_store):
+    j = journal_store.open()
     plan = _plan()
     j.save_plan(plan)
     loaded = j.get_plan(plan.id)
@@ -34,17 +35,16 @@ def test_plan_round_trip(tmp_path):
     j.close()
 
 
-def test_saving_the_same_plan_twice_is_refused(tmp_path):
-    j = Journal(tmp_path / "j.sqlite3")
+def test_saving_the_same_plan_twice_is_refused(journal_store):
+    j = journal_store.open()
     plan = _plan()
     j.save_plan(plan)
     with pytest.raises(ValueError):
         j.save_plan(plan)
 
 
-def test_step_status_survives_reopening(tmp_path):
-    path = tmp_path / "j.sqlite3"
-    j = Journal(path)
+def test_step_status_survives_reopening(journal_store):
+    j = journal_store.open()
     plan = _plan()
     j.save_plan(plan)
     step = plan.steps[0]
@@ -52,7 +52,7 @@ def test_step_status_survives_reopening(tmp_path):
     j.save_step(plan.id, step)
     j.set_plan_status(plan.id, "applying")
     # no close(): simulate a process that dies; a new connection sees the committed state
-    j2 = Journal(path)
+    j2 = journal_store.open()
     again = j2.get_plan(plan.id)
     assert again.status == "applying"
     assert again.steps[0].status == "sending"
@@ -65,10 +65,14 @@ def test_step_status_survives_reopening(tmp_path):
     j2.close()
 
 
-def test_wal_mode_and_unknown_step(tmp_path):
-    j = Journal(tmp_path / "j.sqlite3")
+def test_sqlite_uses_wal_mode(tmp_path):
+    Journal(tmp_path / "j.sqlite3").close()
     mode = sqlite3.connect(tmp_path / "j.sqlite3").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_unknown_step_and_plan(journal_store):
+    j = journal_store.open()
     plan = _plan()
     j.save_plan(plan)
     plan.steps[0].index = 9
@@ -78,16 +82,29 @@ def test_wal_mode_and_unknown_step(tmp_path):
         j.set_plan_status("plan_nope", "applied")
 
 
-def test_secrets_are_masked(tmp_path):
-    path = tmp_path / "j.sqlite3"
-    j = Journal(path)
+def _stored_bytes(journal_store, tmp_path) -> bytes:
+    """Everything the store holds, as bytes (SQLite: the files; PostgreSQL: every row as text)."""
+    if journal_store.kind == "sqlite":
+        path = tmp_path / "j.sqlite3"
+        wal = path.with_name(path.name + "-wal")
+        return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    import psycopg
+
+    with psycopg.connect(journal_store.target) as conn:
+        rows = [conn.execute(f"SELECT t::text FROM {table} t").fetchall()
+                for table in ("plans", "steps", "mappings", "claims", "meta")]
+    return repr(rows).encode()
+
+
+def test_secrets_are_masked(journal_store, tmp_path):
+    j = journal_store.open()
     plan = Plan(tool="t", title="t")
     plan.add("update_contract", "s", {"contract_id": 1, "fields": {"notes": "x"}},
              request={"method": "POST", "path": "/api/ClientContract",
                       "headers": {"Authorization": "Bearer abc.def"}, "client_secret": "sandbox-secret"})
     j.save_plan(plan)
-    raw = path.read_bytes() + (path.with_name(path.name + "-wal").read_bytes()
-                               if path.with_name(path.name + "-wal").exists() else b"")
+    raw = _stored_bytes(journal_store, tmp_path)
+    assert plan.id.encode() in raw  # the scan sees the stored rows
     assert b"sandbox-secret" not in raw
     assert b"abc.def" not in raw
     stored = j.get_plan(plan.id).steps[0].request
@@ -95,8 +112,8 @@ def test_secrets_are_masked(tmp_path):
     assert stored["headers"]["Authorization"] == "***"
 
 
-def test_mappings(tmp_path):
-    j = Journal(tmp_path / "j.sqlite3")
+def test_mappings(journal_store):
+    j = journal_store.open()
     j.remember_mapping("pax8", "  Acme   Corp ", 5)
     j.remember_mapping("pax8", "acme corp", 6)  # same customer, normalised: replaces
     j.remember_mapping("other", "Acme Corp", 9)
@@ -106,8 +123,8 @@ def test_mappings(tmp_path):
     assert j.mappings("pax8") == {}
 
 
-def test_threads_share_one_journal(tmp_path):
-    j = Journal(tmp_path / "j.sqlite3")
+def test_threads_share_one_journal(journal_store):
+    j = journal_store.open()
     errors: list[BaseException] = []
 
     def work(n: int) -> None:

@@ -46,6 +46,7 @@ EXAMPLES: dict[str, str] = {
     "read_only": "true",
     "rate_limit": "300/300",
     "data_dir": "/var/lib/halopsa-contracts-mcp",
+    "journal_url": "postgresql://halo@db.internal:5432/halo_mcp",
     "status_codes": "1:Active,2:Pending,3:Expired,4:Cancelled,5:On Hold",
     "type_codes": "1:Recurring,2:Prepaid Hours,3:Ad-Hoc,4:Project,5:Warranty",
     "billing_period_codes": "1:Monthly:1,2:Quarterly:3,3:Annual:12",
@@ -230,6 +231,7 @@ class Settings(BaseSettings):
     read_only: bool = False
     rate_limit: str = "300/300"
     data_dir: Path | None = None
+    journal_url: SecretStr | None = None
     status_codes: Any = Field(default_factory=lambda: dict(DEFAULT_STATUS_CODES))
     type_codes: Any = Field(default_factory=lambda: dict(DEFAULT_TYPE_CODES))
     billing_period_codes: Any = Field(default_factory=lambda: dict(DEFAULT_BILLING_PERIOD_CODES))
@@ -280,6 +282,15 @@ class Settings(BaseSettings):
         if parsed.query or parsed.fragment:
             raise ValueError("must not carry a query or fragment")
         return v
+
+    @field_validator("journal_url")
+    @classmethod
+    def _journal_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value().strip():
+            return None
+        if not v.get_secret_value().strip().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (leave it unset for the SQLite journal in data_dir)")
+        return SecretStr(v.get_secret_value().strip())
 
     @field_validator("rate_limit")
     @classmethod
@@ -382,7 +393,8 @@ def load_settings(**overrides: Any) -> Settings:
                 field = err["msg"].split(":")[0].split()[-1]
             msg = err.get("msg", "invalid").removeprefix("Value error, ")
             got = err.get("input")
-            shown = "" if field in ("client_secret", "mcp_tokens") or isinstance(got, dict) else f" (got {got!r})"
+            secret = field in ("client_secret", "mcp_tokens", "journal_url")
+            shown = "" if secret or isinstance(got, dict) else f" (got {got!r})"
             problems.append(
                 f"HALO_{field.upper()}: {msg}{shown}. Example: HALO_{field.upper()}={EXAMPLES.get(field, '…')}"
             )

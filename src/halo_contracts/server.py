@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 from mcp.server import MCPServer
 from mcp.server.auth.provider import TokenVerifier
@@ -23,7 +24,7 @@ from halo_contracts import __version__
 from halo_contracts.access import TokenStore, caller_is_read_only
 from halo_contracts.config import Settings
 from halo_contracts.halo.client import HaloClient
-from halo_contracts.plans.journal import Journal
+from halo_contracts.plans.journal import open_journal
 from halo_contracts.tools import load_tool_modules
 from halo_contracts.tools.common import REGISTRY, AppContext, ToolSpec
 
@@ -204,12 +205,14 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer) -> AsyncIterator[AppContext]:
-        path = journal_path
+        path: str | Path | None = journal_path
+        if path is None and settings.journal_url is not None:
+            path = settings.journal_url.get_secret_value()
         if path is None:
             data_dir = settings.resolved_data_dir
             data_dir.mkdir(parents=True, exist_ok=True)
             path = data_dir / "journal.sqlite3"
-        journal = Journal(path)
+        journal = await anyio.to_thread.run_sync(open_journal, path)
         try:
             async with HaloClient(settings, transport=transport) as halo:
                 yield AppContext(settings=settings, halo=halo, journal=journal, extras=dict(extras or {}))

@@ -242,15 +242,30 @@ def set_faults(h: Harness, f: Faults | None) -> None:
     faults.rate_limit, faults.rate_window = f.sandbox_rate
 
 
-def read_journal(path: Path, plan_id: str) -> list[dict[str, Any]]:
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        con.row_factory = sqlite3.Row
-        rows = con.execute("select idx, kind, status, result, natural_key from steps where plan_id=? order by idx",
+def _read_pg_journal(url: str, plan_id: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, row_factory=dict_row) as con:
+        rows = con.execute("select idx, kind, status, result, natural_key from steps where plan_id=%s order by idx",
                            (plan_id,)).fetchall()
-        plan = con.execute("select status from plans where id=?", (plan_id,)).fetchone()
-    finally:
-        con.close()
+        plan = con.execute("select status from plans where id=%s", (plan_id,)).fetchone()
+    return rows, plan
+
+
+def read_journal(path: Path | str, plan_id: str) -> list[dict[str, Any]]:
+    """The plan's steps read raw from the journal (a SQLite file, or a ``postgresql://`` URL)."""
+    if str(path).startswith("postgresql://"):
+        rows, plan = _read_pg_journal(str(path), plan_id)
+    else:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            con.row_factory = sqlite3.Row
+            rows = con.execute("select idx, kind, status, result, natural_key from steps where plan_id=?"
+                               " order by idx", (plan_id,)).fetchall()
+            plan = con.execute("select status from plans where id=?", (plan_id,)).fetchone()
+        finally:
+            con.close()
     out = [dict(r) for r in rows]
     for r in out:
         r["result"] = json.loads(r["result"]) if r["result"] else None

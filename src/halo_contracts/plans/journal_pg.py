@@ -1,0 +1,120 @@
+"""The PostgreSQL store of the journal (``HALO_JOURNAL_URL=postgresql://...``).
+
+Same tables and the same queries as the SQLite store (:class:`~halo_contracts.plans.journal.
+JournalBase`), so every server process using the database sees the same plans, steps, claims
+and remembered mappings: a plan previewed on one replica can be applied on another.
+
+- every call takes a connection from a pool (``psycopg_pool``), so threads and processes
+  never share one;
+- a write is one transaction, committed (``synchronous_commit`` as the server has it, on by
+  default) before the call returns: a ``sending`` mark is durable before the request leaves;
+- a claim takes a transaction-scoped advisory lock on the plan id first, so two processes
+  claiming one plan at once are serialised (the second sees the first's claim);
+- creating the schema is serialised with an advisory lock too (replicas start together).
+
+The URL may carry a password: it is never logged, and errors name the host and database
+only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from halo_contracts.plans.journal import _SCHEMA, SCHEMA_VERSION, JournalBase
+
+log = logging.getLogger("halo_contracts.journal")
+
+# Advisory-lock namespaces (first key of the two-int form).
+_LOCK_SCHEMA = 0x4A524E  # "JRN"
+_LOCK_CLAIM = 0x434C4D  # "CLM"
+
+
+def postgres_schema(sqlite_schema: str = _SCHEMA) -> str:
+    """The SQLite DDL in PostgreSQL's words (the only type that differs is REAL)."""
+    return re.sub(r"\bREAL\b", "DOUBLE PRECISION", sqlite_schema)
+
+
+def describe_url(url: str) -> str:
+    """``host:port/db`` of a PostgreSQL URL, without user or password (for messages)."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "(unparseable PostgreSQL URL)"
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+def _pg_sql(sql: str) -> str:
+    """``?`` placeholders -> psycopg's ``%s`` (and a literal ``%`` escaped)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class JournalUnavailable(RuntimeError):
+    """The PostgreSQL journal could not be opened (message names host/db, never the password)."""
+
+
+class _Conn:
+    """A psycopg connection that speaks the journal's ``?`` SQL and returns dict rows."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: psycopg.Connection) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: tuple | list | None = None) -> psycopg.Cursor:
+        return self.raw.execute(_pg_sql(sql), params)
+
+
+class PostgresJournal(JournalBase):
+    """The journal in a PostgreSQL database, shared by every process that opens the same URL."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 30.0) -> None:
+        self.url = url
+        self.where = describe_url(url)
+        self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
+                                    kwargs={"autocommit": True, "row_factory": dict_row},
+                                    name="halo-journal")
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+            self._create_schema()
+        except Exception as exc:
+            self._pool.close()
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+            if password:
+                detail = detail.replace(str(password), "***")
+            raise JournalUnavailable(f"cannot open the PostgreSQL journal at {self.where}: {detail}") from None
+
+    def _create_schema(self) -> None:
+        with self._tx() as db:
+            db.raw.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_SCHEMA,))
+            for statement in postgres_schema().split(";"):
+                if statement.strip():
+                    db.raw.execute(statement)
+            db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO NOTHING",
+                       (str(SCHEMA_VERSION),))
+
+    # ---- the store -------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[_Conn]:
+        with self._pool.connection() as raw, raw.transaction():
+            yield _Conn(raw)
+
+    @contextmanager
+    def _read(self) -> Iterator[_Conn]:
+        with self._pool.connection() as raw:
+            yield _Conn(raw)
+
+    def _lock_plan(self, db: Any, plan_id: str) -> None:
+        db.raw.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLAIM, plan_id))
+
+    def close(self) -> None:
+        self._pool.close()

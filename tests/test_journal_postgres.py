@@ -1,0 +1,73 @@
+"""The PostgreSQL journal through the server: ``HALO_JOURNAL_URL`` selects it, a plan previewed
+on one server is applied on another sharing the database, and the URL's password never shows."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from mcp import Client
+
+from halo_contracts.config import ConfigError, load_settings
+from halo_contracts.sandbox import SandboxConfig, create_app, transport
+from support.faultrun import renewable_ids
+
+SANDBOX = {"base_url": "http://sandbox", "client_id": "sandbox-client", "client_secret": "sandbox-secret",
+           "rate_limit": "100000/1"}
+
+
+def test_journal_url_must_be_postgresql(monkeypatch):
+    monkeypatch.setenv("HALO_JOURNAL_URL", "mysql://user:hunter2@db/halo")
+    with pytest.raises(ConfigError) as err:
+        load_settings(**SANDBOX)
+    text = str(err.value)
+    assert "HALO_JOURNAL_URL" in text and "postgresql://" in text
+    assert "hunter2" not in text
+    monkeypatch.setenv("HALO_JOURNAL_URL", "postgresql://halo:hunter2@db/halo")
+    settings = load_settings(**SANDBOX)
+    assert "hunter2" not in repr(settings)
+
+
+def test_an_unreachable_database_names_the_host_not_the_password():
+    from halo_contracts.plans.journal import open_journal
+    from halo_contracts.plans.journal_pg import JournalUnavailable
+
+    with pytest.raises(JournalUnavailable) as err:
+        open_journal("postgresql://halo:hunter2@127.0.0.1:1/halo?connect_timeout=2")
+    assert "127.0.0.1:1/halo" in str(err.value)
+    assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.anyio
+async def test_preview_on_one_server_apply_on_another(pg_url, monkeypatch, tmp_path):
+    from halo_contracts.server import build_server
+
+    monkeypatch.setenv("HALO_JOURNAL_URL", pg_url)
+    monkeypatch.setenv("HALO_DATA_DIR", str(tmp_path / "data"))
+    app = create_app(SandboxConfig(seed=7))
+    sandbox = app.state.sandbox
+    settings = load_settings(**SANDBOX, read_only=False)
+    a = build_server(settings, transport(app))
+    b = build_server(settings, transport(app))
+    contract_ids = renewable_ids(SimpleNamespace(state=sandbox), 3)
+    async with Client(a) as ca:
+        r = await ca.call_tool("generate_renewals", {"contract_ids": contract_ids, "dry_run": True,
+                                                     "uplift_percent": 3})
+        assert not r.is_error, r.content[0].text
+        plan_id = r.structured_content["plan_id"]
+    writes_before = _writes(sandbox)
+    async with Client(b) as cb:
+        seen = await cb.call_tool("get_plan", {"plan_id": plan_id})
+        assert not seen.is_error and seen.structured_content["plan_id"] == plan_id
+        done = await cb.call_tool("apply_plan", {"plan_id": plan_id})
+        assert not done.is_error, done.content[0].text
+        assert done.structured_content["status"] == "applied"
+    async with Client(a) as ca:
+        again = await ca.call_tool("apply_plan", {"plan_id": plan_id})
+        assert not again.is_error and again.structured_content["already_applied"] is True
+    assert _writes(sandbox) > writes_before, "apply on server B sent nothing"
+    assert not (tmp_path / "data" / "journal.sqlite3").exists()  # the SQLite journal was never opened
+
+
+def _writes(sandbox) -> int:
+    return sum(1 for e in sandbox.log.entries() if e.method.upper() != "GET")
