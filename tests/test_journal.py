@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from halo_contracts.plans.journal import Journal
-from halo_contracts.plans.models import Plan
+from halo_contracts.plans.models import Plan, placeholder
 
 
 def _plan() -> Plan:
@@ -30,7 +30,8 @@ def test_plan_round_trip(journal_store):
     j.save_plan(plan)
     loaded = j.get_plan(plan.id)
     assert loaded == plan
-    assert loaded.steps[1].params["contract_id"] == "$step:0.id"
+    assert loaded.steps[1].params["contract_id"] == placeholder(0)
+    assert [(r.path, r.step) for r in loaded.steps[1].refs] == [(("params", "contract_id"), 0)]
     assert j.get_plan("plan_missing") is None
     j.close()
 
@@ -150,3 +151,37 @@ def test_list_plans_newest_first(tmp_path):
     j.save_plan(b)
     ids = [p["id"] for p in j.list_plans()]
     assert set(ids) == {a.id, b.id}
+
+
+def test_plans_stored_by_0_1_read_their_id_references_and_keep_text(tmp_path):
+    """0.1 stored references as "$step:N.id" strings and had no refs column: on open the column is
+    added; on read only the top-level id keys are references, every other string stays text."""
+    path = tmp_path / "old.sqlite3"
+    j = Journal(path)
+    plan = Plan(tool="add_recurring_items", title="t")
+    plan.add("create_recurring_invoice", "ri", {"client_id": 5, "contract_id": 9, "contract_ref": "$step:0.id"})
+    plan.add("add_recurring_lines", "lines", {"recurring_invoice_id": 1, "contract_id": 9,
+                                               "items": [{"description": "$step:0.id"}]})
+    j.save_plan(plan)
+    j.close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE steps SET params = ?, natural_key = ? WHERE idx = 1",
+               ('{"contract_id": 9, "items": [{"description": "$step:0.id"}], "recurring_invoice_id": "$step:0.id"}',
+                '{"contract_id": 9, "ri_id": "$step:0.id", "ref": "$step:0.id"}'))
+    db.execute("ALTER TABLE steps DROP COLUMN refs")
+    db.commit()
+    db.close()
+
+    j = Journal(path)
+    loaded = j.get_plan(plan.id)
+    first, second = loaded.steps
+    assert first.refs == [] and first.params["contract_ref"] == "$step:0.id"
+    assert [(r.path, r.step) for r in second.refs] == [(("params", "recurring_invoice_id"), 0),
+                                                       (("natural_key", "ri_id"), 0)]
+    assert second.params["recurring_invoice_id"] == placeholder(0)
+    assert second.params["items"] == [{"description": "$step:0.id"}]
+    assert second.natural_key["ref"] == "$step:0.id"
+    # saving a step writes its refs, so the next read does not depend on the old strings any more
+    j.save_step(plan.id, second)
+    assert j.get_plan(plan.id).steps[1].refs == second.refs
+    j.close()

@@ -12,8 +12,8 @@ from halo_contracts.domain.models import Contract, Licence, RecurringInvoice, Re
 from halo_contracts.halo.errors import HaloNotFound, HaloUnknownOutcome, HaloValidationError
 from halo_contracts.plans.executor import PlanNotFound, apply_plan
 from halo_contracts.plans.journal import Journal
-from halo_contracts.plans.models import Plan
-from halo_contracts.plans.steps import add_step, preview, resolve
+from halo_contracts.plans.models import Plan, placeholder
+from halo_contracts.plans.steps import add_step, preview, references, resolve
 
 pytestmark = pytest.mark.anyio
 
@@ -186,9 +186,11 @@ async def test_apply_runs_every_step_in_order_with_references(halo, journal):
 
 async def test_preview_keeps_unresolved_references_visible(halo):
     plan = contract_plan(halo)
-    assert plan.steps[1].request["kwargs"]["contract_id"] == "$step:0.id"
+    assert plan.steps[1].request["kwargs"]["contract_id"] == placeholder(0) == -1_000_000
+    assert [r.path for r in plan.steps[1].refs] == [("params", "contract_id"), ("natural_key", "contract_id")]
     req = preview(halo, "add_recurring_lines", plan.steps[2].params)
-    assert req["body"][0] == "$step:1.id"
+    assert req["body"][0] == placeholder(1)
+    assert references(plan.steps[2]) == {0, 1} and references(plan.steps[0]) == set()
 
 
 async def test_applying_again_does_nothing_and_says_so(halo, journal):
@@ -392,12 +394,20 @@ async def test_settle_read_failure_keeps_step_unknown(halo, journal):
 
 
 def test_resolve_references():
-    results = {0: {"id": 5}, 1: {"ids": [1, 2]}}
-    assert resolve({"a": "$step:0.id", "b": ["$step:1.ids", "x"], "c": 3}, results) == \
-        {"a": 5, "b": [[1, 2], "x"], "c": 3}
-    assert resolve("$stepx", results) == "$stepx"
+    plan = Plan(tool="t", title="t")
+    plan.add("create_contract", "c", {"fields": {"client_id": 5, "ref": "R"}})
+    plan.add("create_licence", "l", {"fields": {"client_id": 5, "product_code": "X"}})
+    step = plan.add("update_licence", "u", {"a": Plan.ref(0), "b": [Plan.ref(1), "x", "$step:0.id"], "c": 3},
+                    natural_key={"k": Plan.ref(1)})
+    results = {0: {"id": 5}, 1: {"id": 7, "ids": [1, 2]}}
+    assert resolve(step, results) == ({"a": 5, "b": [7, "x", "$step:0.id"], "c": 3}, {"k": 7})
+    assert step.params["a"] == placeholder(0)  # the step itself is left as planned
     with pytest.raises(ValueError):
-        resolve("$step:2.id", results)
+        resolve(step, {0: {"id": 5}})
+    with pytest.raises(ValueError):
+        resolve(step, {0: {"id": 5}, 1: {"id": "7"}})  # ids are numbers; text never stands in
+    with pytest.raises(ValueError):
+        plan.add("update_licence", "u", {"licence_id": Plan.ref(3)})  # only earlier steps
 
 
 async def test_create_guard_stops_a_duplicate_made_after_planning(halo, journal):

@@ -65,7 +65,8 @@ async def test_new_contract_gets_its_recurring_invoice_first(mcp_client):
     d = data(await call(mcp_client, "add_recurring_items", {"contract_id": cid, "items": [ITEM], "dry_run": True}))
     kinds = [s["kind"] for s in d["plan"]["steps"]]
     assert kinds == ["create_recurring_invoice", "add_recurring_lines"] and d["creates_recurring_invoice"]
-    assert d["plan"]["steps"][1]["request"]["body"][0]["ihid"] == "$step:0.id"
+    assert d["plan"]["steps"][1]["request"]["body"][0]["ihid"] == -1_000_000
+    assert d["plan"]["steps"][1]["refs"] == {"-1000000": 0}
     assert api_writes(sb) == []
     applied = data(await call(mcp_client, "apply_plan", {"plan_id": d["plan_id"]}))
     assert applied["done"] == 2

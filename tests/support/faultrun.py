@@ -26,6 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from halo_contracts.plans.models import PLACEHOLDER_BASE
 from support.fuzz import Call, Harness
 
 CONTRACT_KEYS = ("client_id", "ref", "previouscontract", "status", "contracttype", "start_date", "end_date")
@@ -302,7 +303,7 @@ def verify(h: Harness, plans: dict[str, Any], previews: dict[str, list[dict]], i
             problems.append(f"renewals: duplicated renewals for {dup}")
         if miss:
             problems.append(f"renewals: no renewal for {miss[:10]} ({len(miss)})")
-        # headers and lines per new contract (resolve $step refs through the journal)
+        # headers and lines per new contract (placeholders resolved through the journal)
         rows = read_journal(journal_path, plans["renewal"])
         ids = {r["idx"]: (r["result"] or {}).get("id") for r in rows}
         want_headers = Counter()
@@ -386,13 +387,12 @@ def verify(h: Harness, plans: dict[str, Any], previews: dict[str, list[dict]], i
 
 
 def _resolve(ref: str, ids: dict[int, Any]) -> Any:
-    if isinstance(ref, str) and ref.startswith("$step:"):
-        idx = int(ref.split(":")[1].split(".")[0])
-        return ids.get(idx)
+    """A previewed id: a placeholder stands for the id its step created (see the journal)."""
     try:
-        return int(ref)
+        number = int(ref)
     except (TypeError, ValueError):
         return ref
+    return ids.get(PLACEHOLDER_BASE - number) if number <= PLACEHOLDER_BASE else number
 
 
 def run_scenario(h: Harness, *, n: int, m: int, faults: Faults, plan_under_faults: bool = True) -> Report:

@@ -18,7 +18,7 @@ Applying again retries it. A delete Halo answers with 404 (the object is already
 done. Before a create is first sent, a handler may check Halo: a contract whose client and ref
 already exist (created after the plan was built) is not created again (the step fails and says
 which contract exists); a contract that has a recurring invoice by now gets no second one (the
-step reuses it, so later steps' ``$step:N.id`` refer to it). Such checks and their send run one
+step reuses it, so later steps that need its id get that one). Such checks and their send run one
 at a time per object in this process (``StepHandler.lock_key``).
 
 A plan that was never applied is refused once it is older than ``models.PLAN_LIFETIME``
@@ -257,8 +257,7 @@ async def _apply_claimed(plan_id: str, owner: str, *, journal: JournalBase, halo
             continue
         handler = HANDLERS[step.kind]
         try:
-            params = resolve(step.params, run.results)
-            key = resolve(step.natural_key, run.results)
+            params, key = resolve(step, run.results)
         except UnresolvedReference as exc:
             step.status, step.error = "failed", f"cannot run: {exc}"
             run.save(step)

@@ -9,8 +9,10 @@ of its steps, in the same tables, through the same SQL (the common dialect of th
 - ``plans``: id, tool, title, status, warnings/skipped/summary, timestamps;
 - ``steps``: one row per step: kind, summary, params, natural key, the previewed request,
   its status (``pending`` -> ``sending`` -> ``done`` | ``failed`` | ``unknown``), the request
-  actually sent (after ``$step:N`` references were substituted), Halo's answer summary
-  (``result``: created/changed ids), the error text, attempts and timestamps;
+  actually sent (with earlier steps' ids in place of their placeholders), Halo's answer summary
+  (``result``: created/changed ids), the error text, attempts and timestamps, and ``refs``
+  (where earlier steps' ids go: ``plans.models.ParamRef``; NULL in rows written by 0.1, whose
+  ``"$step:N.id"`` id strings are read as references on load, see ``models.legacy_refs``);
 - ``mappings``: customer name -> Halo client id, per source (licence sync).
 
 The executor writes ``sending`` (with the request) and commits it *before* the request
@@ -44,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from halo_contracts.plans.models import Plan, Step
+from halo_contracts.plans.models import ParamRef, Plan, Step, legacy_refs
 
 SCHEMA_VERSION = 1
 
@@ -77,6 +79,7 @@ CREATE TABLE IF NOT EXISTS steps (
     note TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     updated_at TEXT NOT NULL,
+    refs TEXT,
     PRIMARY KEY (plan_id, idx)
 );
 CREATE TABLE IF NOT EXISTS mappings (
@@ -149,6 +152,22 @@ def _load(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _refs(step: Step) -> str:
+    return json.dumps([r.model_dump(mode="json") for r in step.refs])
+
+
+def _step(r: Any) -> Step:
+    """A step from its row (any store's row that reads by column name)."""
+    params, key = _load(r["params"]), _load(r["natural_key"]) or {}
+    if r["refs"] is None:  # written by 0.1
+        params, key, refs = legacy_refs(params, key)
+    else:
+        refs = [ParamRef.model_validate(x) for x in json.loads(r["refs"])]
+    return Step(index=r["idx"], kind=r["kind"], summary=r["summary"], params=params, natural_key=key,
+                request=_load(r["request"]), group=r["grp"], status=r["status"], result=_load(r["result"]),
+                error=r["error"], sent=_load(r["sent"]), note=r["note"], attempts=r["attempts"], refs=refs)
+
+
 def _normalise_customer(name: str) -> str:
     return " ".join(name.split()).casefold()
 
@@ -201,10 +220,11 @@ class JournalBase(ABC):
             for step in plan.steps:
                 db.execute(
                     "INSERT INTO steps(plan_id, idx, kind, summary, params, natural_key, request, grp, status,"
-                    " sent, result, error, note, attempts, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " sent, result, error, note, attempts, updated_at, refs)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (plan.id, step.index, step.kind, step.summary, _dump(step.params), _dump(step.natural_key),
                      _dump(step.request), step.group, step.status, _dump(step.sent), _dump(step.result),
-                     step.error, step.note, step.attempts, now),
+                     step.error, step.note, step.attempts, now, _refs(step)),
                 )
 
     def get_plan(self, plan_id: str) -> Plan | None:
@@ -213,13 +233,7 @@ class JournalBase(ABC):
             if row is None:
                 return None
             step_rows = db.execute("SELECT * FROM steps WHERE plan_id = ? ORDER BY idx", (plan_id,)).fetchall()
-        steps = [
-            Step(index=r["idx"], kind=r["kind"], summary=r["summary"], params=_load(r["params"]),
-                 natural_key=_load(r["natural_key"]) or {}, request=_load(r["request"]), group=r["grp"],
-                 status=r["status"], result=_load(r["result"]), error=r["error"], sent=_load(r["sent"]),
-                 note=r["note"], attempts=r["attempts"])
-            for r in step_rows
-        ]
+        steps = [_step(r) for r in step_rows]
         return Plan(id=row["id"], tool=row["tool"], title=row["title"],
                     created_at=datetime.fromisoformat(row["created_at"]), steps=steps,
                     warnings=_load(row["warnings"]), skipped=_load(row["skipped"]),
@@ -241,9 +255,9 @@ class JournalBase(ABC):
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE steps SET status = ?, sent = ?, result = ?, error = ?, note = ?, attempts = ?,"
-                " params = ?, updated_at = ? WHERE plan_id = ? AND idx = ?",
+                " params = ?, refs = ?, updated_at = ? WHERE plan_id = ? AND idx = ?",
                 (step.status, _dump(step.sent), _dump(step.result), step.error, step.note, step.attempts,
-                 _dump(step.params), _now(), plan_id, step.index),
+                 _dump(step.params), _refs(step), _now(), plan_id, step.index),
             )
             if cur.rowcount != 1:
                 raise KeyError(f"no step {step.index} in plan {plan_id}")
@@ -332,8 +346,15 @@ class Journal(JournalBase):
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
             self._db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO NOTHING",
                              (str(SCHEMA_VERSION),))
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since 0.1 (a journal written by 0.1 has none of them)."""
+        have = {r["name"] for r in self._db.execute("PRAGMA table_info(steps)")}
+        if "refs" not in have:
+            self._db.execute("ALTER TABLE steps ADD COLUMN refs TEXT")
 
     # ---- lifecycle -----------------------------------------------------------------------
 

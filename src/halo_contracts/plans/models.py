@@ -5,9 +5,14 @@ domain-level ``Step``s, each with a one-line summary, its friendly parameters, t
 key that finds its object again, and a preview of the Halo request. Nothing is sent while
 building. ``plans.executor.apply_plan`` runs the steps through the journal.
 
-Step parameters may refer to the result of an earlier step with a reference string
-``"$step:<index>.<field>"`` (e.g. ``"$step:0.id"`` for the contract created by step 0);
-the executor substitutes them before the step runs.
+A step may need the id an earlier step creates (the recurring invoice of a contract the plan
+creates). The tool puts a :class:`StepRef` (``Plan.ref(0)``) where that id goes in the step's
+params or natural key. ``Step`` takes it out into ``Step.refs`` (a :class:`ParamRef`: where,
+which step, which field) and leaves a placeholder id there (:func:`placeholder`: a negative
+number no Halo id can be), so the previewed request is the request sent, except for that
+number. The executor puts the real id at those places, and nowhere else, before the step runs.
+References are structure, never text: no string in params (names, notes, descriptions from a
+person, a feed or Halo) is ever read as one, so every string is sent as it is.
 
 A plan has a stated lifetime (:data:`PLAN_LIFETIME`): ``apply_plan`` refuses to *start* a plan
 older than that (Halo may have moved on since it was built: a stale licence-sync plan would
@@ -16,11 +21,12 @@ roll quantities back), but a plan already partly applied may always be finished.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 StepKind = Literal[
     "create_contract",  # params: {"fields": ContractFields-as-json}
@@ -47,6 +53,55 @@ PLAN_LIFETIME = timedelta(days=7)
 _EFFECT = ("done", "sending", "unknown")
 
 
+# The placeholder id of step N's result in previews and stored params: PLACEHOLDER_BASE - N
+# (step 0: -1000000, step 3: -1000003). Halo ids are positive, and Halo reads 0 and -1 as "none",
+# so a placeholder can neither be a real id nor be mistaken for "none".
+PLACEHOLDER_BASE = -1_000_000
+
+
+def placeholder(step: int) -> int:
+    """The number that stands for the id step ``step`` creates, until it exists."""
+    return PLACEHOLDER_BASE - step
+
+
+class StepRef(BaseModel):
+    """The id an earlier step's result will hold: put it in a step's params or natural key.
+
+    A Python object, never a string: nothing a person, a feed or Halo writes can become one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step: int = Field(ge=0, description="index of the earlier step")
+    field: Literal["id"] = "id"
+
+
+class ParamRef(BaseModel):
+    """Where a :class:`StepRef` sits in a step: ``path`` from the step (``["params",
+    "contract_id"]``, ``["natural_key", "contract_id"]``), keys and list positions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: tuple[str | int, ...]
+    step: int = Field(ge=0)
+    field: Literal["id"] = "id"
+
+    @property
+    def placeholder(self) -> int:
+        return placeholder(self.step)
+
+
+def _take_refs(value: Any, path: tuple[str | int, ...], found: list[ParamRef]) -> Any:
+    """``value`` with every :class:`StepRef` replaced by its placeholder (recorded in ``found``)."""
+    if isinstance(value, StepRef):
+        found.append(ParamRef(path=path, step=value.step, field=value.field))
+        return placeholder(value.step)
+    if isinstance(value, dict):
+        return {k: _take_refs(v, (*path, k), found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_take_refs(v, (*path, i), found) for i, v in enumerate(value)]
+    return value
+
+
 class Step(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,6 +118,33 @@ class Step(BaseModel):
     sent: dict[str, Any] | None = None  # the request as sent (references substituted)
     note: str | None = None  # how the step was settled, e.g. "found by natural key after a lost answer"
     attempts: int = 0  # how many times the request was sent
+    refs: list[ParamRef] = Field(default_factory=list)  # where earlier steps' ids go (see StepRef)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _structural_refs(cls, data: Any) -> Any:
+        """Move the ``StepRef`` objects of params and natural key into ``refs``."""
+        if not isinstance(data, dict):
+            return data
+        found: list[ParamRef] = []
+        out = dict(data)
+        for part in ("params", "natural_key"):
+            if isinstance(out.get(part), dict):
+                out[part] = _take_refs(out[part], (part,), found)
+        if found:
+            out["refs"] = [*(out.get("refs") or []), *found]
+        return out
+
+    @model_validator(mode="after")
+    def _refs_point_back(self) -> Step:
+        for ref in self.refs:
+            if ref.step >= self.index:
+                raise ValueError(f"step {self.index} refers to step {ref.step}: only earlier steps can be referred to")
+        return self
+
+    def depends_on(self) -> set[int]:
+        """Indexes of the earlier steps whose results this step needs."""
+        return {ref.step for ref in self.refs}
 
 
 class Plan(BaseModel):
@@ -111,6 +193,29 @@ class Plan(BaseModel):
         return not self.started and not self.finished and now > self.expires_at(lifetime)
 
     @staticmethod
-    def ref(index: int, field: str = "id") -> str:
-        """A reference to a field of an earlier step's result."""
-        return f"$step:{index}.{field}"
+    def ref(index: int) -> StepRef:
+        """The id step ``index`` creates, to put in a later step's params or natural key."""
+        return StepRef(step=index)
+
+
+# ---- plans stored by 0.1 -----------------------------------------------------------------------
+
+_LEGACY_REF = re.compile(r"\$step:(\d+)\.id")
+
+
+def legacy_refs(params: dict[str, Any], natural_key: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
+                                                                              list[ParamRef]]:
+    """Steps stored by 0.1 wrote references as ``"$step:N.id"`` strings. Only the places 0.1
+    put them are read as references: a top-level ``*_id`` key of params or natural key. Any
+    other string (a name, a note, a description) stays text."""
+    found: list[ParamRef] = []
+    out: list[dict[str, Any]] = []
+    for part, value in (("params", params), ("natural_key", natural_key)):
+        converted = dict(value)
+        for k, v in value.items():
+            m = _LEGACY_REF.fullmatch(v) if isinstance(v, str) and k.endswith("_id") else None
+            if m is not None:
+                found.append(ParamRef(path=(part, k), step=int(m.group(1))))
+                converted[k] = placeholder(int(m.group(1)))
+        out.append(converted)
+    return out[0], out[1], found

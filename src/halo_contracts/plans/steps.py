@@ -18,15 +18,14 @@ the set of keys stored.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from halo_contracts.domain.drafts import ContractFields, LicenceFields, RecurringItemFields
 from halo_contracts.halo.client import ContractQuery, HaloClient
-from halo_contracts.plans.models import Plan, Step, StepKind
-
-REF_PREFIX = "$step:"
+from halo_contracts.plans.models import ParamRef, Plan, Step, StepKind
 
 
 @dataclass
@@ -163,7 +162,7 @@ async def _settle_create_ri(halo: HaloClient, p: dict[str, Any], key: dict[str, 
 async def _reuse_ri(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement | None:
     """A contract has one recurring invoice. The plan was built when the contract had none; if
     one exists now (another plan, or someone in Halo, made it since), the step uses it: the
-    plan's ``$step:N.id`` then refers to it and its lines go there, instead of a second
+    plan's later references to this step's id then point to it and its lines go there, instead of a second
     recurring invoice billing the same contract."""
     contract_id = int(key.get("contract_id", p["contract_id"]))
     invoices = await halo.list_recurring_invoices(contract_id=contract_id, include_lines=False)
@@ -318,100 +317,59 @@ def is_delete(kind: str) -> bool:
 
 
 class UnresolvedReference(ValueError):
-    """A ``$step:N.field`` reference to a step that has no such result (yet)."""
+    """A step needs the id of an earlier step that has no such result (yet)."""
 
 
-def _parse_ref(value: str) -> tuple[int, str] | None:
-    if not value.startswith(REF_PREFIX):
-        return None
-    body = value[len(REF_PREFIX):]
-    index, _, fld = body.partition(".")
-    if not index.isdigit() or not fld:
-        return None
-    return int(index), fld
+def references(step: Step) -> set[int]:
+    """Indexes of the earlier steps ``step`` needs the results of (its ``refs``)."""
+    return step.depends_on()
 
 
-def references(value: Any) -> set[int]:
-    """Indexes of the steps ``value`` refers to."""
-    if isinstance(value, str):
-        ref = _parse_ref(value)
-        return {ref[0]} if ref else set()
-    if isinstance(value, dict):
-        return set().union(*(references(v) for v in value.values())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(references(v) for v in value)) if value else set()
-    return set()
+def _put(parts: dict[str, Any], ref: ParamRef, value: int) -> None:
+    where: Any = parts
+    try:
+        for key in ref.path[:-1]:
+            where = where[key]
+        if where[ref.path[-1]] != ref.placeholder:
+            raise KeyError(ref.path[-1])
+        where[ref.path[-1]] = value
+    except (KeyError, IndexError, TypeError) as exc:
+        raise UnresolvedReference(f"the place of step {ref.step + 1}'s {ref.field} in this step is missing "
+                                  f"({'/'.join(map(str, ref.path))})") from exc
 
 
-def resolve(value: Any, results: dict[int, dict[str, Any] | None]) -> Any:
-    """``value`` with every ``$step:N.field`` string replaced by that field of step N's result."""
-    if isinstance(value, str):
-        ref = _parse_ref(value)
-        if ref is None:
-            return value
-        index, fld = ref
-        result = results.get(index)
-        if not result or result.get(fld) is None:
-            raise UnresolvedReference(f"{value}: step {index} has no '{fld}' in its result")
-        return result[fld]
-    if isinstance(value, dict):
-        return {k: resolve(v, results) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve(v, results) for v in value]
-    return value
+def resolve(step: Step, results: dict[int, dict[str, Any] | None]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The step's params and natural key with each ``refs`` place set to that field of the
+    earlier step's result. Only those places change: every other value, text included, is
+    returned as it is."""
+    parts = {"params": copy.deepcopy(step.params), "natural_key": copy.deepcopy(step.natural_key)}
+    for ref in step.refs:
+        value = (results.get(ref.step) or {}).get(ref.field)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UnresolvedReference(f"step {ref.step + 1} has no {ref.field} in its result")
+        _put(parts, ref, value)
+    return parts["params"], parts["natural_key"]
 
 
 # ---- previews ---------------------------------------------------------------------------------
 
 
 def preview(halo: HaloClient, kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The Halo request a step with these params sends (references may still be unresolved:
-    they appear as ``"$step:N.id"`` in the preview)."""
+    """The Halo request a step with these params sends. Before the step runs, the id of an
+    earlier step shows as its placeholder (``plans.models.placeholder``)."""
     handler = HANDLERS[kind]
-    try:
-        args, kwargs = handler.args(params)
-    except (TypeError, ValueError):
-        # an unresolved reference where an int is needed: preview with a placeholder, then
-        # put the reference text back where the placeholder landed
-        placeholders: dict[int, str] = {}
-        patched = _placeholder_refs(params, placeholders)
-        args, kwargs = handler.args(patched)
-        request = halo.preview_request(handler.operation, *args, **kwargs)
-        return _restore_refs(request, placeholders)
+    args, kwargs = handler.args(params)
     return halo.preview_request(handler.operation, *args, **kwargs)
-
-
-_PLACEHOLDER_BASE = -987_654_000
-
-
-def _placeholder_refs(value: Any, table: dict[int, str]) -> Any:
-    if isinstance(value, str) and _parse_ref(value):
-        number = _PLACEHOLDER_BASE - len(table)
-        table[number] = value
-        return number
-    if isinstance(value, dict):
-        return {k: _placeholder_refs(v, table) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_placeholder_refs(v, table) for v in value]
-    return value
-
-
-def _restore_refs(value: Any, table: dict[int, str]) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool) and value in table:
-        return table[value]
-    if isinstance(value, str):
-        for number, ref in table.items():
-            value = value.replace(str(number), ref)
-        return value
-    if isinstance(value, dict):
-        return {k: _restore_refs(v, table) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restore_refs(v, table) for v in value]
-    return value
 
 
 def add_step(plan: Plan, halo: HaloClient, kind: StepKind, summary: str, params: dict[str, Any], *,
              natural_key: dict[str, Any] | None = None, group: str | None = None) -> Step:
-    """``plan.add`` with the Halo request preview filled in (nothing is sent)."""
-    return plan.add(kind, summary, params, natural_key=natural_key, request=preview(halo, kind, params),
-                    group=group)
+    """``plan.add`` with the Halo request preview filled in (nothing is sent). ``params`` and
+    ``natural_key`` may hold ``Plan.ref(n)`` where step n's id goes."""
+    step = plan.add(kind, summary, params, natural_key=natural_key, group=group)
+    try:
+        step.request = preview(halo, kind, step.params)
+    except Exception:
+        plan.steps.pop()
+        raise
+    return step

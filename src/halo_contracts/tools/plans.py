@@ -13,7 +13,7 @@ from pydantic import Field
 
 from halo_contracts.plans.executor import ApplyOutcome, PlanBusy, PlanExpired, PlanNotFound
 from halo_contracts.plans.executor import apply_plan as run_plan
-from halo_contracts.plans.models import PLAN_LIFETIME, Plan
+from halo_contracts.plans.models import PLAN_LIFETIME, Plan, Step
 from halo_contracts.tools.common import Result, app, halo_errors, halo_tool, invalid
 
 _PLAN_ID = re.compile(r"^plan_[0-9a-f]{12}$")
@@ -25,8 +25,10 @@ class StepView(Result):
     summary: str = Field(description="what the step does, in plain words")
     status: str = Field(description="pending, sending, done, failed, unknown or skipped")
     group: str | None = None
-    request: dict[str, Any] | None = Field(default=None, description="the Halo request the step sends "
-                                           "('$step:N.id' = the id created by step N)")
+    request: dict[str, Any] | None = Field(default=None, description="the Halo request the step sends, exactly; "
+                                           "only an id listed in refs differs (a placeholder until then)")
+    refs: dict[str, int] | None = Field(default=None, description="placeholder id in request -> index of the "
+                                 "earlier step whose new id is sent in its place")
     result: dict[str, Any] | None = Field(default=None, description="ids Halo answered with, once done")
     error: str | None = None
     note: str | None = Field(default=None, description="how a lost answer was settled, if it was")
@@ -65,6 +67,10 @@ class ApplyView(Result):
     steps: list[StepView]
 
 
+def _refs(step: Step) -> dict[str, int] | None:
+    return {str(r.placeholder): r.step for r in step.refs} or None
+
+
 def plan_view(plan: Plan) -> PlanView:
     return PlanView(
         plan_id=plan.id, tool=plan.tool, title=plan.title, status=plan.status,
@@ -72,7 +78,8 @@ def plan_view(plan: Plan) -> PlanView:
         expires_at=plan.expires_at().isoformat(timespec="seconds"), expired=plan.expired(),
         deletes=any(s.kind.startswith("delete_") for s in plan.steps),
         steps=[StepView(index=s.index, kind=s.kind, summary=s.summary, status=s.status, group=s.group,
-                        request=s.request, result=s.result, error=s.error, note=s.note) for s in plan.steps],
+                        request=s.request, refs=_refs(s), result=s.result, error=s.error, note=s.note)
+               for s in plan.steps],
         warnings=list(plan.warnings), skipped=list(plan.skipped), summary=dict(plan.summary),
     )
 

@@ -18,7 +18,7 @@ from halo_contracts.domain.drafts import RecurringItemFields
 from halo_contracts.domain.models import RecurringItem
 from halo_contracts.domain.money import monthly_equivalent
 from halo_contracts.domain.validation import ContractDates, Report, check_item, check_item_update, check_new_items
-from halo_contracts.plans.models import Plan
+from halo_contracts.plans.models import Plan, StepRef
 from halo_contracts.plans.steps import add_step
 from halo_contracts.tools.common import (
     ArgModel,
@@ -165,7 +165,7 @@ async def add_recurring_items(
 
     plan = Plan(tool="add_recurring_items", title=f"Add {len(fields)} recurring item(s) to contract {contract_id}")
     if ri_ids:
-        ri_ref: int | str = ri_ids[0]
+        ri_ref: int | StepRef = ri_ids[0]
     else:
         add_step(plan, ac.halo, "create_recurring_invoice",
                  f"Create the recurring invoice of contract {contract_id} (it has none yet)",
