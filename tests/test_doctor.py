@@ -56,3 +56,46 @@ def test_missing_configuration_exit_code(monkeypatch, capsys):
         monkeypatch.delenv(var, raising=False)
     assert main(["doctor"]) == 2
     assert "HALO_BASE_URL" in capsys.readouterr().out
+
+
+def test_token_404_points_at_the_address_not_the_credentials(tmp_path):
+    for settings, variable, url in (
+        ({"base_url": "http://sandbox.invalid/halo"}, "HALO_BASE_URL", "http://sandbox.invalid/halo/auth/token"),
+        ({"auth_url": "http://sandbox.invalid/wrong"}, "HALO_AUTH_URL", "http://sandbox.invalid/wrong/token"),
+    ):
+        code, out, _sb = doctor(data_dir=tmp_path / "data", **settings)
+        assert code == 1
+        token_line = next(line for line in out.splitlines() if line.startswith("[FAIL] Token"))
+        fix = out.split(token_line, 1)[1].splitlines()[1]
+        assert f"tried POST {url}" in token_line
+        assert variable in fix and "HALO_CLIENT_SECRET" not in fix and "HALO_CLIENT_ID" not in fix
+
+
+def test_every_failure_names_the_url_it_tried():
+    app, transport = sandbox_transport()
+    app.state.sandbox.deny("/api/Invoice")
+    out = io.StringIO()
+    run_doctor(settings=sandbox_settings(), transport=transport, out=out)
+    fails = [line for line in out.getvalue().splitlines() if line.startswith("[FAIL]")]
+    assert fails and all("(tried " in line for line in fails)
+    assert any("tried GET http://sandbox.invalid/api/Invoice" in line for line in fails)
+    code, text, _sb = doctor(client_secret="wrong-secret-value-42")
+    assert code == 1 and "tried POST http://sandbox.invalid/auth/token" in text
+
+
+def test_a_failing_doctor_creates_no_journal(tmp_path):
+    data = tmp_path / "not-yet"
+    code, out, _sb = doctor(data_dir=data, client_secret="wrong-secret-value-42")
+    assert code == 1
+    assert f"{data / 'journal.sqlite3'} (created when the server first starts)" in out
+    assert not data.exists()
+    out_io = io.StringIO()
+    assert run_doctor(settings=sandbox_settings(data_dir=tmp_path / "n", base_url="http://127.0.0.1:9", timeout=3),
+                      out=out_io) == 1
+    assert not (tmp_path / "n").exists()
+
+
+def test_a_journal_that_cannot_be_created_fails(tmp_path):
+    (tmp_path / "a-file").write_text("in the way")
+    code, out, _sb = doctor(data_dir=tmp_path / "a-file" / "data")
+    assert code == 1 and "[FAIL] Journal" in out and "not a writable directory" in out and "HALO_DATA_DIR" in out

@@ -8,6 +8,7 @@ Exit status: 0 when every check passes, 1 otherwise, 2 for a configuration error
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -55,6 +56,41 @@ def mask(value: str | None) -> str:
     return f"set ({len(value)} chars)" if value else "(not set)"
 
 
+def _token_fix(exc: HaloError, settings: Settings) -> str:
+    """The fix for a failed token request: a 404 or an unreachable host is the address, not
+    the credentials."""
+    where = ("HALO_AUTH_URL (the authorisation server; the token URL is HALO_AUTH_URL + /token)" if settings.auth_url
+             else "HALO_BASE_URL (the token URL is HALO_BASE_URL + /auth/token; set HALO_AUTH_URL if the "
+                  "authorisation server lives elsewhere)")
+    if exc.status == 404:
+        return f"No token endpoint at that address: check {where}."
+    if isinstance(exc, HaloUnavailable):
+        return f"The host did not answer: check {where}, DNS, proxy and firewall."
+    return _fix_for(exc, "the API")
+
+
+def _tried(method: str, url: str) -> str:
+    return f" (tried {method} {url})"
+
+
+def _probe_url(settings: Settings, probe: str) -> str:
+    path = getattr(HaloClient, "PROBES", {}).get(probe, ("",))[0]
+    return f"{settings.base_url}/api{path}"
+
+
+def _journal_detail(settings: Settings) -> tuple[bool, str]:
+    """Where the journal lives, checked without creating anything."""
+    path = settings.resolved_data_dir / "journal.sqlite3"
+    if path.exists():
+        return os.access(path, os.W_OK), f"{path} (exists{'' if os.access(path, os.W_OK) else ', NOT writable'})"
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    writable = parent.is_dir() and os.access(parent, os.W_OK)
+    return writable, (f"{path} (created when the server first starts)" if writable
+                      else f"{path} (cannot be created: {parent} is not a writable directory)")
+
+
 def _fix_for(exc: HaloError, area: str) -> str:
     if isinstance(exc, HaloAuthError):
         return ("Check HALO_CLIENT_ID and HALO_CLIENT_SECRET (Halo: Configuration > Integrations > Halo API > "
@@ -88,14 +124,17 @@ async def _checks(settings: Settings, transport: httpx2.AsyncBaseTransport | Non
     checks.append(Check("Request budget", True,
                         f"{settings.rate_limit_requests} requests per {settings.rate_limit_seconds:g} s "
                         "(rolling window, shared by every request of this process)"))
-    checks.append(Check("Journal", True, f"{settings.resolved_data_dir / 'journal.sqlite3'}"))
+    journal_ok, journal_detail = _journal_detail(settings)
+    checks.append(Check("Journal", journal_ok, journal_detail,
+                        "" if journal_ok else "Set HALO_DATA_DIR to a directory this user can write."))
 
     async with HaloClient(settings, transport=transport) as halo:
         try:
             await halo.authenticate()
             checks.append(Check("Token", True, f"fetched from {settings.token_url}"))
         except HaloError as exc:
-            checks.append(Check("Token", False, str(exc), _fix_for(exc, "the API")))
+            checks.append(Check("Token", False, f"{exc}{_tried('POST', settings.token_url)}",
+                                _token_fix(exc, settings)))
             return checks
         for label, probe, needed_by in PROBES:
             try:
@@ -103,7 +142,8 @@ async def _checks(settings: Settings, transport: httpx2.AsyncBaseTransport | Non
                 shown = f"{count} record(s)" if count is not None else "readable"
                 checks.append(Check(f"Read {label}", True, f"{shown} (needed by {needed_by})"))
             except HaloError as exc:
-                checks.append(Check(f"Read {label}", False, f"{exc} (needed by {needed_by})",
+                checks.append(Check(f"Read {label}", False,
+                                    f"{exc}{_tried('GET', _probe_url(settings, probe))} (needed by {needed_by})",
                                     _fix_for(exc, label.lower())))
     return checks
 
