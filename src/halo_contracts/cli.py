@@ -90,13 +90,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (to stderr)")
 
     sub = parser.add_subparsers(dest="command", metavar="command")
-    sb = sub.add_parser("sandbox", help="run the Halo API sandbox on its own (for trying other Halo tools)")
-    sb.add_argument("--port", type=int, default=8080)
-    sb.add_argument("--host", default="127.0.0.1")
-    sb.add_argument("--data", default=None, help="SQLite file to keep the sandbox's data between runs")
-    sb.add_argument("--clients", type=int, default=None, help="demo clients to generate")
-    sb.add_argument("--contracts", type=int, default=None, help="demo contracts to generate")
-    sb.add_argument("--seed", type=int, default=None, help="random seed of the demo data")
+    _add_sandbox_parser(sub)
 
     doc = sub.add_parser("doctor", help="check configuration, credentials and read access to Halo")
     doc.add_argument("--sandbox", action="store_true", help="check against the built-in sandbox")
@@ -105,18 +99,113 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SANDBOX_DESCRIPTION = """\
+Run the embedded Halo API sandbox on its own, on loopback: a Halo-like API with a generated
+MSP book (clients, contracts of every type and status, recurring lines, prepaid blocks,
+invoices with billing discrepancies, time, tickets, licences), for trying this server or
+other Halo tools without a tenant. It prints its base URL and the demo credentials.
+
+Faults, rate limit and strict mode can be set at start-up (options below) and changed while
+it runs: GET/POST /_sandbox/faults reads or sets error_rate, latency [min, max],
+drop_after_write, drop_next_writes, rate_limit, rate_window and token_lifetime as JSON;
+GET /_sandbox/log lists every request; POST /_sandbox/deny {"path_prefix": ...} answers 401
+there (a missing permission); POST /_sandbox/expire-tokens expires every token.
+"""
+
+SANDBOX_EPILOG = """\
+examples:
+  halopsa-contracts-mcp sandbox --port 8080
+  halopsa-contracts-mcp sandbox --data halo.sqlite --clients 200 --contracts 2000 --seed 3
+  halopsa-contracts-mcp sandbox --strict --rate-limit 60 --rate-window 60
+  halopsa-contracts-mcp sandbox --error-rate 0.1 --latency 0.05,0.4 --drop-after-write 0.05
+"""
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number between 0 and 1 (e.g. 0.1)") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1 (e.g. 0.1 for one call in ten)")
+    return value
+
+
+def _latency(text: str) -> tuple[float, float]:
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or parts[0] < 0 or parts[1] < parts[0]:
+        raise argparse.ArgumentTypeError(f"'{text}' is not SECONDS or MIN,MAX seconds (e.g. 0.05,0.4)")
+    return parts[0], parts[1]
+
+
+def _add_sandbox_parser(sub: Any) -> None:
+    sb = sub.add_parser("sandbox", help="run the Halo API sandbox on its own (for trying other Halo tools)",
+                        description=SANDBOX_DESCRIPTION, epilog=SANDBOX_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sb.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0 picks a free one)")
+    sb.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
+    data = sb.add_argument_group("data and credentials")
+    data.add_argument("--data", default=None, metavar="FILE",
+                      help="SQLite file that keeps the sandbox's data between runs (default: in memory); "
+                           "demo data is generated only when the file is empty")
+    data.add_argument("--clients", type=int, default=None, help="demo clients to generate (default 25)")
+    data.add_argument("--contracts", type=int, default=None, help="demo contracts to generate (default 120)")
+    data.add_argument("--seed", type=int, default=None, help="random seed of the demo data (default 7)")
+    data.add_argument("--today", default=None, metavar="YYYY-MM-DD",
+                      help="the sandbox's today, for reproducible expiry windows (default: the real date)")
+    data.add_argument("--client-id", default=None, help="client id the token URL accepts (default sandbox-client)")
+    data.add_argument("--client-secret", default=None,
+                      help="client secret the token URL accepts (default sandbox-secret)")
+    behaviour = sb.add_argument_group("rate limit, tokens and strict mode")
+    behaviour.add_argument("--rate-limit", type=int, default=None, metavar="N",
+                           help="requests per rolling window before Halo's 429 (no Retry-After) (default 300)")
+    behaviour.add_argument("--rate-window", type=float, default=None, metavar="SECONDS",
+                           help="length of the rolling window (default 300)")
+    behaviour.add_argument("--token-lifetime", type=int, default=None, metavar="SECONDS",
+                           help="expires_in of the tokens it issues (default 3600)")
+    behaviour.add_argument("--strict", action="store_true",
+                           help="answer 400 for any posted field or query parameter Halo's OpenAPI description "
+                                "lacks for that endpoint (default: ignore them, as Halo does)")
+    faults = sb.add_argument_group("faults (also settable at run time via /_sandbox/faults)")
+    faults.add_argument("--error-rate", type=_fraction, default=None, metavar="P",
+                        help="share of /api calls answered 500/502/503 with nothing stored (0..1, default 0)")
+    faults.add_argument("--latency", type=_latency, default=None, metavar="MIN,MAX",
+                        help="added delay per call in seconds, uniform between MIN and MAX (default 0)")
+    faults.add_argument("--drop-after-write", type=_fraction, default=None, metavar="P",
+                        help="probability a write is stored but its answer is lost mid-way (0..1, default 0)")
+
+
+SANDBOX_OPTIONS = ("clients", "contracts", "seed", "client_id", "client_secret", "rate_limit", "rate_window",
+                   "token_lifetime", "error_rate", "latency", "drop_after_write")
+
+
+def _run_sandbox(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from halo_contracts.sandbox.standalone import serve as serve_sandbox
+
+    options: dict[str, Any] = {k: getattr(args, k) for k in SANDBOX_OPTIONS if getattr(args, k) is not None}
+    if args.today:
+        try:
+            options["today"] = date.fromisoformat(args.today)
+        except ValueError:
+            raise ConfigError(f"--today: '{args.today}' is not a date. Example: --today 2026-10-15") from None
+    serve_sandbox(port=args.port, host=args.host, data=args.data, strict=args.strict, **options)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:
         if args.command == "sandbox":
-            from halo_contracts.sandbox.standalone import serve as serve_sandbox
-
-            options = {k: v for k, v in (("clients", args.clients), ("contracts", args.contracts),
-                                         ("seed", args.seed)) if v is not None}
-            serve_sandbox(port=args.port, host=args.host, data=args.data, **options)
-            return 0
+            return _run_sandbox(args)
         if args.command == "doctor":
             from halo_contracts.doctor import run_doctor
 

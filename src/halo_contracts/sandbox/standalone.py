@@ -63,6 +63,10 @@ def serve(
     client_secret: str = "sandbox-secret",
     rate_limit: int = 300,
     rate_window: float = 300.0,
+    token_lifetime: int = 3600,
+    error_rate: float = 0.0,
+    latency: tuple[float, float] = (0.0, 0.0),
+    drop_after_write: float = 0.0,
 ) -> None:
     """Serve the sandbox until interrupted; prints the base URL and the demo credentials.
 
@@ -80,6 +84,10 @@ def serve(
         strict=strict,
         rate_limit=rate_limit,
         rate_window=rate_window,
+        token_lifetime=token_lifetime,
+        error_rate=error_rate,
+        latency=latency,
+        drop_after_write=drop_after_write,
     )
     app = create_app(config)
     sock = _bind(host, port)
@@ -92,6 +100,10 @@ def serve(
     print(f"  client_id    : {config.client_id}", flush=True)
     print(f"  client_secret: {config.client_secret}", flush=True)
     print(f"  data         : {data or 'in memory'}; today is {sb.today.isoformat()}", flush=True)
+    print(f"  limits       : {config.rate_limit} requests per {config.rate_window:g} s; tokens last "
+          f"{config.token_lifetime} s; strict {'on' if config.strict else 'off'}", flush=True)
+    print(f"  faults       : error rate {config.error_rate:g}, latency {config.latency[0]:g}-{config.latency[1]:g} s, "
+          f"dropped answers after writes {config.drop_after_write:g}", flush=True)
     print(f"  admin        : {base}/_sandbox/faults, {base}/_sandbox/log", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     try:
