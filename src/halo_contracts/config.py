@@ -62,6 +62,8 @@ EXAMPLES: dict[str, str] = {
     "oauth_issuer": "https://login.example.com/realms/msp",
     "oauth_jwks_url": "https://login.example.com/realms/msp/protocol/openid-connect/certs",
     "public_url": "https://mcp.example.com/mcp",
+    "feed_max_rows": "20000",
+    "feed_max_bytes": "2000000",
 }
 
 
@@ -250,6 +252,8 @@ class Settings(BaseSettings):
     oauth_issuer: str | None = None
     oauth_jwks_url: str | None = None
     public_url: str | None = None
+    feed_max_rows: int = Field(default=20_000, ge=1)
+    feed_max_bytes: int = Field(default=2_000_000, ge=1)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -13,12 +13,15 @@ name Halo clients and licences by id.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
+import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from halo_contracts.domain.feed_limits import FeedLimits, check_csv, check_rows
 from halo_contracts.domain.licence_sync import (
     DEFAULT_DISTRIBUTOR,
     FeedError,
@@ -129,7 +132,8 @@ class SyncSummaryRow(Result):
                                                 "(feed lines) / left_alone (Halo licences, see skipped)")
     monthly_before: Money = Field(description="matched clients' licences per month before the plan")
     monthly_after: Money = Field(description="… and after it (annual / 12, quarterly / 3 …)")
-    money: list[ClientMoneyRow]
+    money: list[ClientMoneyRow] = Field(description=f"per matched client (first {MAX_ROWS_SHOWN})")
+    money_total: int
 
 
 class LicenceSyncPlan(Result):
@@ -138,7 +142,9 @@ class LicenceSyncPlan(Result):
     distributor: str
     feed_lines: int
     steps: int = Field(description="licence writes the plan holds")
-    matching: list[MatchRow]
+    matching: list[MatchRow] = Field(description=f"one row per feed customer (first {MAX_ROWS_SHOWN}; ambiguous "
+                                                 "and unmatched ones first when there are more)")
+    matching_total: int
     actions: list[ActionRow] = Field(description=f"the plan's steps (first {MAX_ROWS_SHOWN})")
     actions_total: int
     skipped: list[SkippedRow] = Field(description=f"feed lines and Halo licences left alone (first {MAX_ROWS_SHOWN})")
@@ -150,6 +156,22 @@ class LicenceSyncPlan(Result):
 
 
 # ---- helpers --------------------------------------------------------------------------------
+
+
+def _read_feed(source: str | list[FeedLine], limits: FeedLimits):
+    """The feed within its limits (CPU work: run it off the event loop)."""
+    if isinstance(source, str):
+        check_csv(source, limits)
+        return parse_csv(source)
+    check_rows(source, limits)
+    return parse_rows([row.model_dump(exclude_none=True) for row in source])
+
+
+def _first_rows(decisions: list[Any]) -> list[Any]:
+    """At most MAX_ROWS_SHOWN matching rows; when there are more, the ones needing the user first."""
+    if len(decisions) <= MAX_ROWS_SHOWN:
+        return decisions
+    return sorted(decisions, key=lambda d: d.status not in ("ambiguous", "unmatched"))[:MAX_ROWS_SHOWN]
 
 
 def _text(value: Any) -> str | None:
@@ -267,12 +289,11 @@ async def plan_license_sync(
     actions and money per month, then apply_plan(plan_id). If Halo's clients or licences
     cannot be read completely, it fails and builds no plan. Guide: halopsa://guide/contracts.
     """
-    # 1. the feed (nothing is read from Halo while the input is wrong)
+    # 1. the feed (nothing is read from Halo while the input is wrong); parsed off the event loop
+    ctx_app = app(ctx)
+    limits = FeedLimits(ctx_app.settings.feed_max_rows, ctx_app.settings.feed_max_bytes)
     try:
-        if isinstance(source, str):
-            feed = parse_csv(source)
-        else:
-            feed = parse_rows([row.model_dump(exclude_none=True) for row in source])
+        feed = await anyio.to_thread.run_sync(_read_feed, source, limits)
     except FeedError as exc:
         raise ToolError(f"Invalid 'source': {exc}. No plan was built and nothing was sent to Halo.") from None
     for name in mappings or {}:
@@ -284,7 +305,6 @@ async def plan_license_sync(
         if isinstance(entry, int) and entry <= 0:
             raise invalid("exclude_clients", f"{entry} is not a Halo client id", "give ids above zero")
 
-    ctx_app = app(ctx)
     halo, journal = ctx_app.halo, ctx_app.journal
 
     # 2. the complete picture, or nothing: a partial read must never produce deletes
@@ -313,9 +333,10 @@ async def plan_license_sync(
     # 3. decide
     remembered = journal.mappings(distributor)
     try:
-        decision = decide(feed.lines, clients, licences, threshold=match_threshold, margin=ambiguity_margin,
-                          explicit=mappings, remembered=remembered, exclude=exclude_clients or (),
-                          cleanup=cleanup, drop_zero_price_lines=drop_zero_price_lines, distributor=distributor)
+        decision = await anyio.to_thread.run_sync(partial(
+            decide, feed.lines, clients, licences, threshold=match_threshold, margin=ambiguity_margin,
+            explicit=mappings, remembered=remembered, exclude=exclude_clients or (),
+            cleanup=cleanup, drop_zero_price_lines=drop_zero_price_lines, distributor=distributor))
     except MappingProblem as exc:
         pairs = ", ".join(f"'{c}' -> {i}" for c, i in exc.problems)
         raise invalid("mappings", f"Halo has no client with the id(s) in {pairs}",
@@ -370,11 +391,12 @@ async def plan_license_sync(
                       "Halo clients with the user and call again with mappings.")
     return LicenceSyncPlan(
         plan_id=plan.id, title=title, distributor=distributor, feed_lines=len(feed.lines), steps=len(plan.steps),
-        matching=[MatchRow(**d.model_dump()) for d in decision.matching],
+        matching=[MatchRow(**d.model_dump()) for d in _first_rows(decision.matching)],
+        matching_total=len(decision.matching),
         actions=action_rows[:MAX_ROWS_SHOWN], actions_total=len(action_rows),
         skipped=skipped_rows[:MAX_ROWS_SHOWN], skipped_total=len(skipped_rows),
         summary=SyncSummaryRow(
             customers=s.customers, actions=s.actions, monthly_before=s.monthly_before,
             monthly_after=s.monthly_after,
-            money=[ClientMoneyRow(**m.model_dump()) for m in s.money]),
+            money=[ClientMoneyRow(**m.model_dump()) for m in s.money[:MAX_ROWS_SHOWN]], money_total=len(s.money)),
         remembered_mappings=remembered_now, warnings=plan.warnings, next_step=next_step)
