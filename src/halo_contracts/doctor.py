@@ -27,6 +27,8 @@ from halo_contracts.halo.errors import (
     HaloRateLimited,
     HaloUnavailable,
 )
+from halo_contracts.halo.secrets import mask as mask_secrets
+from halo_contracts.halo.secrets import protect_logs
 
 # What each tool area needs: (label, probe name understood by HaloClient.probe, who needs it)
 PROBES: list[tuple[str, str, str]] = [
@@ -148,6 +150,13 @@ async def _checks(settings: Settings, transport: httpx2.AsyncBaseTransport | Non
     return checks
 
 
+def _masked(checks: list[Check], settings: Settings) -> list[Check]:
+    """Every check with the client secret masked in any form a server may have echoed it."""
+    secret = settings.client_secret.get_secret_value() if settings.client_secret else None
+    return [Check(c.name, c.ok, mask_secrets(c.detail, [secret], client_id=settings.client_id),
+                  mask_secrets(c.fix, [secret], client_id=settings.client_id)) for c in checks]
+
+
 def render(checks: list[Check], out: TextIO) -> None:
     for check in checks:
         mark = "PASS" if check.ok else "FAIL"
@@ -175,6 +184,7 @@ def run_doctor(*, sandbox: bool = False, settings: Settings | None = None,
     except ConfigError as exc:
         print(f"[FAIL] Configuration: {exc}", file=out)
         return 2
-    checks: list[Any] = anyio.run(_checks, settings, transport)
+    protect_logs(settings.client_secret.get_secret_value() if settings.client_secret else None, settings.client_id)
+    checks: list[Any] = _masked(anyio.run(_checks, settings, transport), settings)
     render(checks, out)
     return 0 if all(c.ok for c in checks) else 1

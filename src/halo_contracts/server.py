@@ -24,6 +24,7 @@ from halo_contracts import __version__
 from halo_contracts.access import TokenStore, caller_is_read_only
 from halo_contracts.config import Settings
 from halo_contracts.halo.client import HaloClient
+from halo_contracts.halo.secrets import protect_logs
 from halo_contracts.plans.journal import open_journal
 from halo_contracts.tools import load_tool_modules
 from halo_contracts.tools.common import REGISTRY, AppContext, ToolSpec
@@ -202,6 +203,7 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
     ``auth`` and ``token_verifier`` (HTTP sign-in, see oauth.py) go to the SDK together.
     """
     read_only = settings.read_only if read_only is None else read_only
+    protect_logs(settings.client_secret.get_secret_value() if settings.client_secret else None, settings.client_id)
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer) -> AsyncIterator[AppContext]:

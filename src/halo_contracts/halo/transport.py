@@ -47,6 +47,7 @@ from halo_contracts.halo.errors import (
 )
 from halo_contracts.halo.pacing import Backoff, RequestBudget, parse_retry_after, shared_budget
 from halo_contracts.halo.paging import DEFAULT_MAX_PAGES, PAGE_SIZE, extract_rows, read_all_pages
+from halo_contracts.halo.secrets import mask
 
 __all__ = ["ClientStats", "HaloRequest", "HaloTransport", "PageCallback", "RequestHook", "halo_message"]
 
@@ -254,9 +255,7 @@ class HaloTransport:
         return found
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets():
-            if len(secret) >= 4:
-                text = text.replace(secret, "***")
+        text = mask(text, self._secrets(), client_id=self._settings.client_id)
         if len(text) > _MAX_MESSAGE:
             text = text[: _MAX_MESSAGE - 1] + "…"
         return text
