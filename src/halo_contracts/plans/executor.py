@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakValueDictionary
 
 import anyio
@@ -195,6 +195,18 @@ def _safe_preview(halo: HaloClient, kind: str, params: dict[str, Any]) -> dict[s
         return {"operation": HANDLERS[kind].operation, "params": params}
 
 
+T = TypeVar("T")
+
+
+async def _db(call: Callable[..., T], *args: Any) -> T:
+    """A journal call in a worker thread: a PostgreSQL round trip or a SQLite fsync never
+    blocks the event loop. The caller still waits for the commit before going on (a
+    ``sending`` mark is durable before the request leaves), and a cancellation cannot skip
+    it (shielded, as the synchronous call was): it lands at the next await instead."""
+    with anyio.CancelScope(shield=True):
+        return await anyio.to_thread.run_sync(call, *args)
+
+
 @dataclass
 class _Run:
     plan: Plan
@@ -206,8 +218,8 @@ class _Run:
     settled: int = 0
     reused: int = 0
 
-    def save(self, step: Step) -> None:
-        self.journal.save_step(self.plan.id, step)
+    async def save(self, step: Step) -> None:
+        await _db(self.journal.save_step, self.plan.id, step)
 
 
 async def apply_plan(plan_id: str, *, journal: JournalBase, halo: HaloClient, progress: Progress | None = None,
@@ -219,35 +231,35 @@ async def apply_plan(plan_id: str, *, journal: JournalBase, halo: HaloClient, pr
     than ``lifetime`` (default ``models.PLAN_LIFETIME``); nothing is sent then."""
     async with _lock_for(plan_id):
         owner = uuid.uuid4().hex
-        holder = journal.claim(plan_id, owner)
+        holder = await _db(journal.claim, plan_id, owner)
         if holder is not None:
             raise PlanBusy(plan_id, holder)
         try:
             return await _apply_claimed(plan_id, owner, journal=journal, halo=halo, progress=progress, now=now,
                                         lifetime=lifetime)
         finally:
-            journal.release(plan_id, owner)
+            await _db(journal.release, plan_id, owner)
 
 
 async def _apply_claimed(plan_id: str, owner: str, *, journal: JournalBase, halo: HaloClient,
                          progress: Progress | None, now: datetime | None,
                          lifetime: timedelta | None) -> ApplyOutcome:
     """apply_plan's body, run while this call holds the plan's claim in the journal."""
-    plan = journal.get_plan(plan_id)
+    plan = await _db(journal.get_plan, plan_id)
     if plan is None:
         raise PlanNotFound(plan_id)
     total = len(plan.steps)
     first = next((s.index for s in plan.steps if s.status not in _FINISHED), None)
     if first is None:
         if plan.status != "applied":
-            journal.set_plan_status(plan_id, "applied")
+            await _db(journal.set_plan_status, plan_id, "applied")
             plan.status = "applied"
         return _outcome(plan, resumed_from=total, sent=0, settled=0, already=True)
     now = now or datetime.now(UTC)
     if plan.expired(now, lifetime):
         raise PlanExpired(plan, now=now, lifetime=lifetime)
 
-    journal.set_plan_status(plan_id, "applying")
+    await _db(journal.set_plan_status, plan_id, "applying")
     plan.status = "applying"
     run = _Run(plan, journal, halo, progress,
                results={s.index: s.result for s in plan.steps if s.status == "done"})
@@ -260,27 +272,27 @@ async def _apply_claimed(plan_id: str, owner: str, *, journal: JournalBase, halo
             params, key = resolve(step, run.results)
         except UnresolvedReference as exc:
             step.status, step.error = "failed", f"cannot run: {exc}"
-            run.save(step)
+            await run.save(step)
             break
         async with AsyncExitStack() as stack:
             lock_key = handler.lock_key(params, key) if handler.lock_key is not None else None
             if lock_key is not None:
                 await stack.enter_async_context(_lock_for(f"object:{lock_key}"))
             go_on = await _run_step(run, step, handler, params, key)
-        journal.heartbeat(plan_id, owner)
+        await _db(journal.heartbeat, plan_id, owner)
         if not go_on:
             break
 
     finished = all(s.status in _FINISHED for s in plan.steps)
     any_done = any(s.status == "done" for s in plan.steps)
     plan.status = "applied" if finished else ("partial" if any_done else "failed")
-    journal.set_plan_status(plan_id, plan.status)
+    await _db(journal.set_plan_status, plan_id, plan.status)
     return _outcome(plan, resumed_from=first, sent=run.sent, settled=run.settled, reused=run.reused)
 
 
 async def _finish(run: _Run, step: Step, result: dict[str, Any] | None) -> None:
     step.status, step.result, step.error = "done", result, None
-    run.save(step)
+    await run.save(step)
     run.results[step.index] = result
     await _step_progress(run.progress, run.plan, step)
 
@@ -296,7 +308,7 @@ async def _run_step(run: _Run, step: Step, handler: StepHandler, params: dict[st
         except HaloError as exc:
             step.status = "unknown"
             step.error = f"could not check in Halo whether this step took effect: {exc}"
-            run.save(step)
+            await run.save(step)
             return False
         step.note = settlement.note
         if settlement.resend is None:
@@ -312,14 +324,14 @@ async def _run_step(run: _Run, step: Step, handler: StepHandler, params: dict[st
                 reason = f"could not check Halo before sending: {exc}"
             if reason:
                 step.status, step.error = "failed", reason
-                run.save(step)
+                await run.save(step)
                 return False
         if handler.reuse is not None:
             try:
                 found = await handler.reuse(halo, params, key)
             except HaloError as exc:
                 step.status, step.error = "failed", f"could not check Halo before sending: {exc}"
-                run.save(step)
+                await run.save(step)
                 return False
             if found is not None:
                 step.note = found.note
@@ -331,30 +343,30 @@ async def _run_step(run: _Run, step: Step, handler: StepHandler, params: dict[st
     step.sent = _safe_preview(halo, step.kind, params)
     step.status, step.error = "sending", None
     step.attempts += 1
-    run.save(step)
+    await run.save(step)
     run.sent += 1
     try:
         result = await handler.send(halo, params)
     except HaloUnknownOutcome as exc:
         step.status, step.error = "unknown", str(exc)
-        run.save(step)
+        await run.save(step)
         return False
     except HaloNotFound as exc:
         if not is_delete(step.kind):
             step.status, step.error = "failed", str(exc)
-            run.save(step)
+            await run.save(step)
             return False
         # the object is not there (deleted out of band, or by an earlier attempt): the delete is done
         result = {"id": params.get("licence_id"), "deleted": True, "already_gone": True}
         step.note = "already gone: Halo answered 404 Not Found, so nothing was deleted by this step"
     except HaloError as exc:
         step.status, step.error = "failed", str(exc)
-        run.save(step)
+        await run.save(step)
         return False
     except Exception as exc:
         # Not a Halo answer we understand (a bug): whether the write happened is unknown.
         step.status, step.error = "unknown", f"unexpected {type(exc).__name__} while sending"
-        run.save(step)
+        await run.save(step)
         raise
     if earlier:
         result = handler.merge(earlier, result)
