@@ -25,7 +25,7 @@ from halo_contracts.access import TokenStore, caller_is_read_only
 from halo_contracts.config import Settings
 from halo_contracts.halo.client import HaloClient
 from halo_contracts.halo.secrets import protect_logs
-from halo_contracts.plans.journal import open_journal
+from halo_contracts.plans.journal import POSTGRES_SCHEMES, open_journal
 from halo_contracts.tools import load_tool_modules
 from halo_contracts.tools.common import REGISTRY, AppContext, ToolSpec
 
@@ -193,6 +193,15 @@ def _access_guard(read_only: bool, tokens: TokenStore | None) -> Any:
     return guard
 
 
+def _shared_budget(settings: Settings, url: str):
+    """With the journal in PostgreSQL, Halo's request budget lives there too: one rolling window
+    for every process using that database (Halo's limit is per tenant, not per process)."""
+    from halo_contracts.halo.pacing_pg import PostgresRequestBudget
+
+    tenant = f"{settings.base_url or ''}?tenant={settings.tenant or ''}"
+    return PostgresRequestBudget(url, settings.rate_limit_requests, settings.rate_limit_seconds, key=tenant)
+
+
 def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None = None, *,
                  journal_path: str | Path | None = None, read_only: bool | None = None,
                  tokens: TokenStore | None = None, extras: dict[str, Any] | None = None,
@@ -215,10 +224,15 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
             data_dir.mkdir(parents=True, exist_ok=True)
             path = data_dir / "journal.sqlite3"
         journal = await anyio.to_thread.run_sync(open_journal, path)
+        budget = None
         try:
-            async with HaloClient(settings, transport=transport) as halo:
+            if str(path).startswith(POSTGRES_SCHEMES):
+                budget = await anyio.to_thread.run_sync(_shared_budget, settings, str(path))
+            async with HaloClient(settings, transport=transport, budget=budget) as halo:
                 yield AppContext(settings=settings, halo=halo, journal=journal, extras=dict(extras or {}))
         finally:
+            if budget is not None:
+                budget.close()
             journal.close()
 
     server = MCPServer(
