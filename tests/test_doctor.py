@@ -99,3 +99,23 @@ def test_a_journal_that_cannot_be_created_fails(tmp_path):
     (tmp_path / "a-file").write_text("in the way")
     code, out, _sb = doctor(data_dir=tmp_path / "a-file" / "data")
     assert code == 1 and "[FAIL] Journal" in out and "not a writable directory" in out and "HALO_DATA_DIR" in out
+
+
+def test_a_postgresql_journal_is_checked_without_creating_tables(pg_url, tmp_path):
+    import psycopg
+
+    code, out, _sb = doctor(journal_url=pg_url, data_dir=tmp_path / "unused")
+    assert code == 0, out
+    assert "[FAIL] Journal" not in out
+    assert "PostgreSQL at 127.0.0.1" in out and "shared by every process using the PostgreSQL journal" in out
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute("SELECT count(*) FROM information_schema.tables"
+                              " WHERE table_schema = current_schema()").fetchone()[0]
+    assert tables == 0
+    assert not (tmp_path / "unused").exists()
+
+
+def test_an_unreachable_postgresql_journal_fails_without_the_password():
+    code, out, _sb = doctor(journal_url="postgresql://halo:hunter2@127.0.0.1:1/halo")
+    assert code == 1 and "[FAIL] Journal" in out and "HALO_JOURNAL_URL" in out
+    assert "127.0.0.1:1/halo" in out and "hunter2" not in out

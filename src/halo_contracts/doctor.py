@@ -80,8 +80,31 @@ def _probe_url(settings: Settings, probe: str) -> str:
     return f"{settings.base_url}/api{path}"
 
 
+def _postgres_journal_detail(url: str) -> tuple[bool, str]:
+    """The PostgreSQL journal: reachable? (connects only; creates no table). Names host and
+    database, never the password."""
+    import psycopg
+
+    from halo_contracts.plans.journal_pg import describe_url
+
+    where = describe_url(url)
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            version = conn.info.server_version
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+        if password:
+            first = first.replace(str(password), "***")
+        return False, f"PostgreSQL at {where}: cannot connect ({first})"
+    return True, (f"PostgreSQL at {where} (server {version // 10000}; shared by every server process "
+                  "using it; tables created when the server first starts)")
+
+
 def _journal_detail(settings: Settings) -> tuple[bool, str]:
     """Where the journal lives, checked without creating anything."""
+    if settings.journal_url is not None:
+        return _postgres_journal_detail(settings.journal_url.get_secret_value())
     path = settings.resolved_data_dir / "journal.sqlite3"
     if path.exists():
         return os.access(path, os.W_OK), f"{path} (exists{'' if os.access(path, os.W_OK) else ', NOT writable'})"
@@ -123,12 +146,16 @@ async def _checks(settings: Settings, transport: httpx2.AsyncBaseTransport | Non
                         + "; type " + ", ".join(f"{c}={n}" for c, n in codes.types.items())
                         + "; billing period " + ", ".join(f"{c}={p.name}/{p.months}m"
                                                           for c, p in codes.billing_periods.items())))
+    shared = ("every process using the PostgreSQL journal" if settings.journal_url is not None
+              else "every request of this process")
     checks.append(Check("Request budget", True,
                         f"{settings.rate_limit_requests} requests per {settings.rate_limit_seconds:g} s "
-                        "(rolling window, shared by every request of this process)"))
+                        f"(rolling window, shared by {shared})"))
     journal_ok, journal_detail = _journal_detail(settings)
-    checks.append(Check("Journal", journal_ok, journal_detail,
-                        "" if journal_ok else "Set HALO_DATA_DIR to a directory this user can write."))
+    journal_fix = ("Check HALO_JOURNAL_URL (host, port, database, user, password) and that the server "
+                   "accepts connections from here." if settings.journal_url is not None
+                   else "Set HALO_DATA_DIR to a directory this user can write.")
+    checks.append(Check("Journal", journal_ok, journal_detail, "" if journal_ok else journal_fix))
 
     async with HaloClient(settings, transport=transport) as halo:
         try:
