@@ -71,3 +71,25 @@ async def test_preview_on_one_server_apply_on_another(pg_url, monkeypatch, tmp_p
 
 def _writes(sandbox) -> int:
     return sum(1 for e in sandbox.log.entries() if e.method.upper() != "GET")
+
+
+def test_a_database_made_before_step_refs_gets_the_column(pg_url):
+    import psycopg
+
+    from halo_contracts.plans.journal import open_journal
+    from halo_contracts.plans.models import Plan
+
+    open_journal(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        db.execute("ALTER TABLE steps DROP COLUMN refs")
+    journal = open_journal(pg_url)
+    try:
+        plan = Plan(tool="t", title="t")
+        plan.add("create_contract", "c", {"fields": {"client_id": 5, "ref": "R"}})
+        plan.add("create_recurring_invoice", "ri", {"client_id": 5, "contract_id": Plan.ref(0),
+                                                    "contract_ref": "$step:0.id"})
+        journal.save_plan(plan)
+        loaded = journal.get_plan(plan.id)
+        assert loaded.steps[1].refs == plan.steps[1].refs and loaded.steps[1].params["contract_ref"] == "$step:0.id"
+    finally:
+        journal.close()

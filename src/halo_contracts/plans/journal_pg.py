@@ -98,6 +98,7 @@ class PostgresJournal(JournalBase):
             for statement in postgres_schema().split(";"):
                 if statement.strip():
                     db.raw.execute(statement)
+            db.raw.execute("ALTER TABLE steps ADD COLUMN IF NOT EXISTS refs TEXT")  # a database made before refs
             db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO NOTHING",
                        (str(SCHEMA_VERSION),))
 
