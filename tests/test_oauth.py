@@ -312,3 +312,30 @@ def test_scopes_person_and_metadata_urls():
     assert person_of(bare).label == "u2"
     static = AccessToken(token="t", client_id="token 1", scopes=[])
     assert (person_of(static).id, person_of(static).label) == ("token 1", "token 1")
+
+
+def _doctor(idp: IdentityProvider, **settings: Any) -> tuple[int, str]:
+    import io
+
+    from halo_contracts.doctor import run_doctor
+
+    _app, transport = sandbox_transport()
+    out = io.StringIO()
+    code = run_doctor(settings=sandbox_settings(**settings), transport=transport, out=out,
+                      idp_transport=idp.transport)
+    return code, out.getvalue()
+
+
+def test_doctor_checks_sign_in(idp):
+    code, out = _doctor(idp, oauth_issuer=ISSUER, public_url=PUBLIC_URL)
+    assert code == 0, out
+    line = next(x for x in out.splitlines() if "Sign-in" in x)
+    assert line.startswith("[PASS]") and "1 signing key(s)" in line and f"{ISSUER}/certs" in line
+    assert PUBLIC_URL in line
+    idp.metadata_issuer = "https://evil.example.com/realms/msp"
+    code, out = _doctor(idp, oauth_issuer=ISSUER, public_url=PUBLIC_URL)
+    assert code == 1 and "[FAIL] Sign-in" in out and "openid-configuration" in out
+    code, out = _doctor(idp, oauth_issuer=ISSUER)
+    assert code == 1 and "[FAIL] Sign-in" in out and "HALO_PUBLIC_URL" in out
+    code, out = _doctor(idp)
+    assert "Sign-in" not in out

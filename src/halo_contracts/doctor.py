@@ -132,7 +132,30 @@ def _fix_for(exc: HaloError, area: str) -> str:
     return "Retry; if it persists, check Halo's status and the server log."
 
 
-async def _checks(settings: Settings, transport: httpx2.AsyncBaseTransport | None) -> list[Check]:
+async def _sign_in_check(settings: Settings, transport: httpx2.AsyncBaseTransport | None) -> Check:
+    """With HALO_OAUTH_ISSUER: the sign-in settings hold together and the issuer's keys load."""
+    from halo_contracts.oauth import JwksCache, KeySetError, sign_in
+
+    try:
+        signin = sign_in(settings)
+    except ConfigError as exc:
+        return Check("Sign-in", False, str(exc), "Set HALO_PUBLIC_URL to this server's URL as clients reach it.")
+    assert signin is not None
+    keys = JwksCache(settings.oauth_issuer or "", settings.oauth_jwks_url, transport=transport,
+                     timeout=settings.timeout)
+    try:
+        count = await keys.load()
+    except KeySetError as exc:
+        return Check("Sign-in", False, f"the issuer's keys could not be read: {exc}",
+                     "Check HALO_OAUTH_ISSUER (exactly the tokens' iss) or set HALO_OAUTH_JWKS_URL.")
+    return Check("Sign-in", count > 0,
+                 f"issuer {settings.oauth_issuer}, {count} signing key(s) from {keys.jwks_url}; tokens must carry "
+                 f"audience {signin.resource_url} and scope halo.read (halo.write for writes)",
+                 "" if count else "The key set has no signing keys this server can use.")
+
+
+async def _checks(settings: Settings, transport: httpx2.AsyncBaseTransport | None,
+                  idp_transport: httpx2.AsyncBaseTransport | None = None) -> list[Check]:
     checks: list[Check] = []
     codes = settings.code_maps
     secret = settings.client_secret
@@ -157,6 +180,8 @@ async def _checks(settings: Settings, transport: httpx2.AsyncBaseTransport | Non
                    else "Set HALO_DATA_DIR to a directory this user can write.")
     checks.append(Check("Journal", journal_ok, journal_detail, "" if journal_ok else journal_fix))
 
+    if settings.oauth_issuer:
+        checks.append(await _sign_in_check(settings, idp_transport))
     async with HaloClient(settings, transport=transport) as halo:
         try:
             await halo.authenticate()
@@ -195,7 +220,8 @@ def render(checks: list[Check], out: TextIO) -> None:
 
 
 def run_doctor(*, sandbox: bool = False, settings: Settings | None = None,
-               transport: httpx2.AsyncBaseTransport | None = None, out: TextIO | None = None) -> int:
+               transport: httpx2.AsyncBaseTransport | None = None, out: TextIO | None = None,
+               idp_transport: httpx2.AsyncBaseTransport | None = None) -> int:
     out = out or sys.stdout
     print(f"halopsa-contracts-mcp {__version__} doctor{' (sandbox)' if sandbox else ''}", file=out)
     try:
@@ -212,6 +238,6 @@ def run_doctor(*, sandbox: bool = False, settings: Settings | None = None,
         print(f"[FAIL] Configuration: {exc}", file=out)
         return 2
     protect_logs(settings.client_secret.get_secret_value() if settings.client_secret else None, settings.client_id)
-    checks: list[Any] = _masked(anyio.run(_checks, settings, transport), settings)
+    checks: list[Any] = _masked(anyio.run(_checks, settings, transport, idp_transport), settings)
     render(checks, out)
     return 0 if all(c.ok for c in checks) else 1

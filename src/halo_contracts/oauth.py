@@ -140,6 +140,12 @@ class JwksCache:
             if not self._keys:
                 raise
 
+    async def load(self) -> int:
+        """Fetch the key set now; how many signing keys it holds (doctor)."""
+        async with self._lock:
+            await self._refresh()
+        return len(self._keys)
+
     async def key_for(self, kid: str | None, alg: str) -> jwt.PyJWK | None:
         """The issuer's key ``kid`` bound to ``alg`` (the key's own ``alg`` wins), or None."""
         entry = await self._entry(kid)
