@@ -29,11 +29,10 @@ def test_journal_url_must_be_postgresql(monkeypatch):
 
 
 def test_an_unreachable_database_names_the_host_not_the_password():
-    from halo_contracts.plans.journal import open_journal
-    from halo_contracts.plans.journal_pg import JournalUnavailable
+    from halo_contracts.plans.journal_pg import JournalUnavailable, PostgresJournal
 
-    with pytest.raises(JournalUnavailable) as err:
-        open_journal("postgresql://halo:hunter2@127.0.0.1:1/halo?connect_timeout=2")
+    with pytest.raises(JournalUnavailable) as err:  # the server waits 30 s for its database; 2 here
+        PostgresJournal("postgresql://halo:hunter2@127.0.0.1:1/halo?connect_timeout=2", timeout=2)
     assert "127.0.0.1:1/halo" in str(err.value)
     assert "hunter2" not in str(err.value)
 
