@@ -339,3 +339,20 @@ def test_doctor_checks_sign_in(idp):
     assert code == 1 and "[FAIL] Sign-in" in out and "HALO_PUBLIC_URL" in out
     code, out = _doctor(idp)
     assert "Sign-in" not in out
+
+
+@pytest.mark.e2e
+async def test_keys_fetched_over_a_real_loopback_connection(tmp_path):
+    """The verifier's own network path (no injected transport): a provider on a loopback port."""
+    from halo_contracts.sandbox.standalone import serve_in_thread
+
+    idp = IdentityProvider()
+    with serve_in_thread(idp.app) as base:
+        idp.issuer = idp.metadata_issuer = f"{base}/realms/msp"  # the port is known only now
+        _app, transport = sandbox_transport()
+        s = sandbox_settings(oauth_issuer=idp.issuer, public_url=PUBLIC_URL)
+        asgi = build_http_app(s, transport=transport, journal_path=tmp_path / "j.sqlite3")
+        async with asgi.router.lifespan_context(asgi):
+            assert (await _post_list(asgi, idp.token())).status_code == 200
+            assert (await _post_list(asgi, idp.token(aud="https://elsewhere.example/mcp"))).status_code == 401
+    assert idp.requests == ["/realms/msp/.well-known/openid-configuration", "/realms/msp/certs"]
