@@ -11,6 +11,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(autouse=True)
+def _plain_http_to_test_hosts(monkeypatch):
+    """Tests reach their sandboxes in-process under names like http://sandbox: allow plain
+    http for them (tests of the refusal itself remove this)."""
+    monkeypatch.setenv("HALO_ALLOW_INSECURE_HTTP", "true")
+
+
 # ---- sandbox + in-process MCP client (issue 4; shared by tool tests) ---------------------------
 # sandbox_app: a fresh seeded Halo sandbox per test (``app.state.sandbox``: log, faults, book, store).
 # spec_transport: the in-process transport to it, checking every request against the OpenAPI slice.

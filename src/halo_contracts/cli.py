@@ -58,7 +58,8 @@ def sandbox_settings(**overrides: Any) -> Settings:
     from halo_contracts.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
     values: dict[str, Any] = {"base_url": SANDBOX_BASE_URL, "client_id": DEMO_CLIENT_ID,
-                              "client_secret": DEMO_CLIENT_SECRET, "tenant": None, "auth_url": None}
+                              "client_secret": DEMO_CLIENT_SECRET, "tenant": None, "auth_url": None,
+                              "allow_insecure_http": True}  # the sandbox is reached in-process
     values.update(overrides)
     return load_settings(**values)
 

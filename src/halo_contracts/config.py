@@ -6,6 +6,7 @@ an example value. Secrets are ``SecretStr`` and never printed.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -62,9 +63,24 @@ EXAMPLES: dict[str, str] = {
     "oauth_issuer": "https://login.example.com/realms/msp",
     "oauth_jwks_url": "https://login.example.com/realms/msp/protocol/openid-connect/certs",
     "public_url": "https://mcp.example.com/mcp",
+    "allow_insecure_http": "false",
     "feed_max_rows": "20000",
     "feed_max_bytes": "2000000",
 }
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether the URL's host is this machine: 127.0.0.0/8, ::1 or localhost."""
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(Exception):
@@ -252,6 +268,7 @@ class Settings(BaseSettings):
     oauth_issuer: str | None = None
     oauth_jwks_url: str | None = None
     public_url: str | None = None
+    allow_insecure_http: bool = False
     feed_max_rows: int = Field(default=20_000, ge=1)
     feed_max_bytes: int = Field(default=2_000_000, ge=1)
 
@@ -334,6 +351,19 @@ class Settings(BaseSettings):
     def _timeout(self) -> Settings:
         if self.timeout <= 0:
             raise ValueError("timeout: must be above zero")
+        return self
+
+    @model_validator(mode="after")
+    def _cleartext(self) -> Settings:
+        if self.allow_insecure_http:
+            return self
+        for name in ("base_url", "auth_url"):
+            url = getattr(self, name)
+            if url and url.lower().startswith("http://") and not is_loopback_url(url):
+                raise ValueError(
+                    f"{name}: plain http:// to a host that is not this machine would send the client secret and "
+                    f"tokens in cleartext; use https://, or set HALO_ALLOW_INSECURE_HTTP=true only for a trusted "
+                    f"network")
         return self
 
     # ----- derived values -------------------------------------------------------------
