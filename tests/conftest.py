@@ -11,11 +11,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(autouse=True)
-def _plain_http_to_test_hosts(monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def _plain_http_to_test_hosts():
     """Tests reach their sandboxes in-process under names like http://sandbox: allow plain
     http for them (tests of the refusal itself remove this)."""
-    monkeypatch.setenv("HALO_ALLOW_INSECURE_HTTP", "true")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HALO_ALLOW_INSECURE_HTTP", "true")
+        yield
 
 
 # ---- sandbox + in-process MCP client (issue 4; shared by tool tests) ---------------------------

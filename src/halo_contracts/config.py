@@ -64,6 +64,8 @@ EXAMPLES: dict[str, str] = {
     "oauth_jwks_url": "https://login.example.com/realms/msp/protocol/openid-connect/certs",
     "public_url": "https://mcp.example.com/mcp",
     "allow_insecure_http": "false",
+    "mcp_max_sessions_per_token": "16",
+    "mcp_session_idle_seconds": "300",
     "feed_max_rows": "20000",
     "feed_max_bytes": "2000000",
 }
@@ -269,6 +271,8 @@ class Settings(BaseSettings):
     oauth_jwks_url: str | None = None
     public_url: str | None = None
     allow_insecure_http: bool = False
+    mcp_max_sessions_per_token: int = Field(default=16, ge=1)
+    mcp_session_idle_seconds: float = Field(default=300, gt=0)
     feed_max_rows: int = Field(default=20_000, ge=1)
     feed_max_bytes: int = Field(default=2_000_000, ge=1)
 
@@ -425,7 +429,7 @@ def load_settings(**overrides: Any) -> Settings:
             field = str(err["loc"][0]) if err["loc"] else "settings"
             if field == "settings" and ":" in err.get("msg", ""):
                 field = err["msg"].split(":")[0].split()[-1]
-            msg = err.get("msg", "invalid").removeprefix("Value error, ")
+            msg = err.get("msg", "invalid").removeprefix("Value error, ").removeprefix(f"{field}: ")
             got = err.get("input")
             secret = field in ("client_secret", "mcp_tokens", "journal_url")
             shown = "" if secret or isinstance(got, dict) else f" (got {got!r})"

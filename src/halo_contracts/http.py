@@ -13,6 +13,7 @@ import httpx2
 from mcp.server.auth.routes import create_protected_resource_routes
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import AnyHttpUrl
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from halo_contracts import __version__
 from halo_contracts.access import TokenStore, load_tokens
 from halo_contracts.config import ConfigError, Settings
+from halo_contracts.http_guards import ExactHostOrigin, SessionLimits, host_rules, origin_rules
 from halo_contracts.oauth import SCOPES, SignIn, sign_in
 
 log = logging.getLogger("halo_contracts.http")
@@ -99,11 +101,32 @@ def build_http_app(settings: Settings, *, transport: httpx2.AsyncBaseTransport |
                     "will be refused (421). Set HALO_ALLOWED_HOSTS to the names clients use.", host)
         security = TransportSecuritySettings(allowed_hosts=LOOPBACK_HOSTS, allowed_origins=LOOPBACK_ORIGINS)
     app = server.streamable_http_app(streamable_http_path=path, stateless_http=stateless,
-                                     transport_security=security, host=host)
+                                     transport_security=security, host=host,
+                                     session_idle_timeout=settings.mcp_session_idle_seconds, max_sessions=None)
+    add_guards(app, settings, security, path=path, stateless=stateless)
     if signin is not None:
         publish_resource_metadata(app, signin)
         return app  # the SDK's bearer middleware checks every /mcp request (static tokens first)
     return BearerAuthMiddleware(app, tokens)
+
+
+def add_guards(app: Any, settings: Settings, security: TransportSecuritySettings | None, *, path: str,
+               stateless: bool) -> None:
+    """Exact Host/Origin checks in front of everything but /health, and (stateful mode) a bound
+    on each token's open sessions, innermost so they see only requests that reached the app."""
+    hosts = security.allowed_hosts if security else LOOPBACK_HOSTS
+    origins = security.allowed_origins if security else LOOPBACK_ORIGINS
+    try:
+        host_rules(hosts), origin_rules(origins)  # the middleware is built at the first request: check now
+    except ValueError as exc:
+        raise ConfigError(f"HALO_ALLOWED_HOSTS / HALO_ALLOWED_ORIGINS: {exc}. Example: "
+                          "HALO_ALLOWED_HOSTS=mcp.example.com,mcp.example.com:* "
+                          "HALO_ALLOWED_ORIGINS=https://mcp.example.com") from None
+    app.user_middleware.insert(0, Middleware(ExactHostOrigin, allowed_hosts=hosts, allowed_origins=origins,
+                                             exempt=PUBLIC_PATHS))
+    if not stateless:
+        app.user_middleware.append(Middleware(SessionLimits, max_per_token=settings.mcp_max_sessions_per_token,
+                                              idle_seconds=settings.mcp_session_idle_seconds, path=path))
 
 
 def publish_resource_metadata(app: Any, signin: SignIn) -> None:
