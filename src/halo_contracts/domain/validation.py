@@ -192,12 +192,14 @@ _REF_FORM = re.compile(r"^\s*(?P<client>\S.*?)\s+-\s+(?P<what>\S.*?)\s+(?P<year>
 
 
 def ref_form_warning(ref: str, client_name: str | None, type_name: str | None, start: date | None, *,
-                     quote_halo: bool = True) -> Issue | None:
+                     quote_halo: bool = True, today: date | None = None) -> Issue | None:
     """The guide's naming practice: "Client - Type Year".
 
     ``quote_halo=False``: the ref and the client's name were read from Halo, so the wording
-    does not quote them (the caller's own new ref is checked with ``quote_halo=True``)."""
-    year = (start or date.today()).year
+    does not quote them (the caller's own new ref is checked with ``quote_halo=True``).
+    The example's year is the start's, else ``today``'s (the caller's date: no clock here)."""
+    when = start or today
+    year = when.year if when else "YYYY"
     client_label = client_name if (client_name and quote_halo) else "<client name>"
     example = f"{client_label} - {type_name or 'Type'} {year}"
     m = _REF_FORM.match(ref or "")
@@ -227,6 +229,18 @@ def check_contract(c: ContractFields, codes: CodeMaps, *, today: date, client_na
 
     ``quote_halo=False`` when the ref and client name were read from Halo (an update)."""
     r = Report()
+    _check_identity(r, c, codes, today=today, client_name=client_name)
+    _check_dates_and_money(r, c, codes, hourly_rate=hourly_rate)
+    if c.type is not None and _same(c.type, PREPAID):
+        _check_prepaid(r, c, hourly_rate)
+    else:
+        _check_not_prepaid(r, c, hourly_rate)
+    _warn_practices(r, c, codes, today=today, client_name=client_name, quote_halo=quote_halo)
+    return r
+
+
+def _check_identity(r: Report, c: ContractFields, codes: CodeMaps, *, today: date, client_name: str | None) -> None:
+    """Client, ref, type and status: present and known to the tenant."""
     if c.client_id is None:
         r.error("client_id", "a contract needs a client", "pass client_id (find it with find_clients)")
     if c.ref is None or not c.ref.strip():
@@ -242,6 +256,10 @@ def check_contract(c: ContractFields, codes: CodeMaps, *, today: date, client_na
     elif codes.status_code(c.status) is None:
         r.error("status", f"'{c.status}' is not a contract status this Halo knows",
                 f"use one of: {', '.join(codes.status_names)}")
+
+
+def _check_dates_and_money(r: Report, c: ContractFields, codes: CodeMaps, *, hourly_rate: Decimal | None) -> None:
+    """Start and end, value and rate precision, billing frequency, next invoice, term and expiry."""
     if c.start_date is None:
         r.error("start_date", "the start date is required", "give start_date as YYYY-MM-DD")
     if c.start_date and c.end_date and c.end_date < c.start_date:
@@ -256,50 +274,63 @@ def check_contract(c: ContractFields, codes: CodeMaps, *, today: date, client_na
     if c.billing_frequency is not None and codes.billing_period_code(c.billing_frequency) is None:
         r.error("billing_frequency", f"'{c.billing_frequency}' is not a billing frequency this Halo knows",
                 f"use one of: {', '.join(codes.billing_period_names)}")
-    if c.next_invoice_date is not None:
-        if c.start_date and c.next_invoice_date < c.start_date:
-            r.error("next_invoice_date", f"the next invoice date {c.next_invoice_date} is before the start date "
-                    f"{c.start_date}", "pick a date inside the contract's dates")
-        if c.end_date and c.next_invoice_date > c.end_date:
-            r.error("next_invoice_date", f"the next invoice date {c.next_invoice_date} is after the end date "
-                    f"{c.end_date}", "pick a date inside the contract's dates")
+    _check_next_invoice(r, c)
     if c.term_months is not None and c.term_months < 1:
         r.error("term_months", f"the term of {c.term_months} months is not at least 1",
                 "give the term in whole months (12 for a year), or leave it out")
     if c.prepay_expiry_months is not None and c.prepay_expiry_months < 0:
         r.error("prepay_expiry_months", "the expiry cannot be negative", "give 0 (no expiry) or more months")
 
-    prepaid = c.type is not None and _same(c.type, PREPAID)
-    if prepaid:
-        if c.prepaid_hours is None or c.prepaid_hours <= 0:
-            r.error("prepaid_hours", "a Prepaid Hours contract needs an hours allocation above 0",
-                    "pass prepaid_hours, e.g. 40")
-        if hourly_rate is not None and hourly_rate <= 0:
-            r.error("hourly_rate", f"the hourly rate {hourly_rate} is not above 0", "give the rate per hour, e.g. 150")
-        elif hourly_rate is None and (c.value is None or c.value <= 0):
-            r.error("hourly_rate", "a Prepaid Hours contract needs a rate",
-                    "pass hourly_rate (the value becomes hours x rate) or value (the price of the block)")
-        elif hourly_rate is not None and c.value is not None and c.prepaid_hours and c.prepaid_hours > 0:
-            expected = cents(c.prepaid_hours * hourly_rate)
-            if cents(c.value) != expected:
-                r.error("value", f"the value {cents(c.value)} disagrees with prepaid_hours x hourly_rate = "
-                        f"{c.prepaid_hours} x {hourly_rate} = {expected}",
-                        "give only one of value and hourly_rate, or make value equal hours x rate")
-    else:
-        if c.prepaid_hours is not None and c.prepaid_hours > 0:
-            r.error("prepaid_hours", f"prepaid hours only apply to {PREPAID} contracts (this one is {c.type})",
-                    f"leave prepaid_hours out, or set type to '{PREPAID}'")
-        if hourly_rate is not None:
-            r.error("hourly_rate", f"an hourly rate only applies to {PREPAID} contracts (this one is {c.type})",
-                    f"leave hourly_rate out, or set type to '{PREPAID}'")
 
-    # warnings: the guide's best practices
+def _check_next_invoice(r: Report, c: ContractFields) -> None:
+    """The next invoice date lies inside the contract's dates."""
+    if c.next_invoice_date is None:
+        return
+    if c.start_date and c.next_invoice_date < c.start_date:
+        r.error("next_invoice_date", f"the next invoice date {c.next_invoice_date} is before the start date "
+                f"{c.start_date}", "pick a date inside the contract's dates")
+    if c.end_date and c.next_invoice_date > c.end_date:
+        r.error("next_invoice_date", f"the next invoice date {c.next_invoice_date} is after the end date "
+                f"{c.end_date}", "pick a date inside the contract's dates")
+
+
+def _check_prepaid(r: Report, c: ContractFields, hourly_rate: Decimal | None) -> None:
+    """A Prepaid Hours contract: hours above 0 and a rate, value and rate agreeing to the cent."""
+    if c.prepaid_hours is None or c.prepaid_hours <= 0:
+        r.error("prepaid_hours", "a Prepaid Hours contract needs an hours allocation above 0",
+                "pass prepaid_hours, e.g. 40")
+    if hourly_rate is not None and hourly_rate <= 0:
+        r.error("hourly_rate", f"the hourly rate {hourly_rate} is not above 0", "give the rate per hour, e.g. 150")
+    elif hourly_rate is None and (c.value is None or c.value <= 0):
+        r.error("hourly_rate", "a Prepaid Hours contract needs a rate",
+                "pass hourly_rate (the value becomes hours x rate) or value (the price of the block)")
+    elif hourly_rate is not None and c.value is not None and c.prepaid_hours and c.prepaid_hours > 0:
+        expected = cents(c.prepaid_hours * hourly_rate)
+        if cents(c.value) != expected:
+            r.error("value", f"the value {cents(c.value)} disagrees with prepaid_hours x hourly_rate = "
+                    f"{c.prepaid_hours} x {hourly_rate} = {expected}",
+                    "give only one of value and hourly_rate, or make value equal hours x rate")
+
+
+def _check_not_prepaid(r: Report, c: ContractFields, hourly_rate: Decimal | None) -> None:
+    """Hours and an hourly rate belong to Prepaid Hours contracts only."""
+    if c.prepaid_hours is not None and c.prepaid_hours > 0:
+        r.error("prepaid_hours", f"prepaid hours only apply to {PREPAID} contracts (this one is {c.type})",
+                f"leave prepaid_hours out, or set type to '{PREPAID}'")
+    if hourly_rate is not None:
+        r.error("hourly_rate", f"an hourly rate only applies to {PREPAID} contracts (this one is {c.type})",
+                f"leave hourly_rate out, or set type to '{PREPAID}'")
+
+
+def _warn_practices(r: Report, c: ContractFields, codes: CodeMaps, *, today: date, client_name: str | None,
+                    quote_halo: bool) -> None:
+    """Warnings: the guide's best practices (they never block a write)."""
     live = c.status is None or not (_same(c.status, "Expired") or _same(c.status, "Cancelled"))
     if c.end_date is None and live:
         r.warn("end_date", "the contract has no end date (open-ended)",
                "set end_date so the contract comes up for review and renewal")
     if c.ref and c.ref.strip():
-        w = ref_form_warning(c.ref, client_name, c.type, c.start_date, quote_halo=quote_halo)
+        w = ref_form_warning(c.ref, client_name, c.type, c.start_date, quote_halo=quote_halo, today=today)
         if w:
             r.warnings.append(w)
     if c.sla_id is None and live:
@@ -307,18 +338,24 @@ def check_contract(c: ContractFields, codes: CodeMaps, *, today: date, client_na
     if c.type and _same(c.type, "Recurring") and c.billing_frequency is None:
         r.warn("billing_frequency", "a Recurring contract without a billing frequency uses Halo's default",
                f"set billing_frequency ({', '.join(codes.billing_period_names)})")
-    if c.status and _same(c.status, "Active") and c.end_date and c.end_date < today:
-        r.warn("status", f"the contract is Active but its end date {c.end_date} has passed",
-               "set it to Expired, extend end_date, or renew it")
-    if c.status and _same(c.status, "Active") and c.start_date and c.start_date > today:
-        r.warn("status", f"the contract is Active but starts in the future ({c.start_date})",
-               "consider Pending until it starts")
+    _warn_status_dates(r, c, today)
     if c.term_months and c.start_date and c.end_date:
         expected_end = date.fromordinal(add_months(c.start_date, c.term_months).toordinal() - 1)
         if expected_end != c.end_date:
             r.warn("term_months", f"a {c.term_months}-month term from {c.start_date} ends on {expected_end}, "
                    f"not {c.end_date}", "make term_months and end_date agree")
-    return r
+
+
+def _warn_status_dates(r: Report, c: ContractFields, today: date) -> None:
+    """An Active contract whose end date has passed or whose start is still to come."""
+    if not (c.status and _same(c.status, "Active")):
+        return
+    if c.end_date and c.end_date < today:
+        r.warn("status", f"the contract is Active but its end date {c.end_date} has passed",
+               "set it to Expired, extend end_date, or renew it")
+    if c.start_date and c.start_date > today:
+        r.warn("status", f"the contract is Active but starts in the future ({c.start_date})",
+               "consider Pending until it starts")
 
 
 @dataclass
