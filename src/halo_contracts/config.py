@@ -158,50 +158,57 @@ class CodeMaps:
 
 def _parse_code_map(value: Any, *, with_months: bool) -> dict[int, Any]:
     """Accept a dict, JSON text or ``"1:Active,2:Pending"`` (``"1:Monthly:1"`` with months)."""
-    if isinstance(value, dict):
-        items = list(value.items())
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.startswith("{"):
-            items = list(json.loads(text).items())
-        else:
-            items = []
-            for part in filter(None, (p.strip() for p in text.split(","))):
-                pieces = [p.strip() for p in part.split(":")]
-                if with_months:
-                    if len(pieces) != 3:
-                        raise ValueError(f"'{part}' is not code:name:months")
-                    items.append((pieces[0], [pieces[1], pieces[2]]))
-                else:
-                    if len(pieces) != 2:
-                        raise ValueError(f"'{part}' is not code:name")
-                    items.append((pieces[0], pieces[1]))
-    else:
-        raise ValueError("expected a mapping of code to name")
     result: dict[int, Any] = {}
-    for code, entry in items:
+    for code, entry in _code_map_items(value, with_months=with_months):
         try:
             key = int(code)
         except (TypeError, ValueError):
             raise ValueError(f"code '{code}' is not a whole number") from None
-        if with_months:
-            if isinstance(entry, (list, tuple)) and len(entry) == 2:
-                name, months = entry
-            elif isinstance(entry, dict):
-                name, months = entry.get("name"), entry.get("months")
-            else:
-                raise ValueError(f"code {key}: expected [name, months]")
-            months_int = int(months)
-            if months_int < 1:
-                raise ValueError(f"code {key}: months must be at least 1")
-            result[key] = (str(name).strip(), months_int)
-        else:
-            result[key] = str(entry).strip()
+        result[key] = _period_entry(key, entry) if with_months else str(entry).strip()
         if not (result[key][0] if with_months else result[key]):
             raise ValueError(f"code {key}: the name is empty")
     if not result:
         raise ValueError("the map is empty")
     return result
+
+
+def _code_map_items(value: Any, *, with_months: bool) -> list[tuple[Any, Any]]:
+    """The (code, entry) pairs of a dict, JSON text or the short ``code:name[:months]`` text."""
+    if isinstance(value, dict):
+        return list(value.items())
+    if not isinstance(value, str):
+        raise ValueError("expected a mapping of code to name")
+    text = value.strip()
+    if text.startswith("{"):
+        return list(json.loads(text).items())
+    return [_short_code_item(part, with_months=with_months)
+            for part in filter(None, (p.strip() for p in text.split(",")))]
+
+
+def _short_code_item(part: str, *, with_months: bool) -> tuple[str, Any]:
+    """One ``code:name`` (or ``code:name:months``) piece of the short form."""
+    pieces = [p.strip() for p in part.split(":")]
+    if with_months:
+        if len(pieces) != 3:
+            raise ValueError(f"'{part}' is not code:name:months")
+        return pieces[0], [pieces[1], pieces[2]]
+    if len(pieces) != 2:
+        raise ValueError(f"'{part}' is not code:name")
+    return pieces[0], pieces[1]
+
+
+def _period_entry(key: int, entry: Any) -> tuple[str, int]:
+    """A billing period's ``[name, months]`` (or ``{"name", "months"}``) as (name, months >= 1)."""
+    if isinstance(entry, (list, tuple)) and len(entry) == 2:
+        name, months = entry
+    elif isinstance(entry, dict):
+        name, months = entry.get("name"), entry.get("months")
+    else:
+        raise ValueError(f"code {key}: expected [name, months]")
+    months_int = int(months)
+    if months_int < 1:
+        raise ValueError(f"code {key}: months must be at least 1")
+    return str(name).strip(), months_int
 
 
 def _split_csv(value: Any) -> list[str]:
