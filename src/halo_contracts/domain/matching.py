@@ -45,6 +45,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -190,20 +191,13 @@ def match_customers(
     """
     all_clients = list(clients)
     by_id = {c.id: c for c in all_clients}
-    explicit_k = _lookup(explicit)
-    remembered_k = _lookup(remembered)
     bad = [(name, cid) for name, cid in (explicit or {}).items() if cid not in by_id]
     if bad:
         raise MappingProblem(bad)
-
-    excluded_ids = {e for e in exclude if isinstance(e, int) and not isinstance(e, bool)}
-    excluded_names = {name_key(e) for e in exclude if isinstance(e, str)}
-    excluded_norm = {normalise(e) for e in exclude if isinstance(e, str)}
-    for c in all_clients:
-        if normalise(c.name) in excluded_norm:
-            excluded_ids.add(c.id)
-
-    active = [(c, normalise(c.name)) for c in all_clients if not c.inactive]
+    excluded_ids, excluded_names = _exclusions(list(exclude), all_clients)
+    matcher = _Matcher(by_id=by_id, active=[(c, normalise(c.name)) for c in all_clients if not c.inactive],
+                       explicit=_lookup(explicit), remembered=_lookup(remembered), excluded_ids=excluded_ids,
+                       excluded_names=excluded_names, threshold=threshold, margin=margin)
     decisions: list[MatchDecision] = []
     seen: set[str] = set()
     for customer in customers:
@@ -211,70 +205,101 @@ def match_customers(
         if key in seen:
             continue
         seen.add(key)
+        decisions.append(matcher.decide(customer, key))
+    return decisions
+
+
+def _exclusions(exclude: list[str | int], clients: list[Client]) -> tuple[set[int], set[str]]:
+    """The excluded client ids (given, or named by a client's normalised name) and customer keys."""
+    excluded_ids = {e for e in exclude if isinstance(e, int) and not isinstance(e, bool)}
+    excluded_names = {name_key(e) for e in exclude if isinstance(e, str)}
+    excluded_norm = {normalise(e) for e in exclude if isinstance(e, str)}
+    excluded_ids.update(c.id for c in clients if normalise(c.name) in excluded_norm)
+    return excluded_ids, excluded_names
+
+
+@dataclass
+class _Matcher:
+    """The rules of one matching run, applied to one customer at a time."""
+
+    by_id: dict[int, Client]
+    active: list[tuple[Client, str]]
+    explicit: dict[str, int]
+    remembered: dict[str, int]
+    excluded_ids: set[int]
+    excluded_names: set[str]
+    threshold: float
+    margin: float
+
+    def decide(self, customer: str, key: str) -> MatchDecision:
         norm = normalise(customer)
-        ranked = rank(norm, active)
-        top3 = ranked[:3]
+        ranked = rank(norm, self.active)
+        one = _Decision(customer, norm, ranked[:3])
+        if key in self.excluded_names:
+            return one.made("excluded", "the customer is in exclude_clients")
+        mapped = self._mapped(key)
+        if mapped is not None:
+            return self._by_mapping(one, *mapped)
+        return self._automatic(one, ranked, self._ignored_note(key))
 
-        def decided(status: MatchStatus, reason: str, client: Client | None = None,
-                    method: MatchMethod | None = None, score: float | None = None,
-                    customer: str = customer, norm: str = norm, top3: list[Candidate] = top3) -> MatchDecision:
-            return MatchDecision(customer=customer, normalised=norm, status=status, method=method,
-                                 client_id=client.id if client else None,
-                                 client_name=client.name if client else None,
-                                 score=score, candidates=top3, reason=reason)
+    def _mapped(self, key: str) -> tuple[Client, MatchMethod] | None:
+        if key in self.explicit:
+            return self.by_id[self.explicit[key]], "explicit"
+        if key in self.remembered and self.remembered[key] in self.by_id:
+            return self.by_id[self.remembered[key]], "remembered"
+        return None
 
-        def score_of(client: Client, norm: str = norm) -> float:
-            return similarity(norm, normalise(client.name))
+    def _ignored_note(self, key: str) -> str:
+        if key in self.remembered and self.remembered[key] not in self.by_id and key not in self.explicit:
+            return f" (the remembered mapping to client {self.remembered[key]} was ignored: Halo no longer has it)"
+        return ""
 
-        if key in excluded_names:
-            decisions.append(decided("excluded", "the customer is in exclude_clients"))
-            continue
+    def _by_mapping(self, one: _Decision, client: Client, method: MatchMethod) -> MatchDecision:
+        score = similarity(one.norm, normalise(client.name))
+        if client.id in self.excluded_ids:
+            return one.made("excluded", f"mapped to client {client.id}, which is in exclude_clients",
+                            client, method, score)
+        why = ("mapped explicitly in this call" if method == "explicit"
+               else "mapping confirmed in an earlier run (remembered)")
+        if client.inactive:
+            why += "; note: the Halo client is inactive"
+        return one.made("matched", why, client, method, score)
 
-        mapped_id, method = None, None
-        if key in explicit_k:
-            mapped_id, method = explicit_k[key], "explicit"
-        elif key in remembered_k and remembered_k[key] in by_id:
-            mapped_id, method = remembered_k[key], "remembered"
-        note = ""
-        if key in remembered_k and remembered_k[key] not in by_id and key not in explicit_k:
-            note = f" (the remembered mapping to client {remembered_k[key]} was ignored: Halo no longer has it)"
-
-        if mapped_id is not None:
-            client = by_id[mapped_id]
-            if client.id in excluded_ids:
-                decisions.append(decided("excluded", f"mapped to client {client.id}, which is in exclude_clients",
-                                         client, method, score_of(client)))
-                continue
-            why = ("mapped explicitly in this call" if method == "explicit"
-                   else "mapping confirmed in an earlier run (remembered)")
-            if client.inactive:
-                why += "; note: the Halo client is inactive"
-            decisions.append(decided("matched", why, client, method, score_of(client)))
-            continue
-
+    def _automatic(self, one: _Decision, ranked: list[Candidate], note: str) -> MatchDecision:
         if not ranked:
-            decisions.append(decided("unmatched", "Halo has no active clients to match against" + note))
-            continue
+            return one.made("unmatched", "Halo has no active clients to match against" + note)
         best = ranked[0]
-        best_client = by_id[best.client_id]
-        if best.score < threshold:
-            decisions.append(decided(
+        best_client = self.by_id[best.client_id]
+        if best.score < self.threshold:
+            return one.made(
                 "unmatched",
-                f"best score {best.score:g} is below the threshold {threshold:g}; map it explicitly "
-                f"with mappings {{\"{customer}\": <client id>}} if one of the candidates is right" + note))
-            continue
-        close = [c for c in ranked[1:] if best.score - c.score <= margin]
+                f"best score {best.score:g} is below the threshold {self.threshold:g}; map it explicitly "
+                f"with mappings {{\"{one.customer}\": <client id>}} if one of the candidates is right" + note)
+        close = [c for c in ranked[1:] if best.score - c.score <= self.margin]
         if close:
             others = ", ".join(f"client {c.client_id} ({c.score:g})" for c in close[:3])
-            decisions.append(decided(
+            return one.made(
                 "ambiguous",
-                f"client {best.client_id} scores {best.score:g} but {others} within {margin:g} points; "
-                f"not matched automatically - choose with mappings" + note))
-            continue
-        if best_client.id in excluded_ids:
-            decisions.append(decided("excluded", f"matches client {best_client.id}, which is in exclude_clients",
-                                     best_client, "automatic", best.score))
-            continue
-        decisions.append(decided("matched", f"score {best.score:g} is at or above the threshold {threshold:g}"
-                                 + note, best_client, "automatic", best.score))
-    return decisions
+                f"client {best.client_id} scores {best.score:g} but {others} within {self.margin:g} points; "
+                f"not matched automatically - choose with mappings" + note)
+        if best_client.id in self.excluded_ids:
+            return one.made("excluded", f"matches client {best_client.id}, which is in exclude_clients",
+                            best_client, "automatic", best.score)
+        return one.made("matched", f"score {best.score:g} is at or above the threshold {self.threshold:g}" + note,
+                        best_client, "automatic", best.score)
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What every decision about one customer carries: its name, normal form and top candidates."""
+
+    customer: str
+    norm: str
+    top3: list[Candidate]
+
+    def made(self, status: MatchStatus, reason: str, client: Client | None = None,
+             method: MatchMethod | None = None, score: float | None = None) -> MatchDecision:
+        return MatchDecision(customer=self.customer, normalised=self.norm, status=status, method=method,
+                             client_id=client.id if client else None,
+                             client_name=client.name if client else None,
+                             score=score, candidates=self.top3, reason=reason)
