@@ -46,6 +46,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -370,48 +371,67 @@ def parse_csv(text: str) -> Feed:
     physical = body.split("\n")
     found = _find_header(physical)
     if found is None:
-        first = next(i for i, raw in enumerate(physical) if raw.strip())
-        delimiter = max(_DELIMITERS, key=physical[first].count)
-        try:
-            cells = next(csv.reader([physical[first]], delimiter=delimiter))
-        except csv.Error:
-            cells = [physical[first]]
-        have = _header_fields(cells)
-        shown = ", ".join(c.strip() for c in cells)
-        raise FeedError([
-            FeedProblem(line=first + 1, field=f, problem=f"no column for {f} in the header ({shown})",
-                        fix="name a column one of: " + ", ".join(COLUMN_ALIASES[f]))
-            for f in REQUIRED if f not in have
-        ])
+        raise FeedError(_missing_columns(physical))
     header_at, delimiter = found
-    offset = header_at  # physical lines before the header
     reader = csv.reader(io.StringIO("\n".join(physical[header_at:])), delimiter=delimiter, strict=True)
     problems: list[FeedProblem] = []
     warnings: list[str] = []
     if any(raw.strip() for raw in physical[:header_at]):
         warnings.append(f"line(s) 1-{header_at} before the header row were ignored")
     header = next(reader)
+    index, columns = _columns(header, warnings)
+    lines = _read_rows(reader, index, width=len(header), offset=header_at, problems=problems)
+    _check_duplicates(lines, problems)
+    if problems:
+        problems.sort(key=lambda p: (p.line or 0))
+        raise FeedError(problems)
+    if not lines:
+        warnings.append("the feed has a header but no rows")
+    return Feed(lines=lines, columns=columns, warnings=warnings)
 
+
+def _missing_columns(physical: list[str]) -> list[FeedProblem]:
+    """No line names every required column: what the first non-blank line lacks."""
+    first = next(i for i, raw in enumerate(physical) if raw.strip())
+    delimiter = max(_DELIMITERS, key=physical[first].count)
+    try:
+        cells = next(csv.reader([physical[first]], delimiter=delimiter))
+    except csv.Error:
+        cells = [physical[first]]
+    have = _header_fields(cells)
+    shown = ", ".join(c.strip() for c in cells)
+    return [FeedProblem(line=first + 1, field=f, problem=f"no column for {f} in the header ({shown})",
+                        fix="name a column one of: " + ", ".join(COLUMN_ALIASES[f]))
+            for f in REQUIRED if f not in have]
+
+
+def _columns(header: list[str], warnings: list[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """Field -> column index and field -> the header's own name; unknown and repeated
+    columns are named in ``warnings``."""
     index: dict[str, int] = {}
     columns: dict[str, str] = {}
     ignored: list[str] = []
     for i, name in enumerate(header):
-        field = _ALIAS_TO_FIELD.get(_header_key(name))
-        if field is None:
+        fld = _ALIAS_TO_FIELD.get(_header_key(name))
+        if fld is None:
             if name.strip():
                 ignored.append(name.strip())
             continue
-        if field in index:
-            warnings.append(f"columns '{columns[field]}' and '{name.strip()}' both mean {field}; "
-                            f"'{columns[field]}' was used")
+        if fld in index:
+            warnings.append(f"columns '{columns[fld]}' and '{name.strip()}' both mean {fld}; "
+                            f"'{columns[fld]}' was used")
             continue
-        index[field] = i
-        columns[field] = name.strip()
+        index[fld] = i
+        columns[fld] = name.strip()
     if ignored:
         warnings.append("columns ignored: " + ", ".join(ignored))
+    return index, columns
 
+
+def _read_rows(reader: Any, index: dict[str, int], *, width: int, offset: int,
+               problems: list[FeedProblem]) -> list[SourceLine]:
+    """The data rows after the header, validated; ``offset`` is the physical lines before it."""
     lines: list[SourceLine] = []
-    width = len(header)
     while True:
         start = offset + reader.line_num + 1
         try:
@@ -432,17 +452,10 @@ def parse_csv(text: str) -> Feed:
                 problem=f"the row has {len(row)} fields but the header has {width}",
                 fix="quote values that contain the delimiter, or remove the extra/missing separators"))
             continue
-        values = {f: row[i] for f, i in index.items()}
-        sl = _validate(values, start, problems)
+        sl = _validate({f: row[i] for f, i in index.items()}, start, problems)
         if sl is not None:
             lines.append(sl)
-    _check_duplicates(lines, problems)
-    if problems:
-        problems.sort(key=lambda p: (p.line or 0))
-        raise FeedError(problems)
-    if not lines:
-        warnings.append("the feed has a header but no rows")
-    return Feed(lines=lines, columns=columns, warnings=warnings)
+    return lines
 
 
 def parse_rows(rows: Sequence[Mapping[str, Any]]) -> Feed:
@@ -661,18 +674,30 @@ def decide(
     feed = list(lines)
     all_clients = list(clients)
     by_id = {c.id: c for c in all_clients}
-    warnings: list[str] = []
-    skipped: list[SkippedLine] = []
     distributor = distributor.strip() or DEFAULT_DISTRIBUTOR
-    ours = distributor_key(distributor)
-
     exclude = list(exclude)
     matching = match_customers([sl.customer for sl in feed], all_clients, threshold=threshold, margin=margin,
                                explicit=explicit, remembered=remembered, exclude=exclude)
     decision_of = {name_key(d.customer): d for d in matching}
+    out = _Outcome(warnings=_option_warnings(explicit, exclude, decision_of, all_clients, by_id))
+    per_client, customers_of = _lines_per_client(feed, decision_of, out.skipped)
+    held = _held_by_client(licences)
+    money: list[ClientMoney] = []
+    for client_id, client_lines in per_client.items():
+        sync = _ClientSync(client=by_id[client_id], customers=customers_of[client_id],
+                           mine=held.get(client_id, {}), distributor=distributor, cleanup=cleanup,
+                           drop_zero_price_lines=drop_zero_price_lines, out=out)
+        money.append(sync.run(client_lines))
+    return SyncDecision(matching=matching, actions=out.actions, skipped=out.skipped,
+                        summary=_summary(matching, out, money), warnings=out.warnings)
 
-    # say so when an option names nothing in this feed (a typo would otherwise pass silently)
-    client_names = {normalise(c.name) for c in all_clients}
+
+def _option_warnings(explicit: Mapping[str, int] | None, exclude: list[str | int],
+                     decision_of: Mapping[str, MatchDecision], clients: list[Client],
+                     by_id: Mapping[int, Client]) -> list[str]:
+    """Say so when an option names nothing in this feed (a typo would otherwise pass silently)."""
+    warnings: list[str] = []
+    client_names = {normalise(c.name) for c in clients}
     for name in explicit or {}:
         if name_key(name) not in decision_of:
             warnings.append(f"mappings: '{name}' is not a customer in this feed (kept for later months)")
@@ -682,15 +707,23 @@ def decide(
                 warnings.append(f"exclude_clients: '{entry}' is neither a customer in this feed nor a Halo client")
         elif entry not in by_id:
             warnings.append(f"exclude_clients: Halo has no client with id {entry}")
+    return warnings
 
-    # Halo licences by client and product code (lowest id first).
+
+def _held_by_client(licences: Iterable[Licence]) -> dict[int, dict[str, list[Licence]]]:
+    """Halo licences by client and product code (lowest id first)."""
     held: dict[int, dict[str, list[Licence]]] = {}
     for lic in sorted(licences, key=lambda x: (x.id is None, x.id or 0)):
         if lic.client_id is None:
             continue
         held.setdefault(lic.client_id, {}).setdefault(lic.product_code.strip().casefold(), []).append(lic)
+    return held
 
-    # Feed lines per matched client; everything else is skipped with the customer's reason.
+
+def _lines_per_client(feed: list[SourceLine], decision_of: Mapping[str, MatchDecision], skipped: list[SkippedLine]
+                      ) -> tuple[dict[int, list[SourceLine]], dict[int, list[str]]]:
+    """Feed lines (and customer names) per matched client; every other line is skipped with
+    its customer's reason."""
     per_client: dict[int, list[SourceLine]] = {}
     customers_of: dict[int, list[str]] = {}
     for sl in feed:
@@ -703,200 +736,239 @@ def decide(
         names = customers_of.setdefault(d.client_id, [])
         if sl.customer not in names:
             names.append(sl.customer)
+    return per_client, customers_of
 
-    actions: list[LicenceAction] = []
-    unchanged = nothing = 0
-    money: list[ClientMoney] = []
-    for client_id, client_lines in per_client.items():
-        client = by_id[client_id]
-        mine = held.get(client_id, {})
 
-        def owner(lic: Licence) -> Owner:
-            return _owner(lic, ours)
+def _summary(matching: list[MatchDecision], out: _Outcome, money: list[ClientMoney]) -> SyncSummary:
+    counts = {status: sum(1 for d in matching if d.status == status)
+              for status in ("matched", "ambiguous", "unmatched", "excluded")}
+    kinds = {k: sum(1 for a in out.actions if a.kind == k) for k in ("create", "update", "delete")}
+    kinds.update(unchanged=out.unchanged, nothing_to_do=out.nothing,
+                 skipped=sum(1 for s in out.skipped if s.line is not None and s.licence_id is None),
+                 left_alone=sum(1 for s in out.skipped if s.licence_id is not None))
+    return SyncSummary(customers=counts, actions=kinds,
+                       monthly_before=sum((m.monthly_before for m in money), ZERO),
+                       monthly_after=sum((m.monthly_after for m in money), ZERO), money=money)
 
-        def left_alone(lic: Licence, reason: str, sl: SourceLine | None = None,
-                       client_id: int = client_id) -> None:
-            skipped.append(SkippedLine(
-                customer=sl.customer if sl else None, product_code=sl.product_code if sl else lic.product_code or None,
-                line=sl.line if sl else None, client_id=client_id, licence_id=lic.id, distributor=lic.distributor,
-                reason=reason))
 
-        # the monthly value of every active licence, before; "after" starts as a copy (by object)
-        notes: list[str] = []
-        before_total = ZERO
-        after: dict[int, tuple[int, Decimal | None, str | None]] = {}
-        for lics in mine.values():
-            for x in lics:
-                if not x.active:
-                    continue
-                after[id(x)] = (x.quantity, x.unit_price, x.billing_cycle)
-                before_total += monthly_amount(x.quantity, x.unit_price, x.billing_cycle)
-                if x.unit_price is not None and x.billing_cycle and canonical_cycle(x.billing_cycle) is None:
-                    notes.append(f"licence {x.id}: its billing cycle is not one this sync knows; counted as monthly")
-        created: list[tuple[int, Decimal | None, str | None]] = []
+@dataclass
+class _Outcome:
+    """What the whole sync collects, in the order it is decided."""
 
+    actions: list[LicenceAction] = field(default_factory=list)
+    skipped: list[SkippedLine] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    nothing: int = 0
+
+
+_Seats = tuple[int, Decimal | None, str | None]  # quantity, unit price, billing cycle
+
+
+@dataclass
+class _ClientSync:
+    """The feed lines of one Halo client against the licences it holds."""
+
+    client: Client
+    customers: list[str]
+    mine: dict[str, list[Licence]]  # product code key -> licences, lowest id first
+    distributor: str
+    cleanup: bool
+    drop_zero_price_lines: bool
+    out: _Outcome
+    # the monthly value of every active licence after the plan (by object), plus the new ones
+    after: dict[int, _Seats] = field(default_factory=dict)
+    created: list[_Seats] = field(default_factory=list)
+
+    @property
+    def client_id(self) -> int:
+        return self.client.id
+
+    def owner(self, lic: Licence) -> Owner:
+        return _owner(lic, distributor_key(self.distributor))
+
+    def left_alone(self, lic: Licence, reason: str, sl: SourceLine | None = None) -> None:
+        self.out.skipped.append(SkippedLine(
+            customer=sl.customer if sl else None, product_code=sl.product_code if sl else lic.product_code or None,
+            line=sl.line if sl else None, client_id=self.client_id, licence_id=lic.id, distributor=lic.distributor,
+            reason=reason))
+
+    def skip_line(self, sl: SourceLine, reason: str) -> None:
+        self.out.skipped.append(SkippedLine(customer=sl.customer, product_code=sl.product_code, line=sl.line,
+                                            client_id=self.client_id, reason=reason))
+
+    def delete(self, lic: Licence, *, label: str | None, sl: SourceLine | None, reason: str, why: str) -> None:
+        self.out.actions.append(_delete(self.client_id, self.client.name, lic, label=label,
+                                        customer=sl.customer if sl else None, line=sl.line if sl else None,
+                                        reason=reason, why=why))
+        self.after.pop(id(lic), None)
+
+    def run(self, client_lines: list[SourceLine]) -> ClientMoney:
+        before_total, notes = self._value_before()
+        conflicted = self._conflicted_codes(client_lines)
         protected: set[str] = set()  # codes the feed speaks about (never cleaned up)
-        # two customers mapped to one client listing the same code: leave that code alone
+        for sl in client_lines:
+            protected.add(sl.code_key)
+            self._line(sl, conflicted)
+        self._unlisted(protected)
+        after_total = sum((monthly_amount(q, p, c) for q, p, c in [*self.after.values(), *self.created]), ZERO)
+        return ClientMoney(client_id=self.client_id, client_name=self.client.name, customers=self.customers,
+                           monthly_before=before_total, monthly_after=after_total,
+                           monthly_change=after_total - before_total, notes=sorted(set(notes)))
+
+    def _value_before(self) -> tuple[Decimal, list[str]]:
+        """The monthly value of every active licence before; "after" starts as a copy."""
+        notes: list[str] = []
+        total = ZERO
+        for x in (x for lics in self.mine.values() for x in lics if x.active):
+            self.after[id(x)] = (x.quantity, x.unit_price, x.billing_cycle)
+            total += monthly_amount(x.quantity, x.unit_price, x.billing_cycle)
+            if x.unit_price is not None and x.billing_cycle and canonical_cycle(x.billing_cycle) is None:
+                notes.append(f"licence {x.id}: its billing cycle is not one this sync knows; counted as monthly")
+        return total, notes
+
+    def _conflicted_codes(self, client_lines: list[SourceLine]) -> set[str]:
+        """Codes listed by two customers mapped to this client (left alone)."""
         owners: dict[str, set[str]] = {}
         for sl in client_lines:
             owners.setdefault(sl.code_key, set()).add(name_key(sl.customer))
-        conflicted = {code for code, who in owners.items() if len(who) > 1}
-        if len(customers_of[client_id]) > 1:
-            warnings.append(f"customers {', '.join(repr(c) for c in customers_of[client_id])} all map to "
-                            f"client {client_id}; their lines are combined")
+        if len(self.customers) > 1:
+            self.out.warnings.append(f"customers {', '.join(repr(c) for c in self.customers)} all map to "
+                                     f"client {self.client_id}; their lines are combined")
+        return {code for code, who in owners.items() if len(who) > 1}
 
-        for sl in client_lines:
-            protected.add(sl.code_key)
-            if sl.code_key in conflicted:
-                skipped.append(SkippedLine(customer=sl.customer, product_code=sl.product_code, line=sl.line,
-                                           client_id=client_id,
-                                           reason=f"product '{sl.product_code}' is listed by more than one "
-                                                  f"customer mapped to client {client_id}; resolve the mapping"))
-                continue
-            if drop_zero_price_lines and sl.unit_price is not None and sl.unit_price == 0:
-                skipped.append(SkippedLine(customer=sl.customer, product_code=sl.product_code, line=sl.line,
-                                           client_id=client_id,
-                                           reason="zero price line dropped (drop_zero_price_lines); the Halo "
-                                                  "licence, if any, is left as it is"))
-                continue
-            lics = mine.get(sl.code_key, [])
-            # the licence a feed line syncs: active before inactive, this distributor's before
-            # unowned ones, lowest id first; another distributor's licences are never touched
-            eligible = sorted((x for x in lics if owner(x) != "other"),
-                              key=lambda x: (not x.active, owner(x) != "ours", x.id is None, x.id or 0))
-            foreign = [x for x in lics if owner(x) == "other"]
-            for x in foreign:
-                left_alone(x, _not_ours(x, "other", distributor,
-                                        "this sync keeps its own licence for the product"), sl)
-            label = _label(sl.product_code, sl.product_name)
-            existing = eligible[0] if eligible else None
-            rest = eligible[1:]
+    def _line(self, sl: SourceLine, conflicted: set[str]) -> None:
+        if sl.code_key in conflicted:
+            self.skip_line(sl, f"product '{sl.product_code}' is listed by more than one "
+                               f"customer mapped to client {self.client_id}; resolve the mapping")
+            return
+        if self.drop_zero_price_lines and sl.unit_price is not None and sl.unit_price == 0:
+            self.skip_line(sl, "zero price line dropped (drop_zero_price_lines); the Halo "
+                               "licence, if any, is left as it is")
+            return
+        lics = self.mine.get(sl.code_key, [])
+        # the licence a feed line syncs: active before inactive, this distributor's before
+        # unowned ones, lowest id first; another distributor's licences are never touched
+        eligible = sorted((x for x in lics if self.owner(x) != "other"),
+                          key=lambda x: (not x.active, self.owner(x) != "ours", x.id is None, x.id or 0))
+        foreign = [x for x in lics if self.owner(x) == "other"]
+        for x in foreign:
+            self.left_alone(x, _not_ours(x, "other", self.distributor,
+                                         "this sync keeps its own licence for the product"), sl)
+        label = _label(sl.product_code, sl.product_name)
+        if not eligible:
+            self._create(sl, label, foreign)
+        elif sl.quantity == 0:
+            self._zero_seats(sl, label, eligible[0], eligible[1:])
+        else:
+            self._sync(sl, label, eligible[0], eligible[1:])
 
-            if existing is None:
-                if sl.quantity == 0:
-                    nothing += 1
-                    continue
-                data: dict[str, Any] = {"client_id": client_id, "product_code": sl.product_code,
-                                        "name": sl.product_name or sl.product_code, "quantity": sl.quantity,
-                                        "distributor": distributor}
-                if sl.unit_price is not None:
-                    data["unit_price"] = sl.unit_price
-                if sl.billing_cycle is not None:
-                    data["billing_cycle"] = sl.billing_cycle
-                if sl.term is not None:
-                    data["term"] = sl.term
-                price = f" at {_price(sl.unit_price)}" + (f" {sl.billing_cycle}" if sl.billing_cycle else "")
-                actions.append(LicenceAction(
-                    kind="create", client_id=client_id, client_name=client.name, customer=sl.customer,
-                    product_code=sl.product_code, product_name=sl.product_name, line=sl.line,
-                    fields=LicenceFields(**data),
-                    reason=f"no Halo licence from {distributor} with this product code and the feed has seats",
-                    summary=f"Create licence {label} x{sl.quantity}{price} for client {client_id}"))
-                created.append((sl.quantity, sl.unit_price, sl.billing_cycle))
-                active_foreign = [x.id for x in foreign if x.active]
-                if active_foreign:
-                    warnings.append(
-                        f"client {client_id}: licence(s) {', '.join(str(i) for i in active_foreign)} of another "
-                        f"distributor carry product '{sl.product_code}' too; after this plan both are billed - "
-                        f"if the customer moved to {distributor}, end the old licence in Halo")
-                continue
+    def _create(self, sl: SourceLine, label: str, foreign: list[Licence]) -> None:
+        if sl.quantity == 0:
+            self.out.nothing += 1
+            return
+        data: dict[str, Any] = {"client_id": self.client_id, "product_code": sl.product_code,
+                                "name": sl.product_name or sl.product_code, "quantity": sl.quantity,
+                                "distributor": self.distributor}
+        for name in ("unit_price", "billing_cycle", "term"):
+            if getattr(sl, name) is not None:
+                data[name] = getattr(sl, name)
+        price = f" at {_price(sl.unit_price)}" + (f" {sl.billing_cycle}" if sl.billing_cycle else "")
+        self.out.actions.append(LicenceAction(
+            kind="create", client_id=self.client_id, client_name=self.client.name, customer=sl.customer,
+            product_code=sl.product_code, product_name=sl.product_name, line=sl.line,
+            fields=LicenceFields(**data),
+            reason=f"no Halo licence from {self.distributor} with this product code and the feed has seats",
+            summary=f"Create licence {label} x{sl.quantity}{price} for client {self.client_id}"))
+        self.created.append((sl.quantity, sl.unit_price, sl.billing_cycle))
+        active_foreign = [x.id for x in foreign if x.active]
+        if active_foreign:
+            self.out.warnings.append(
+                f"client {self.client_id}: licence(s) {', '.join(str(i) for i in active_foreign)} of another "
+                f"distributor carry product '{sl.product_code}' too; after this plan both are billed - "
+                f"if the customer moved to {self.distributor}, end the old licence in Halo")
 
-            if sl.quantity == 0:
-                if not existing.active:
-                    nothing += 1  # already ended in Halo
-                    for x in rest:
-                        left_alone(x, _INACTIVE, sl)
-                    continue
-                actions.append(_delete(client_id, client.name, existing, label=label, customer=sl.customer,
-                                       line=sl.line, reason="the feed has 0 seats for this product",
-                                       why="0 seats in the feed"))
-                after.pop(id(existing), None)
-                # every active licence of the code that is this distributor's or nobody's goes:
-                # the feed names the product for this customer and says 0 seats
-                for x in rest:
-                    if x.active:
-                        actions.append(_delete(client_id, client.name, x, label=label, customer=sl.customer,
-                                               line=sl.line, reason="the feed has 0 seats for this product",
-                                               why=f"0 seats in the feed (duplicate of licence {existing.id})"))
-                        after.pop(id(x), None)
-                    else:
-                        left_alone(x, _INACTIVE, sl)
-                continue
-
-            # seats > 0: sync ``existing``; the others with the code are duplicates
-            active_rest = [x for x in rest if x.active]
-            if active_rest and existing.active:
-                ids = ", ".join(str(x.id) for x in [existing, *active_rest])
-                warnings.append(f"client {client_id} holds {len(active_rest) + 1} active licences for product "
-                                f"'{sl.product_code}' (ids {ids}); id {existing.id} is synced; the others from "
-                                f"{distributor} are deleted only with cleanup, the rest are left alone")
+    def _zero_seats(self, sl: SourceLine, label: str, existing: Licence, rest: list[Licence]) -> None:
+        """The feed says 0 seats: every active licence of the code that is this distributor's
+        or nobody's goes (the feed names the product for this customer)."""
+        if not existing.active:
+            self.out.nothing += 1  # already ended in Halo
             for x in rest:
-                if not x.active:
-                    left_alone(x, _INACTIVE, sl)
-                elif owner(x) == "ours":
-                    if cleanup:
-                        actions.append(_delete(
-                            client_id, client.name, x, label=label, customer=sl.customer, line=sl.line,
-                            reason=f"duplicate of licence {existing.id} for the same product (cleanup)",
-                            why=f"duplicate of licence {existing.id} (cleanup)"))
-                        after.pop(id(x), None)
-                else:
-                    left_alone(x, _not_ours(x, owner(x), distributor,
-                                            f"licence {existing.id} is the one synced for this product"), sl)
-            fields, changes = _changes(sl, existing, adopt=distributor if owner(existing) == "none" else None)
-            if not changes:
-                unchanged += 1
-                continue
-            what = ", ".join(_change_text(c) for c in changes)
-            verb = "Reactivate" if not existing.active else "Update"
-            reason = "the feed differs from Halo"
-            if not existing.active:
-                reason = "the licence is inactive in Halo and the feed has seats: reactivated"
-            elif owner(existing) == "none" and len(changes) == 1:
-                reason = f"the licence has no distributor: stamped {distributor} so the sync manages it"
-            actions.append(LicenceAction(
-                kind="update", client_id=client_id, client_name=client.name, customer=sl.customer,
-                product_code=existing.product_code, product_name=existing.name, line=sl.line,
-                licence_id=existing.id, fields=fields, changes=changes, reason=reason,
-                summary=f"{verb} licence {label} (id {existing.id}) for client {client_id}: {what}"))
-            after[id(existing)] = (sl.quantity,
-                                   sl.unit_price if sl.unit_price is not None else existing.unit_price,
-                                   sl.billing_cycle or existing.billing_cycle)
+                self.left_alone(x, _INACTIVE, sl)
+            return
+        reason = "the feed has 0 seats for this product"
+        self.delete(existing, label=label, sl=sl, reason=reason, why="0 seats in the feed")
+        for x in rest:
+            if x.active:
+                self.delete(x, label=label, sl=sl, reason=reason,
+                            why=f"0 seats in the feed (duplicate of licence {existing.id})")
+            else:
+                self.left_alone(x, _INACTIVE, sl)
 
-        for code, lics in mine.items():
+    def _sync(self, sl: SourceLine, label: str, existing: Licence, rest: list[Licence]) -> None:
+        """Seats > 0: sync ``existing``; the others with the code are duplicates."""
+        self._duplicates(sl, label, existing, rest)
+        fields, changes = _changes(sl, existing, adopt=self.distributor if self.owner(existing) == "none" else None)
+        if not changes:
+            self.out.unchanged += 1
+            return
+        what = ", ".join(_change_text(c) for c in changes)
+        verb = "Reactivate" if not existing.active else "Update"
+        reason = "the feed differs from Halo"
+        if not existing.active:
+            reason = "the licence is inactive in Halo and the feed has seats: reactivated"
+        elif self.owner(existing) == "none" and len(changes) == 1:
+            reason = f"the licence has no distributor: stamped {self.distributor} so the sync manages it"
+        self.out.actions.append(LicenceAction(
+            kind="update", client_id=self.client_id, client_name=self.client.name, customer=sl.customer,
+            product_code=existing.product_code, product_name=existing.name, line=sl.line,
+            licence_id=existing.id, fields=fields, changes=changes, reason=reason,
+            summary=f"{verb} licence {label} (id {existing.id}) for client {self.client_id}: {what}"))
+        self.after[id(existing)] = (sl.quantity,
+                                    sl.unit_price if sl.unit_price is not None else existing.unit_price,
+                                    sl.billing_cycle or existing.billing_cycle)
+
+    def _duplicates(self, sl: SourceLine, label: str, existing: Licence, rest: list[Licence]) -> None:
+        """Other licences of the synced code: this distributor's go with cleanup, the rest stay."""
+        active_rest = [x for x in rest if x.active]
+        if active_rest and existing.active:
+            ids = ", ".join(str(x.id) for x in [existing, *active_rest])
+            self.out.warnings.append(
+                f"client {self.client_id} holds {len(active_rest) + 1} active licences for product "
+                f"'{sl.product_code}' (ids {ids}); id {existing.id} is synced; the others from "
+                f"{self.distributor} are deleted only with cleanup, the rest are left alone")
+        for x in rest:
+            if not x.active:
+                self.left_alone(x, _INACTIVE, sl)
+            elif self.owner(x) == "ours":
+                if self.cleanup:
+                    self.delete(x, label=label, sl=sl,
+                                reason=f"duplicate of licence {existing.id} for the same product (cleanup)",
+                                why=f"duplicate of licence {existing.id} (cleanup)")
+            else:
+                self.left_alone(x, _not_ours(x, self.owner(x), self.distributor,
+                                             f"licence {existing.id} is the one synced for this product"), sl)
+
+    def _unlisted(self, protected: set[str]) -> None:
+        """Licences whose product the feed does not name: cleanup deletes this distributor's."""
+        for code, lics in self.mine.items():
             if code in protected:
                 continue
             if not code:
                 for x in lics:
-                    left_alone(x, f"Halo licence {x.id} has no product code; the sync does not manage it")
+                    self.left_alone(x, f"Halo licence {x.id} has no product code; the sync does not manage it")
                 continue
-            if not cleanup:
-                continue
-            for x in lics:
-                if not x.active:
-                    left_alone(x, _INACTIVE)
-                elif owner(x) == "ours":
-                    actions.append(_delete(client_id, client.name, x, label=None, customer=None, line=None,
-                                           reason="product code not in the feed (cleanup)",
-                                           why=f"product not in the {distributor} feed (cleanup)"))
-                    after.pop(id(x), None)
-                else:
-                    left_alone(x, _not_ours(x, owner(x), distributor,
-                                            "its product is not in the feed, but cleanup deletes only licences "
-                                            f"whose distributor is '{distributor}'"))
+            if self.cleanup:
+                for x in lics:
+                    self._cleanup_one(x)
 
-        after_total = sum((monthly_amount(q, p, c) for q, p, c in [*after.values(), *created]), ZERO)
-        money.append(ClientMoney(client_id=client_id, client_name=client.name, customers=customers_of[client_id],
-                                 monthly_before=before_total, monthly_after=after_total,
-                                 monthly_change=after_total - before_total, notes=sorted(set(notes))))
-
-    counts = {status: sum(1 for d in matching if d.status == status)
-              for status in ("matched", "ambiguous", "unmatched", "excluded")}
-    kinds = {k: sum(1 for a in actions if a.kind == k) for k in ("create", "update", "delete")}
-    kinds.update(unchanged=unchanged, nothing_to_do=nothing,
-                 skipped=sum(1 for s in skipped if s.line is not None and s.licence_id is None),
-                 left_alone=sum(1 for s in skipped if s.licence_id is not None))
-    summary = SyncSummary(customers=counts, actions=kinds,
-                          monthly_before=sum((m.monthly_before for m in money), ZERO),
-                          monthly_after=sum((m.monthly_after for m in money), ZERO), money=money)
-    return SyncDecision(matching=matching, actions=actions, skipped=skipped, summary=summary, warnings=warnings)
+    def _cleanup_one(self, x: Licence) -> None:
+        if not x.active:
+            self.left_alone(x, _INACTIVE)
+        elif self.owner(x) == "ours":
+            self.delete(x, label=None, sl=None, reason="product code not in the feed (cleanup)",
+                        why=f"product not in the {self.distributor} feed (cleanup)")
+        else:
+            self.left_alone(x, _not_ours(x, self.owner(x), self.distributor,
+                                         "its product is not in the feed, but cleanup deletes only licences "
+                                         f"whose distributor is '{self.distributor}'"))
