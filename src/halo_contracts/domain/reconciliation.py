@@ -437,32 +437,71 @@ def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[Recurrin
     all_billed = list(billed_lines)
     for b in all_billed:
         invoices_by_id.setdefault(b.invoice.id, b.invoice)
-    findings: list[Finding] = []
-    notes: list[str] = []
+    window = (period_start, period_end)
     billable_status = is_billable_status(contract)
-    end = contract.end_date
+    recurring, other_billed = _split_billing(all_billed, invoices_by_id, window)
+    billed_net = sum((r.b.amount for r in recurring), ZERO)
+    credits = -sum((r.b.amount for r in recurring if r.b.amount < ZERO), ZERO)
 
-    # Split the contract's billing into recurring (compared) and other (reported).
+    findings, duplicate_ids = _duplicate_findings(recurring, all_billed, invoices_by_id)
+    comparable = _after_end_and_idle(contract, recurring, duplicate_ids, findings)
+    charges = [c for i in items for c in charges_due(i, contract, period_start, period_end, months_of)] \
+        if billable_status else []
+    _slot_findings(contract, charges, comparable, window, months_of, findings)
+    _outside_findings(contract, items, window, months_of, findings)
+    notes: list[str] = []
+    entries = [e for e in time_entries if e.when is not None and period_start <= e.when <= period_end]
+    unbilled = _time_findings(contract, entries, window, findings, notes)
+    prepaid_used = sum((e.prepay_hours for e in entries), ZERO) if is_prepaid(contract) else None
+
+    if not billable_status:
+        notes.append(f"the contract is {contract.status}: no recurring billing is expected")
+    elif not items:
+        notes.append("the contract has no recurring lines: no recurring billing is expected")
+
+    order = {k: n for n, k in enumerate(FINDING_KINDS)}
+    findings.sort(key=lambda f: (f.period_start, order.get(f.kind, 99)))
+    return ContractReconciliation(
+        contract=contract, period_start=period_start, period_end=period_end,
+        expected=cents(sum((c.amount for c in charges), ZERO)),
+        accrued=cents(accrued_recurring(contract, items, period_start, period_end, months_of)),
+        billed=cents(billed_net), credits=cents(credits), other_billed=cents(other_billed), unbilled=unbilled,
+        prepaid_hours_used=prepaid_used, findings=findings, notes=notes,
+        recurring_line_ids=list(_ids(i.id for i in items)),
+        invoice_ids=list(_ids(r.b.invoice.id for r in recurring)),
+        unknown_periods=unknown_periods(months_of, used_frequencies(contract, items)))
+
+
+_Window = tuple[date, date]
+
+
+def _split_billing(all_billed: list[BilledLine], invoices_by_id: dict[int, Invoice], window: _Window
+                   ) -> tuple[list[_Billed], Decimal]:
+    """The contract's recurring billing due in the window (compared) and its other billing
+    dated in the window (reported as a total)."""
     recurring: list[_Billed] = []
     other_billed = ZERO
     for b in all_billed:
         if is_recurring_billing(b.invoice, invoices_by_id):
             service = service_period(b, invoices_by_id)
             due = service[0] if service else b.invoice.invoice_date
-            if due is not None and period_start <= due <= period_end:
+            if due is not None and window[0] <= due <= window[1]:
                 recurring.append(_Billed(b, due, service))
-        elif b.invoice.invoice_date and period_start <= b.invoice.invoice_date <= period_end:
+        elif b.invoice.invoice_date and window[0] <= b.invoice.invoice_date <= window[1]:
             other_billed += b.amount
-    billed_net = sum((r.b.amount for r in recurring), ZERO)
-    credits = -sum((r.b.amount for r in recurring if r.b.amount < ZERO), ZERO)
+    return recurring, other_billed
 
-    # duplicate_invoice: same service period and amount as an earlier invoice, not credited.
+
+def _duplicate_findings(recurring: list[_Billed], all_billed: list[BilledLine], invoices_by_id: dict[int, Invoice]
+                        ) -> tuple[list[Finding], set[int]]:
+    """duplicate_invoice: same service period and amount as an earlier invoice, not credited."""
     credited_ids = {b.invoice.credit_for_invoice_id for b in all_billed
                     if b.invoice.credit_for_invoice_id and b.amount < ZERO}
     by_invoice: dict[int, list[_Billed]] = defaultdict(list)
     for r in recurring:
         if r.b.amount >= ZERO and not r.b.invoice.is_credit:
             by_invoice[r.b.invoice.id].append(r)
+    findings: list[Finding] = []
     seen: dict[tuple, int] = {}
     duplicate_ids: set[int] = set()
     for inv_id in sorted(by_invoice, key=lambda i: (invoices_by_id[i].invoice_date or date.min, i)):
@@ -473,17 +512,24 @@ def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[Recurrin
         key = (rows[0].service or rows[0].due, total)
         if total == ZERO:
             continue
-        if key in seen:
-            duplicate_ids.add(inv_id)
-            findings.append(Finding(
-                kind="duplicate_invoice", amount=total, period_start=key[0][0] if rows[0].service else rows[0].due,
-                period_end=key[0][1] if rows[0].service else rows[0].due,
-                detail=f"invoice {inv_id} repeats invoice {seen[key]}: same service period and amount",
-                invoice_ids=(seen[key], inv_id), invoice_line_ids=_ids(r.b.line_id for r in rows)))
-        else:
+        if key not in seen:
             seen[key] = inv_id
+            continue
+        duplicate_ids.add(inv_id)
+        findings.append(Finding(
+            kind="duplicate_invoice", amount=total, period_start=key[0][0] if rows[0].service else rows[0].due,
+            period_end=key[0][1] if rows[0].service else rows[0].due,
+            detail=f"invoice {inv_id} repeats invoice {seen[key]}: same service period and amount",
+            invoice_ids=(seen[key], inv_id), invoice_line_ids=_ids(r.b.line_id for r in rows)))
+    return findings, duplicate_ids
 
-    # After the end, not billable, and what is left for the slot comparison (with its share).
+
+def _after_end_and_idle(contract: Contract, recurring: list[_Billed], duplicate_ids: set[int],
+                        findings: list[Finding]) -> list[tuple[_Billed, Decimal]]:
+    """Billing for days after the contract's end, and billing while it is not billable, become
+    findings; what is left (with its share) is returned for the slot comparison."""
+    end = contract.end_date
+    billable_status = is_billable_status(contract)
     late: list[tuple[_Billed, Decimal]] = []
     idle: list[tuple[_Billed, Decimal]] = []
     comparable: list[tuple[_Billed, Decimal]] = []
@@ -495,12 +541,8 @@ def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[Recurrin
         rest = r.b.amount - after
         if after != ZERO:
             late.append((r, after))
-        if rest == ZERO:
-            continue
-        if billable_status:
-            comparable.append((r, rest))
-        else:
-            idle.append((r, rest))
+        if rest != ZERO:
+            (comparable if billable_status else idle).append((r, rest))
     for kind, rows, why in (
         ("billed_after_contract_end", late, f"billed for days after the contract ended on {end}"),
         ("billed_while_not_active", idle, f"billed while the contract is {contract.status}"),
@@ -512,20 +554,19 @@ def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[Recurrin
                 period_end=max(r.service[1] if r.service else r.due for r, _ in rows), detail=why,
                 invoice_ids=_ids(r.b.invoice.id for r, _ in rows),
                 invoice_line_ids=_ids(r.b.line_id for r, _ in rows)))
+    return comparable
 
-    # Slot by slot: charges due against what is left of the billing.
-    charges = [c for i in items for c in charges_due(i, contract, period_start, period_end, months_of)] \
-        if billable_status else []
-    expected_total = sum((c.amount for c in charges), ZERO)
-    for slot_start, slot_end in contract_slots(contract, period_start, period_end, months_of):
+
+def _slot_findings(contract: Contract, charges: list[Charge], comparable: list[tuple[_Billed, Decimal]],
+                   window: _Window, months_of: MonthsOf, findings: list[Finding]) -> None:
+    """Slot by slot: charges due against what is left of the billing."""
+    for slot_start, slot_end in contract_slots(contract, window[0], window[1], months_of):
         slot_charges = [c for c in charges if slot_start <= c.due <= slot_end]
         expected = cents(sum((c.amount for c in slot_charges), ZERO))
         slot_rows = [(r, p) for r, p in comparable if slot_start <= r.due <= slot_end]
         billed = cents(sum((p for _, p in slot_rows), ZERO))
         diff = billed - expected
         line_ids = _ids(c.line.id for c in slot_charges)
-        inv_ids = _ids(r.b.invoice.id for r, _ in slot_rows)
-        inv_line_ids = _ids(r.b.line_id for r, _ in slot_rows)
         if expected > ZERO and not slot_rows:
             findings.append(Finding(
                 kind="missing_invoice", amount=expected, period_start=slot_start, period_end=slot_end,
@@ -535,47 +576,37 @@ def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[Recurrin
             findings.append(Finding(
                 kind="under_billed" if diff < ZERO else "over_billed", amount=abs(diff), period_start=slot_start,
                 period_end=slot_end, detail=f"billed {billed} where the recurring lines expect {expected}",
-                invoice_ids=inv_ids, invoice_line_ids=inv_line_ids, recurring_line_ids=line_ids))
+                invoice_ids=_ids(r.b.invoice.id for r, _ in slot_rows),
+                invoice_line_ids=_ids(r.b.line_id for r, _ in slot_rows), recurring_line_ids=line_ids))
 
-    # line_outside_contract_dates: a line set up to bill on days the contract does not cover.
+
+def _outside_findings(contract: Contract, items: list[RecurringItem], window: _Window, months_of: MonthsOf,
+                      findings: list[Finding]) -> None:
+    """line_outside_contract_dates: a line set up to bill on days the contract does not cover."""
     for item in items:
-        outside = _outside_amount(item, contract, period_start, period_end, months_of)
+        outside = _outside_amount(item, contract, window[0], window[1], months_of)
         if outside is not None:
             findings.append(Finding(
-                kind="line_outside_contract_dates", amount=cents(outside), period_start=period_start,
-                period_end=period_end,
+                kind="line_outside_contract_dates", amount=cents(outside), period_start=window[0],
+                period_end=window[1],
                 detail=(f"recurring line {item.id} runs {item.start_date or 'open'}..{item.end_date or 'open'}, "
                         f"outside the contract's {contract.start_date or 'open'}..{contract.end_date or 'open'}"),
                 recurring_line_ids=_ids([item.id])))
 
-    # Time: unbilled billable entries, prepaid hours used.
-    entries = [e for e in time_entries if e.when is not None and period_start <= e.when <= period_end]
+
+def _time_findings(contract: Contract, entries: list[TimeEntry], window: _Window, findings: list[Finding],
+                   notes: list[str]) -> UnbilledTime:
+    """Unbilled billable time entries in the window (entries already limited to it)."""
     unbilled = unbilled_time(contract, entries)
     if unbilled.count:
         if unbilled.unpriced_entries:
             notes.append(f"{unbilled.unpriced_entries} unbilled entries have no charge amount and the contract "
                          "has no block rate (Prepaid Hours contracts only); their hours are counted but not priced")
         findings.append(Finding(
-            kind="unbilled_time", amount=cents(unbilled.amount), period_start=period_start, period_end=period_end,
+            kind="unbilled_time", amount=cents(unbilled.amount), period_start=window[0], period_end=window[1],
             detail=f"{unbilled.count} billable time entries ({unbilled.hours} h) have no invoice number",
             time_entry_ids=tuple(unbilled.entry_ids)))
-    prepaid_used = sum((e.prepay_hours for e in entries), ZERO) if is_prepaid(contract) else None
-
-    if not billable_status:
-        notes.append(f"the contract is {contract.status}: no recurring billing is expected")
-    elif not items:
-        notes.append("the contract has no recurring lines: no recurring billing is expected")
-
-    order = {k: n for n, k in enumerate(FINDING_KINDS)}
-    findings.sort(key=lambda f: (f.period_start, order.get(f.kind, 99)))
-    return ContractReconciliation(
-        contract=contract, period_start=period_start, period_end=period_end, expected=cents(expected_total),
-        accrued=cents(accrued_recurring(contract, items, period_start, period_end, months_of)),
-        billed=cents(billed_net), credits=cents(credits), other_billed=cents(other_billed), unbilled=unbilled,
-        prepaid_hours_used=prepaid_used, findings=findings, notes=notes,
-        recurring_line_ids=list(_ids(i.id for i in items)),
-        invoice_ids=list(_ids(r.b.invoice.id for r in recurring)),
-        unknown_periods=unknown_periods(months_of, used_frequencies(contract, items)))
+    return unbilled
 
 
 def _outside_amount(item: RecurringItem, contract: Contract, start: date, end: date,
