@@ -300,73 +300,101 @@ async def _finish(run: _Run, step: Step, result: dict[str, Any] | None) -> None:
 async def _run_step(run: _Run, step: Step, handler: StepHandler, params: dict[str, Any],
                     key: dict[str, Any]) -> bool:
     """Settle, check, send and record one step. False: the run stops here."""
-    halo = run.halo
     earlier: dict[str, Any] | None = None
     if step.status in ("sending", "unknown"):
-        try:
-            settlement = await handler.settle(halo, params, key)
-        except HaloError as exc:
-            step.status = "unknown"
-            step.error = f"could not check in Halo whether this step took effect: {exc}"
-            await run.save(step)
-            return False
-        step.note = settlement.note
-        if settlement.resend is None:
-            run.settled += 1
-            await _finish(run, step, settlement.result)
-            return True
-        earlier, params = settlement.result, settlement.resend
+        settled = await _settle(run, step, handler, params, key)
+        if not isinstance(settled, _Resend):
+            return settled
+        earlier, params = settled.earlier, settled.params
     else:
-        if handler.guard is not None:
-            try:
-                reason = await handler.guard(halo, params, key)
-            except HaloError as exc:
-                reason = f"could not check Halo before sending: {exc}"
-            if reason:
-                step.status, step.error = "failed", reason
-                await run.save(step)
-                return False
-        if handler.reuse is not None:
-            try:
-                found = await handler.reuse(halo, params, key)
-            except HaloError as exc:
-                step.status, step.error = "failed", f"could not check Halo before sending: {exc}"
-                await run.save(step)
-                return False
-            if found is not None:
-                step.note = found.note
-                run.reused += 1
-                await _finish(run, step, found.result)
-                return True
+        checked = await _check_before_sending(run, step, handler, params, key)
+        if checked is not None:
+            return checked
+    return await _send(run, step, handler, params, earlier)
 
-    # Mark "sending" (committed) before the request leaves.
-    step.sent = _safe_preview(halo, step.kind, params)
+
+@dataclass(frozen=True)
+class _Resend:
+    """A settlement that found the step must be sent again: what it found, and what to send."""
+
+    earlier: dict[str, Any] | None
+    params: dict[str, Any]
+
+
+async def _settle(run: _Run, step: Step, handler: StepHandler, params: dict[str, Any],
+                  key: dict[str, Any]) -> bool | _Resend:
+    """A step whose answer was lost: look its object up before anything is re-sent. True/False:
+    the step is settled (done) or the run stops; a :class:`_Resend`: send again."""
+    try:
+        settlement = await handler.settle(run.halo, params, key)
+    except HaloError as exc:
+        step.status = "unknown"
+        step.error = f"could not check in Halo whether this step took effect: {exc}"
+        await run.save(step)
+        return False
+    step.note = settlement.note
+    if settlement.resend is None:
+        run.settled += 1
+        await _finish(run, step, settlement.result)
+        return True
+    return _Resend(settlement.result, settlement.resend)
+
+
+async def _check_before_sending(run: _Run, step: Step, handler: StepHandler, params: dict[str, Any],
+                                key: dict[str, Any]) -> bool | None:
+    """A first send: the handler's guard may refuse it and its reuse check may find the object
+    already in Halo. True/False: the step is done (reused) or the run stops; None: send it."""
+    if handler.guard is not None:
+        try:
+            reason = await handler.guard(run.halo, params, key)
+        except HaloError as exc:
+            reason = f"could not check Halo before sending: {exc}"
+        if reason:
+            return await _stop(run, step, "failed", reason)
+    if handler.reuse is None:
+        return None
+    try:
+        found = await handler.reuse(run.halo, params, key)
+    except HaloError as exc:
+        return await _stop(run, step, "failed", f"could not check Halo before sending: {exc}")
+    if found is None:
+        return None
+    step.note = found.note
+    run.reused += 1
+    await _finish(run, step, found.result)
+    return True
+
+
+async def _stop(run: _Run, step: Step, status: str, error: str) -> bool:
+    """Record why the step did not finish; the run stops here."""
+    step.status, step.error = status, error
+    await run.save(step)
+    return False
+
+
+async def _send(run: _Run, step: Step, handler: StepHandler, params: dict[str, Any],
+                earlier: dict[str, Any] | None) -> bool:
+    """Mark the step ``sending`` (committed) before the request leaves, send it, record the answer."""
+    step.sent = _safe_preview(run.halo, step.kind, params)
     step.status, step.error = "sending", None
     step.attempts += 1
     await run.save(step)
     run.sent += 1
     try:
-        result = await handler.send(halo, params)
+        result = await handler.send(run.halo, params)
     except HaloUnknownOutcome as exc:
-        step.status, step.error = "unknown", str(exc)
-        await run.save(step)
-        return False
+        return await _stop(run, step, "unknown", str(exc))
     except HaloNotFound as exc:
         if not is_delete(step.kind):
-            step.status, step.error = "failed", str(exc)
-            await run.save(step)
-            return False
+            return await _stop(run, step, "failed", str(exc))
         # the object is not there (deleted out of band, or by an earlier attempt): the delete is done
         result = {"id": params.get("licence_id"), "deleted": True, "already_gone": True}
         step.note = "already gone: Halo answered 404 Not Found, so nothing was deleted by this step"
     except HaloError as exc:
-        step.status, step.error = "failed", str(exc)
-        await run.save(step)
-        return False
+        return await _stop(run, step, "failed", str(exc))
     except Exception as exc:
         # Not a Halo answer we understand (a bug): whether the write happened is unknown.
-        step.status, step.error = "unknown", f"unexpected {type(exc).__name__} while sending"
-        await run.save(step)
+        await _stop(run, step, "unknown", f"unexpected {type(exc).__name__} while sending")
         raise
     if earlier:
         result = handler.merge(earlier, result)
