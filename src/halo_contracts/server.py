@@ -26,6 +26,7 @@ from halo_contracts.config import Settings
 from halo_contracts.halo.client import HaloClient
 from halo_contracts.halo.secrets import protect_logs
 from halo_contracts.plans.journal import POSTGRES_SCHEMES, open_journal
+from halo_contracts.progress import progress_middleware
 from halo_contracts.tools import load_tool_modules
 from halo_contracts.tools.common import REGISTRY, AppContext, ToolSpec
 
@@ -246,6 +247,7 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
     )
     server.middleware.append(_access_guard(read_only, tokens))
     server.middleware.append(_unknown_argument_guard(server))
+    server.middleware.append(progress_middleware)
     for spec in selected_tools(settings, read_only=read_only):
         server.tool(name=spec.name, title=spec.title, annotations=spec.annotations,
                     description=spec.description)(spec.fn)

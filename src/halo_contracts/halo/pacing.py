@@ -8,6 +8,10 @@ latest moment Halo can have counted it), so a server that counts arrivals never 
 than the budget in any window. The budget is loop-agnostic (a ``threading.Lock`` guards a
 short critical section; waiting is an anyio sleep), so one process-wide instance can serve
 every client, event loop and test.
+
+Two context variables let the tool call running a request report progress: a wait of a
+second or more is announced to ``wait_listener`` (never only logged), and every answered
+request is counted by ``request_listener``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -26,7 +31,26 @@ import anyio
 
 logger = logging.getLogger("halo_contracts.halo")
 
-__all__ = ["Backoff", "RequestBudget", "Slot", "parse_retry_after", "shared_budget"]
+__all__ = ["Backoff", "RequestBudget", "Slot", "announce_wait", "parse_retry_after", "request_listener",
+           "shared_budget", "wait_listener"]
+
+# listener(seconds, message): told about every wait of a second or more in this context
+wait_listener: ContextVar[Callable[[float, str], Awaitable[None]] | None] = ContextVar(
+    "halo_wait_listener", default=None)
+# listener(): told each time a request's answer arrives in this context
+request_listener: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "halo_request_listener", default=None)
+
+
+async def announce_wait(seconds: float, why: str = "Halo's rate limit") -> None:
+    """Tell the current listener "waiting N s for <why>" (waits under a second are not worth it)."""
+    listener = wait_listener.get()
+    if listener is None or seconds < 1.0:
+        return
+    try:
+        await listener(seconds, f"waiting {math.ceil(seconds)} s for {why}")
+    except Exception:  # whoever listens must never break a request
+        logger.warning("wait listener failed", exc_info=True)
 
 
 class Slot:
@@ -90,6 +114,7 @@ class RequestBudget:
             if wait >= 1.0:
                 logger.info("Halo request budget full (%d per %g s); waiting %.1f s", self.requests,
                             self.seconds, wait)
+                await announce_wait(wait)
             self.waited += wait
             await self._sleep(wait)
 
@@ -114,6 +139,12 @@ class _SlotContext:
     async def __aexit__(self, *exc: object) -> None:
         if self._slot is not None:
             self._budget.release(self._slot)
+            listener = request_listener.get()
+            if listener is not None and exc[0] is None:
+                try:
+                    await listener()
+                except Exception:  # whoever listens must never break a request
+                    logger.warning("request listener failed", exc_info=True)
 
 
 _SHARED: dict[tuple[int, float], RequestBudget] = {}

@@ -45,7 +45,7 @@ from halo_contracts.halo.errors import (
     HaloUnknownOutcome,
     HaloValidationError,
 )
-from halo_contracts.halo.pacing import Backoff, RequestBudget, parse_retry_after, shared_budget
+from halo_contracts.halo.pacing import Backoff, RequestBudget, announce_wait, parse_retry_after, shared_budget
 from halo_contracts.halo.paging import DEFAULT_MAX_PAGES, PAGE_SIZE, extract_rows, read_all_pages
 from halo_contracts.halo.secrets import mask
 
@@ -351,6 +351,7 @@ class HaloTransport:
         logger.warning("Halo rate limit (429) on %s %s; waiting %.1f s before re-sending (attempt %d of %d)",
                        method, path, delay, attempt, self.backoff.rate_attempts)
         self.stats.rate_limited += 1
+        await announce_wait(delay, "Halo's rate limit (it answered 429)")
         await self._backoff_sleep(delay)
 
     async def _call(self, method: str, path: str, *, operation: str, params: Mapping[str, Any] | None = None,

@@ -403,20 +403,15 @@ async def _send(run: _Run, step: Step, handler: StepHandler, params: dict[str, A
 
 
 async def _step_progress(progress: Progress | None, plan: Plan, step: Step) -> None:
-    """Progress per step and per group, in the executor's own words: step number and kind,
-    group number (summaries and group names may quote Halo's text, so they are not echoed)."""
+    """One report per finished step (so the value always grows), in the executor's own words:
+    step number and kind, and the group number when the step completes its group (summaries
+    and group names may quote Halo's text, so they are not echoed)."""
     total = len(plan.steps)
     done = sum(1 for s in plan.steps if s.status in _FINISHED)
-    await _report(progress, done, total, f"Step {step.index + 1} of {total} done ({_kind_words(step)}).")
-    if step.group:
-        members = [s for s in plan.steps if s.group == step.group]
-        if all(s.status in _FINISHED for s in members):
-            groups: list[str] = []
-            for s in plan.steps:
-                if s.group and s.group not in groups:
-                    groups.append(s.group)
-            complete = sum(1 for g in groups
-                           if all(s.status in _FINISHED for s in plan.steps if s.group == g))
-            await _report(progress, done, total,
-                          f"Group {groups.index(step.group) + 1} of {len(groups)} complete "
-                          f"({complete} of {len(groups)} groups done).")
+    message = f"Step {step.index + 1} of {total} done ({_kind_words(step)})."
+    if step.group and all(s.status in _FINISHED for s in plan.steps if s.group == step.group):
+        groups = list(dict.fromkeys(s.group for s in plan.steps if s.group))
+        complete = sum(1 for g in groups if all(s.status in _FINISHED for s in plan.steps if s.group == g))
+        message += (f" Group {groups.index(step.group) + 1} of {len(groups)} complete "
+                    f"({complete} of {len(groups)} groups done).")
+    await _report(progress, done, total, message)

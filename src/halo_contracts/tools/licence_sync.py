@@ -37,6 +37,7 @@ from halo_contracts.domain.money import cents
 from halo_contracts.halo.errors import HaloError
 from halo_contracts.plans.models import Plan
 from halo_contracts.plans.steps import add_step
+from halo_contracts.progress import progress_of
 from halo_contracts.tools.common import (
     ArgModel,
     Money,
@@ -218,7 +219,7 @@ def _skipped_text(row: SkippedRow) -> str:
 
 async def _progress(ctx: Context, progress: float, message: str) -> None:
     try:
-        await ctx.report_progress(progress, total=100, message=message)
+        await progress_of(ctx).report(progress, total=100, message=message)
     except Exception:  # progress is best effort, never the reason a plan fails
         pass
 

@@ -14,6 +14,7 @@ from pydantic import Field
 from halo_contracts.plans.executor import ApplyOutcome, PlanBusy, PlanExpired, PlanNotFound
 from halo_contracts.plans.executor import apply_plan as run_plan
 from halo_contracts.plans.models import PLAN_LIFETIME, Plan, Step
+from halo_contracts.progress import progress_of
 from halo_contracts.tools.common import Result, app, halo_errors, halo_tool, invalid
 
 _PLAN_ID = re.compile(r"^plan_[0-9a-f]{12}$")
@@ -96,8 +97,11 @@ async def apply_with_progress(ctx: Context, plan_id: str) -> ApplyOutcome:
     """Apply a saved plan, reporting progress to the caller; Halo errors become ToolErrors."""
     ac = app(ctx)
 
+    channel = progress_of(ctx)
+    channel.claim()  # the executor reports every step
+
     async def progress(done: int, total: int, message: str) -> None:
-        await ctx.report_progress(done, total, message)
+        await channel.report(done, total, message)
 
     try:
         async with halo_errors():

@@ -25,6 +25,7 @@ from halo_contracts.domain.money import ZERO
 from halo_contracts.domain.reports import render_csv
 from halo_contracts.halo.client import ContractQuery
 from halo_contracts.halo.errors import HaloError
+from halo_contracts.progress import progress_of
 from halo_contracts.tools.common import (
     ClientId,
     ContractId,
@@ -278,6 +279,7 @@ class _Progress:
 
     def __init__(self, ctx: Context, kinds: tuple[str, ...]) -> None:
         self.ctx = ctx
+        progress_of(ctx).claim()  # every page is reported below
         self.done = dict.fromkeys(kinds, 0)
         self.total: dict[str, int | None] = dict.fromkeys(kinds)
 
@@ -293,19 +295,20 @@ class _Progress:
         async def report(done: int, total: int | None) -> None:
             self.done[kind] = done
             self.total[kind] = max(total, done) if total is not None else None
-            await self.ctx.report_progress(self.pages(), self.grand_total(),
-                                           f"read {kind}: page {done} of {total if total is not None else '?'}")
+            await progress_of(self.ctx).report(self.pages(), self.grand_total(),
+                                               f"read {kind}: page {done} of {total if total is not None else '?'}")
 
         return report
 
     async def detail(self, done: int, total: int) -> None:
         """A contract detail read (after the sweeps, so their totals are known)."""
         before = self.pages()
-        await self.ctx.report_progress(before + done, before + total + 1, f"read contract details: {done} of {total}")
+        await progress_of(self.ctx).report(before + done, before + total + 1,
+                                           f"read contract details: {done} of {total}")
 
     async def finish(self, message: str, details: int = 0) -> None:
         total = self.pages() + details + 1
-        await self.ctx.report_progress(total, total, message)
+        await progress_of(self.ctx).report(total, total, message)
 
 
 @halo_tool(group="reconciliation", kind="read", title="Reconcile billing across the contract book")

@@ -34,6 +34,7 @@ from halo_contracts.halo.errors import HaloNotFound
 from halo_contracts.plans.executor import apply_plan
 from halo_contracts.plans.models import Plan
 from halo_contracts.plans.steps import add_step
+from halo_contracts.progress import progress_of
 from halo_contracts.tools.common import (
     ClientId,
     ContractId,
@@ -681,8 +682,8 @@ async def generate_renewals(
         if complete > reported["groups"]:
             reported["groups"] = complete
             contract = plan.steps[group_last[complete - 1]].group
-            await ctx.report_progress(complete, total_groups, f"Contract {contract} renewed "
-                                                             f"({complete} of {total_groups})")
+            await progress_of(ctx).report(complete, total_groups, f"Contract {contract} renewed "
+                                                                 f"({complete} of {total_groups})")
 
     async with halo_errors():
         outcome = await apply_plan(plan.id, journal=ac.journal, halo=halo, progress=progress)

@@ -18,6 +18,7 @@ from pydantic import Field
 from halo_contracts.domain import reports as rp
 from halo_contracts.domain.reconciliation import index_book
 from halo_contracts.halo.client import ContractQuery
+from halo_contracts.progress import progress_of
 from halo_contracts.tools.common import Money, Result, ResultFormat, app, halo_errors, halo_tool, invalid, today_of
 from halo_contracts.tools.reconciliation import first_error
 
@@ -102,13 +103,14 @@ async def summarize_contracts(
         status = match
     halo = ac.halo
     pages = {"contracts": 0, "recurring invoices": 0}
+    progress_of(ctx).claim()  # every page is reported below
     data: dict[str, list] = {}
 
     def on_page(kind: str) -> Callable[[int, int | None], Awaitable[None]]:
         async def report(done: int, total: int | None) -> None:
             pages[kind] = done
-            await ctx.report_progress(sum(pages.values()), None,
-                                      f"read {kind}: page {done} of {total if total is not None else '?'}")
+            await progress_of(ctx).report(sum(pages.values()), None,
+                                          f"read {kind}: page {done} of {total if total is not None else '?'}")
 
         return report
 
