@@ -62,7 +62,8 @@ async def test_resources_and_templates_are_listed(server):
     async with Client(server) as client:
         resources = {str(r.uri): r for r in (await client.list_resources()).resources}
         templates = {t.uri_template: t for t in (await client.list_resource_templates()).resource_templates}
-    assert set(resources) == {"halopsa://guide/contracts", "halopsa://guide/fields"}
+    assert set(resources) == {"halopsa://guide/contracts", "halopsa://guide/fields", "halopsa://guide/halo-model",
+                              "halopsa://guide/rules", "halopsa://guide/errors"}
     assert resources["halopsa://guide/contracts"].mime_type == "text/markdown"
     assert set(templates) == {
         "halopsa://guide/workflows/{workflow}",
@@ -91,6 +92,26 @@ async def test_each_workflow_reads_alone(server, workflow):
     # one section only, plus the pointer back to the whole guide
     assert text.count("## Workflow:") == 1
     assert "halopsa://guide/contracts" in text
+    assert text == guide.workflow_text(workflow)
+
+
+def test_the_core_guide_fits_and_names_every_part():
+    core = guide.guide_text()
+    assert len(core.encode("utf-8")) <= guide.CORE_LIMIT <= 10_240
+    for workflow in WORKFLOWS:
+        assert f"| `{workflow}` |" in core  # in the workflow index
+    assert "## Workflow:" not in core  # the workflows themselves live in their own resources
+    for topic in guide.TOPICS:
+        assert f"halopsa://guide/{topic}" in core and f"topics/{topic}.md" in core
+
+
+@pytest.mark.parametrize("topic", list(guide.TOPICS))
+async def test_each_topic_reads_alone(server, topic):
+    async with Client(server) as client:
+        result = await client.read_resource(f"halopsa://guide/{topic}")
+    assert result.contents[0].mime_type == "text/markdown"
+    assert result.contents[0].text == guide.topic_text(topic)
+    assert "halopsa://guide/contracts" in result.contents[0].text
 
 
 async def test_unknown_workflow_names_the_valid_ones(server):
@@ -148,7 +169,7 @@ def test_guide_tool_index_lists_exactly_the_tools(settings):
 
 def test_guide_mentions_only_real_tools(settings):
     """Every `snake_case(` call in the guide is a real tool."""
-    text = guide.guide_text()
+    text = guide.all_guidance_text()
     called = set(re.findall(r"`([a-z]+(?:_[a-z]+)+)\(", text))
     registered = {spec.name for spec in selected_tools(settings, read_only=False)}
     assert called <= set(TOOL_NAMES) | registered, called - set(TOOL_NAMES) - registered
@@ -181,7 +202,7 @@ def assert_real_arguments(text: str) -> int:
 
 
 def test_guide_calls_use_real_argument_names():
-    assert assert_real_arguments(guide.guide_text()) >= 15
+    assert assert_real_arguments(guide.all_guidance_text()) >= 15
 
 
 async def test_prompt_calls_use_real_argument_names(server):
@@ -226,7 +247,7 @@ async def test_guide_names_only_real_arguments_and_values():
         _schema_words(tool.input_schema, known)
     # words of results and of "not this" examples the guide explains
     known |= {"exists", "deletes", "partial", "failed", "note", "unitprice", "null", "true", "false"}
-    used = set(re.findall(r"`([a-z][a-z0-9_]*)(?:=[^`]*)?`", guide.guide_text()))
+    used = set(re.findall(r"`([a-z][a-z0-9_]*)(?:=[^`]*)?`", guide.all_guidance_text()))
     assert used <= known, sorted(used - known)
 
 
@@ -239,7 +260,7 @@ def test_guide_finding_table_is_complete():
 
 
 def test_guide_covers_the_required_topics():
-    text = guide.guide_text()
+    text = guide.all_guidance_text()
     for phrase in ("## Contract types", "## Contract statuses", "## Things Halo has no field for",
                    "## Validation rules", "## Errors and what to do", "## Best practices",
                    "setup fee", "margin target", "includes all sites", "Client - Type Year",

@@ -75,7 +75,8 @@ def test_resource_templates_are_listed(tmp_path):
 
 
 @pytest.mark.parametrize(("uri", "expected"), [
-    ("halopsa://guide/contracts", "## Workflow: license-sync"),
+    ("halopsa://guide/contracts", "halopsa://guide/workflows/{workflow}"),
+    ("halopsa://guide/rules", "## Validation rules"),
     ("halopsa://guide/fields", "| friendly name | Halo field | note |"),
     ("halopsa://guide/workflows/renewal", "## Workflow: renewal"),
     ("halopsa://reference/statuses", '"kind": "statuses"'),

@@ -1,11 +1,14 @@
 """The contract guide served as MCP resources.
 
-``SKILL.md`` (this package) is the single source of guidance. ``register`` adds:
+``SKILL.md`` (this package) is the core guide; ``workflows/`` and ``topics/`` hold the rest
+(see ``guide.py``). ``register`` adds:
 
-- ``halopsa://guide/contracts``: the whole guide (text/markdown);
+- ``halopsa://guide/contracts``: the core guide (text/markdown, at most 10 KB);
+- ``halopsa://guide/halo-model``, ``halopsa://guide/rules``, ``halopsa://guide/errors``: the
+  topics (Halo's data model, validation rules, errors);
 - ``halopsa://guide/fields``: friendly field names beside Halo's, generated from
   ``halo/wire.py`` at read time;
-- ``halopsa://guide/workflows/{workflow}``: one workflow section;
+- ``halopsa://guide/workflows/{workflow}``: one workflow;
 - ``halopsa://reference/{kind}``: the tenant's live lists (SLAs, contract types, billing
   periods, statuses) beside the configured code maps;
 - ``halopsa://contracts/{contract_id}``: one contract with its recurring lines (JSON).
@@ -29,9 +32,11 @@ from halo_contracts.config import Settings
 from halo_contracts.skill.completions import register_completions
 from halo_contracts.skill.guide import (
     REFERENCE_KINDS,
+    TOPICS,
     guide_text,
     normalise_kind,
     render_field_table,
+    topic_text,
     workflow_names,
     workflow_text,
 )
@@ -85,17 +90,28 @@ def _json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
+def _register_topic(server: MCPServer, topic: str, title: str, description: str) -> None:
+    text = topic_text(topic) or ""
+
+    @server.resource(f"halopsa://guide/{topic}", name=f"guide_{topic.replace('-', '_')}", title=title,
+                     description=description, mime_type="text/markdown")
+    def topic_resource() -> str:
+        return text
+
+
 def register(server: MCPServer, settings: Settings) -> None:
     """Register the guide resources and the completion handler on ``server``."""
     codes = settings.code_maps
 
     @server.resource("halopsa://guide/contracts", name="contract_guide", title="HaloPSA contracts guide",
-                     description="How contracts, recurring lines, prepaid hours, renewals and reconciliation "
-                                 "work in HaloPSA, which tool serves each step, validation rules, errors and "
-                                 "best practices. Read before the first write.",
+                     description="The core guide: ground rules, contract types and statuses, what to know about "
+                                 "Halo, the workflows and the tool index. Read before the first write.",
                      mime_type="text/markdown")
     def contract_guide() -> str:
         return guide_text()
+
+    for topic, (title, description) in TOPICS.items():
+        _register_topic(server, topic, title, description)
 
     @server.resource("halopsa://guide/fields", name="field_names", title="Field names: tools and Halo",
                      description="The friendly field names the tools accept beside the Halo field each is stored "

@@ -1,9 +1,11 @@
-"""The guide as data: SKILL.md, its workflow sections, and the field table.
+"""The guide as data: the core guide, its workflows and topics, and the field table.
 
-SKILL.md (packaged next to this module) is the single source of guidance. Workflows are
-its ``## Workflow: <name>`` sections, served one at a time. The field table is rendered
-at read time from the wire mapping in ``halo_contracts.halo.wire`` so it cannot drift.
-Pure functions: no MCP, no I/O beyond reading the packaged file.
+The guidance is packaged next to this module: ``SKILL.md`` is the core guide (at most
+:data:`CORE_LIMIT` bytes, so it fits a model's context cheaply); ``workflows/<name>.md`` are
+the workflows, one job each; ``topics/<name>.md`` hold the reference detail (Halo's data
+model, validation rules, errors). The field table is rendered at read time from the wire
+mapping in ``halo_contracts.halo.wire`` so it cannot drift. Pure functions: no MCP, no I/O
+beyond reading the packaged files.
 """
 
 from __future__ import annotations
@@ -16,7 +18,18 @@ from typing import Any
 from halo_contracts.config import CodeMaps
 
 GUIDE_FILE = "SKILL.md"
-WORKFLOW_HEADING = re.compile(r"^## Workflow: (?P<name>[a-z-]+)\s*$", re.MULTILINE)
+CORE_LIMIT = 10_000  # bytes: the core guide a model reads before its first write
+
+# Workflows in the order the guide teaches them (each is workflows/<name>.md).
+WORKFLOWS: tuple[str, ...] = ("setup", "change", "renewal", "prepaid", "reconciliation", "license-sync")
+# Topics served as halopsa://guide/<name> (each is topics/<name>.md): name -> (title, description).
+TOPICS: dict[str, tuple[str, str]] = {
+    "halo-model": ("How Halo holds contracts",
+                   "How Halo stores contracts, recurring lines, prepaid hours, renewals, invoices and "
+                   "licences, and what Halo has no field for (setup fees, margin targets, coverage flags)."),
+    "rules": ("Validation rules", "Every rule checked before anything is sent to Halo, and the tools it applies to."),
+    "errors": ("Errors and what to do", "Every refusal of the tools and every Halo error, with the next step."),
+}
 
 # Kinds served by halopsa://reference/{kind}.
 REFERENCE_KINDS: tuple[str, ...] = ("slas", "contract_types", "billing_periods", "statuses")
@@ -29,40 +42,44 @@ FIELD_TABLES: tuple[tuple[str, str], ...] = (
 )
 
 
+def _read(name: str) -> str:
+    return resources.files("halo_contracts.skill").joinpath(name).read_text(encoding="utf-8")
+
+
 @cache
 def guide_text() -> str:
-    """SKILL.md as packaged with the wheel."""
-    return resources.files("halo_contracts.skill").joinpath(GUIDE_FILE).read_text(encoding="utf-8")
-
-
-def _sections() -> dict[str, str]:
-    text = guide_text()
-    found = list(WORKFLOW_HEADING.finditer(text))
-    sections: dict[str, str] = {}
-    for match in found:
-        start = match.start()
-        nxt = re.compile(r"^## ", re.MULTILINE).search(text, match.end())
-        end = nxt.start() if nxt else len(text)
-        sections[match.group("name")] = text[start:end].rstrip() + "\n"
-    return sections
+    """The core guide (SKILL.md) as packaged with the wheel."""
+    return _read(GUIDE_FILE)
 
 
 def workflow_names() -> list[str]:
     """The workflows the guide describes, in guide order."""
-    return list(_sections())
+    return list(WORKFLOWS)
 
 
+@cache
 def workflow_text(name: str) -> str | None:
-    """One workflow section, with a pointer back to the whole guide; None if unknown."""
-    section = _sections().get(name)
-    if section is None:
+    """One workflow, with a pointer back to the core guide; None if unknown."""
+    if name not in WORKFLOWS:
         return None
     return (
-        f"{section}\n"
-        "---\nPart of the HaloPSA contracts guide (halopsa://guide/contracts): read it for contract "
-        "types and statuses, validation rules, errors and best practices. Field names: "
-        "halopsa://guide/fields.\n"
+        f"{_read(f'workflows/{name}.md').rstrip()}\n\n"
+        "---\nPart of the HaloPSA contracts guide (halopsa://guide/contracts): read it first for the ground "
+        "rules, contract types and statuses. Rules: halopsa://guide/rules. Errors: halopsa://guide/errors. "
+        "Field names: halopsa://guide/fields.\n"
     )
+
+
+@cache
+def topic_text(name: str) -> str | None:
+    """One topic of the guide; None if unknown."""
+    return _read(f"topics/{name}.md") if name in TOPICS else None
+
+
+def all_guidance_text() -> str:
+    """The core guide, every workflow and every topic, in that order (what the guide teaches)."""
+    parts = [guide_text(), *(workflow_text(w) or "" for w in WORKFLOWS), *(topic_text(t) or "" for t in TOPICS)]
+    return "\n".join(parts)
 
 
 def normalise_kind(kind: str) -> str:
