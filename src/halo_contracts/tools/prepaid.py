@@ -292,7 +292,7 @@ class ReadFigures(Result):
     ended_not_read: list[int] = Field(default_factory=list, description=(
         "ids of Active prepaid contracts whose list row shows an end date already past: not read and not "
         "assessed (a renewal matter, not a top-up); check_prepaid_balance reads one in full"))
-    ledger_reads: int = Field(description="/ClientPrepay reads, one per contract whose detail read lacked the "
+    ledger_reads: int = Field(description="prepay ledger reads, one per contract whose detail read lacked the "
                                           "ledger rows its total implies (usually 0)")
     time_entries_read: int
 
