@@ -86,8 +86,8 @@ async def test_a_slow_dry_run_is_not_silent(tmp_path):
 
 async def test_a_call_held_by_the_request_budget_announces_the_wait(tmp_path):
     app = create_app(SandboxConfig(clients=6, contracts=20, today=TODAY, seed=7))
-    # three requests per 1.5 s: the reconciliation's token and four sweeps must wait for room
-    server = server_on(app, tmp_path, tools="reconciliation", rate_limit="3/1.5")
+    # three requests per 2.5 s: the reconciliation's token and four sweeps must wait for room
+    server = server_on(app, tmp_path, tools="reconciliation", rate_limit="3/2.5")
     async with Client(server) as client:
         seen: Seen = []
         result = await client.call_tool("reconcile_billing", {"period_start": "2026-05-01",
