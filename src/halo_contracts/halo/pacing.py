@@ -31,8 +31,8 @@ import anyio
 
 logger = logging.getLogger("halo_contracts.halo")
 
-__all__ = ["Backoff", "RequestBudget", "Slot", "announce_wait", "parse_retry_after", "request_listener",
-           "shared_budget", "wait_listener"]
+__all__ = ["Backoff", "RequestBudget", "Slot", "announce_answer", "announce_wait", "parse_retry_after",
+           "request_listener", "shared_budget", "wait_listener"]
 
 # listener(seconds, message): told about every wait of a second or more in this context
 wait_listener: ContextVar[Callable[[float, str], Awaitable[None]] | None] = ContextVar(
@@ -40,6 +40,17 @@ wait_listener: ContextVar[Callable[[float, str], Awaitable[None]] | None] = Cont
 # listener(): told each time a request's answer arrives in this context
 request_listener: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
     "halo_request_listener", default=None)
+
+
+async def announce_answer() -> None:
+    """Tell the current request listener that a request's answer arrived."""
+    listener = request_listener.get()
+    if listener is None:
+        return
+    try:
+        await listener()
+    except Exception:  # whoever listens must never break a request
+        logger.warning("request listener failed", exc_info=True)
 
 
 async def announce_wait(seconds: float, why: str = "Halo's rate limit") -> None:
@@ -139,12 +150,8 @@ class _SlotContext:
     async def __aexit__(self, *exc: object) -> None:
         if self._slot is not None:
             self._budget.release(self._slot)
-            listener = request_listener.get()
-            if listener is not None and exc[0] is None:
-                try:
-                    await listener()
-                except Exception:  # whoever listens must never break a request
-                    logger.warning("request listener failed", exc_info=True)
+            if exc[0] is None:
+                await announce_answer()
 
 
 _SHARED: dict[tuple[int, float], RequestBudget] = {}

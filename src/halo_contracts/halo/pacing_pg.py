@@ -28,7 +28,7 @@ import anyio.to_thread
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from halo_contracts.halo.pacing import RequestBudget, Slot
+from halo_contracts.halo.pacing import RequestBudget, Slot, announce_answer, announce_wait
 
 logger = logging.getLogger("halo_contracts.halo")
 
@@ -134,6 +134,7 @@ class PostgresRequestBudget(RequestBudget):
             if wait >= 1.0:
                 logger.info("Halo request budget full (%d per %g s, shared); waiting %.1f s", self.requests,
                             self.seconds, wait)
+                await announce_wait(wait)
             self.waited += wait
             await self._sleep(wait)
 
@@ -166,3 +167,5 @@ class _DbSlotContext:
     async def __aexit__(self, *exc: Any) -> None:
         if self._slot is not None:
             await self._budget.release_async(self._slot)
+            if exc[0] is None:
+                await announce_answer()
