@@ -34,7 +34,8 @@ from halo_contracts.sandbox import SandboxConfig, create_app, transport
 from halo_contracts.server import build_server
 
 TODAY = date(2026, 6, 15)
-SANDBOX = dict(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret")
+SANDBOX = dict(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
+               allow_insecure_http=True)  # the sandbox is reached in-process
 
 
 def renewable(sb, within_days: int) -> list[int]:
