@@ -54,6 +54,7 @@ PREPAID_HOURS = 2  # the default contracttype code (docs/DESIGN.md)
 
 def settings():
     return load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
+                         allow_insecure_http=True,  # the sandbox is reached in-process
                          rate_limit="100000000/1", tools="reconciliation,reports")
 
 

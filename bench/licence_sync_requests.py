@@ -32,6 +32,7 @@ HOSTED_LIMIT, HOSTED_WINDOW = 300, 300.0
 
 def _settings():
     return load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
+                         allow_insecure_http=True,  # the sandbox is reached in-process
                          rate_limit="1000000/1", tools="license-sync")
 
 

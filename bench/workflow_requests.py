@@ -55,6 +55,7 @@ def pages(n: int) -> int:
 
 def settings():
     return load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
+                         allow_insecure_http=True,  # the sandbox is reached in-process
                          rate_limit="100000000/1")
 
 
