@@ -41,7 +41,7 @@ async def run(rounds: int) -> dict:
     sb = app.state.sandbox
     contract_id = next(d["id"] for d in sb.store.where("contracts") if d.get("status") == 1)
     settings = load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
-                         allow_insecure_http=True,  # the sandbox is reached in-process
+                             allow_insecure_http=True,  # the sandbox is reached in-process
                              rate_limit="1000000000/1")
     with tempfile.TemporaryDirectory() as tmp:
         server = build_server(settings, transport=transport(app), journal_path=Path(tmp) / "j.sqlite3")

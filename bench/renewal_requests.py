@@ -55,7 +55,7 @@ async def measure(size: int, workdir: Path) -> list[dict]:
                                    rate_limit=1_000_000, rate_window=1.0))
     sb = app.state.sandbox
     settings = load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
-                         allow_insecure_http=True,  # the sandbox is reached in-process
+                             allow_insecure_http=True,  # the sandbox is reached in-process
                              tools="prepaid,renewals,plans", rate_limit="1000000/1")
     server = build_server(settings, transport=transport(app), journal_path=workdir / f"j{size}.sqlite3",
                           extras={"today": TODAY})

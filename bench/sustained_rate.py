@@ -44,7 +44,7 @@ async def run(requests: int, window: float, windows: int, workers: int, phase: s
     app = create_app(SandboxConfig(seed=7, rate_limit=requests, rate_window=window))
     sb = app.state.sandbox
     settings = load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
-                         allow_insecure_http=True,  # the sandbox is reached in-process
+                             allow_insecure_http=True,  # the sandbox is reached in-process
                              rate_limit=f"{requests}/{window:g}")
     budget = RequestBudget(requests, window)  # a fresh budget (the process-wide one may carry earlier stamps)
     ids = [d["id"] for d in sb.store.where("contracts")]
