@@ -92,3 +92,34 @@ def test_a_database_made_before_step_refs_gets_the_column(pg_url):
         assert loaded.steps[1].refs == plan.steps[1].refs and loaded.steps[1].params["contract_ref"] == "$step:0.id"
     finally:
         journal.close()
+
+
+def test_a_database_made_by_an_older_version_gets_every_missing_column(pg_url):
+    import psycopg
+
+    from halo_contracts.plans.journal import SCHEMA_VERSION, open_journal
+    from halo_contracts.plans.journal_pg import schema_columns
+    from halo_contracts.plans.models import Plan
+
+    open_journal(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as db:  # as an older version left it
+        db.execute("ALTER TABLE steps DROP COLUMN note")
+        db.execute("ALTER TABLE steps DROP COLUMN attempts")
+        db.execute("ALTER TABLE plans DROP COLUMN skipped")
+        db.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    journal = open_journal(pg_url)
+    try:
+        plan = Plan(tool="t", title="t", skipped=["x"])
+        plan.add("create_contract", "c", {"fields": {"client_id": 5, "ref": "R"}})
+        plan.steps[0].note, plan.steps[0].attempts = "a note", 2
+        journal.save_plan(plan)
+        journal.save_step(plan.id, plan.steps[0])
+        assert journal.get_plan(plan.id) == plan
+    finally:
+        journal.close()
+    with psycopg.connect(pg_url) as db:
+        columns = {(r[0], r[1]) for r in db.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()")}
+        version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    assert {(t, d.split()[0]) for t, d in schema_columns()} <= columns
+    assert version == str(SCHEMA_VERSION)

@@ -10,7 +10,10 @@ and remembered mappings: a plan previewed on one replica can be applied on anoth
   default) before the call returns: a ``sending`` mark is durable before the request leaves;
 - a claim takes a transaction-scoped advisory lock on the plan id first, so two processes
   claiming one plan at once are serialised (the second sees the first's claim);
-- creating the schema is serialised with an advisory lock too (replicas start together).
+- creating the schema is serialised with an advisory lock too (replicas start together);
+  a database made by an older version gets every column the schema names that it lacks
+  (``ADD COLUMN IF NOT EXISTS``), so a column added to the shared DDL needs no PostgreSQL
+  migration of its own.
 
 The URL may carry a password: it is never logged, and errors name the host and database
 only.
@@ -40,6 +43,31 @@ _LOCK_CLAIM = 0x434C4D  # "CLM"
 def postgres_schema(sqlite_schema: str = _SCHEMA) -> str:
     """The SQLite DDL in PostgreSQL's words (the only type that differs is REAL)."""
     return re.sub(r"\bREAL\b", "DOUBLE PRECISION", sqlite_schema)
+
+
+_TABLE = re.compile(r"^\s*CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*$", re.S)
+_CONSTRAINTS = ("PRIMARY", "UNIQUE", "FOREIGN", "CHECK", "CONSTRAINT")
+
+
+def schema_columns(schema: str | None = None) -> list[tuple[str, str]]:
+    """(table, column definition) for every column of the schema, for ``ADD COLUMN IF NOT
+    EXISTS`` on a database made by an older version: name, type, and ``NOT NULL`` only with a
+    default (keys and references are the tables' own, present since the first version)."""
+    out: list[tuple[str, str]] = []
+    for statement in (schema or postgres_schema()).split(";"):
+        match = _TABLE.match(statement)
+        if match is None:
+            continue
+        table, body = match.groups()
+        for part in re.split(r",\s*\n", body) if "\n" in body else body.split(","):
+            definition = " ".join(part.split())
+            if not definition or definition.split()[0].upper() in _CONSTRAINTS:
+                continue
+            definition = re.sub(r"\s+(PRIMARY KEY|REFERENCES\b.*)$", "", definition)
+            if "NOT NULL" in definition and "DEFAULT" not in definition:
+                definition = " ".join(definition.replace("NOT NULL", " ").split())
+            out.append((table, definition))
+    return out
 
 
 def describe_url(url: str) -> str:
@@ -98,9 +126,12 @@ class PostgresJournal(JournalBase):
             for statement in postgres_schema().split(";"):
                 if statement.strip():
                     db.raw.execute(statement)
-            db.raw.execute("ALTER TABLE steps ADD COLUMN IF NOT EXISTS refs TEXT")  # a database made before refs
-            db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO NOTHING",
-                       (str(SCHEMA_VERSION),))
+            # a database made by an older version: every column the schema names, added if missing
+            for table, column in schema_columns():
+                db.raw.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}")
+            # the tables are now those of this version
+            db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
+                       " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
 
     # ---- the store -------------------------------------------------------------------------
 
