@@ -122,8 +122,14 @@ def test_csv_every_row_error_with_its_line_number() -> None:
 
 
 def test_csv_quoted_multiline_and_bad_quotes() -> None:
-    feed = parse_csv('customer,sku,qty\n"Acme, Ltd",A,1\n"Smith\nJones",B,2\nAcme Ltd,C,3\n')
-    assert [(x.customer, x.line) for x in feed.lines] == [("Acme, Ltd", 2), ("Smith\nJones", 3), ("Acme Ltd", 5)]
+    feed = parse_csv('customer,sku,qty\n"Acme, Ltd",A,1\n"Smith, Jones",B,2\nAcme Ltd,C,3\n')
+    assert [(x.customer, x.line) for x in feed.lines] == [("Acme, Ltd", 2), ("Smith, Jones", 3), ("Acme Ltd", 4)]
+    # a quoted cell over two lines is read as one cell (the next row is line 5), and a customer
+    # name is one line, so the line break is refused there
+    with pytest.raises(FeedError) as err:
+        parse_csv('customer,sku,qty\n"Acme, Ltd",A,1\n"Smith\nJones",B,2\nAcme Ltd,C,-3\n')
+    assert [(p.line, p.field) for p in err.value.problems] == [(3, "customer"), (5, "quantity")]
+    assert "line break" in err.value.problems[0].problem
     with pytest.raises(FeedError) as err:
         parse_csv('customer,sku,qty\nAcme,A,1\n"Acme,B,2\n')
     assert err.value.problems[0].line == 3

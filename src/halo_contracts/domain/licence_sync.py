@@ -45,7 +45,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -62,7 +62,8 @@ from halo_contracts.domain.matching import (
     normalise,
 )
 from halo_contracts.domain.models import Client, Licence
-from halo_contracts.domain.money import ZERO, cents
+from halo_contracts.domain.money import ZERO, cents, unsigned_zero
+from halo_contracts.domain.validation import text_problem
 
 # ---- billing cycles and terms -------------------------------------------------------------
 
@@ -255,7 +256,7 @@ def _number(value: Any) -> Decimal | None:
         number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
         if not number.is_finite():
             raise ValueError("is not a finite number")
-        return number
+        return unsigned_zero(number)
     text = _CURRENCY.sub("", str(value).strip())
     if not text:
         return None
@@ -269,7 +270,20 @@ def _number(value: Any) -> Decimal | None:
         raise ValueError("is not a number") from None
     if not number.is_finite():
         raise ValueError("is not a finite number")
-    return number
+    return unsigned_zero(number)
+
+
+_TEXT_FIELDS = ("customer", "product_code", "product_name", "billing_cycle", "term")
+
+
+def _check_text(values: Mapping[str, Any], bad: Callable[[str, str, str], None]) -> None:
+    """The text rule (``validation.text_problem``) on a row's text cells that are not blank."""
+    for name in _TEXT_FIELDS:
+        raw = values.get(name)
+        if isinstance(raw, str) and _text(raw) is not None:
+            problem = text_problem(raw)
+            if problem is not None:
+                bad(name, problem[0], problem[1])
 
 
 def _validate(values: Mapping[str, Any], line: int, problems: list[FeedProblem]) -> SourceLine | None:
@@ -278,6 +292,7 @@ def _validate(values: Mapping[str, Any], line: int, problems: list[FeedProblem])
     def bad(field: str, problem: str, fix: str) -> None:
         problems.append(FeedProblem(line=line, field=field, problem=problem, fix=fix))
 
+    _check_text(values, bad)
     customer = _text(values.get("customer"))
     if customer is None:
         bad("customer", "the customer name is blank", "fill in the distributor's customer name")

@@ -11,9 +11,15 @@ CENT = Decimal("0.01")
 ZERO = Decimal(0)
 
 
+def unsigned_zero(value: Decimal) -> Decimal:
+    """``value``, with a zero always unsigned: ``-0`` and ``-0.00`` (typed, or rounded from a
+    tiny negative amount) become ``0`` and ``0.00``, so no preview, result or body shows ``-0.00``."""
+    return abs(value) if value.is_zero() else value
+
+
 def cents(value: Decimal) -> Decimal:
     """Round half-up to cents (for presenting and comparing amounts)."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return unsigned_zero(value.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
 def monthly_equivalent(period_amount: Decimal, months_per_period: int) -> Decimal:

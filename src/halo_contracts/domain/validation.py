@@ -19,6 +19,11 @@ Recurring item rules: description required; quantity > 0 with at most 4 decimal 
 unit price >= 0 with at most 4 decimal places; frequency override known; item dates inside
 the contract's dates and the end not before the start.
 
+Text rule (:func:`text_problem`, for the refs, names and descriptions tools accept and feed
+rows): no control characters (a multi-line note may hold line breaks and tabs), no
+bidirectional override or isolate characters, and not only whitespace and zero-width
+characters. Text read from Halo is data and never checked: it is sent back verbatim.
+
 Wording: rules quote values the caller gives; values read from Halo (a contract's ref, the
 client's name) are not quoted where the caller did not give them (``quote_halo=False``), since
 Halo's free text is data, not the tool's own words.
@@ -27,6 +32,7 @@ Halo's free text is data, not the tool's own words.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -38,6 +44,40 @@ from halo_contracts.domain.models import Contract, RecurringItem
 from halo_contracts.domain.money import add_months, cents
 
 PREPAID = "Prepaid Hours"
+
+# Characters that make text display in another order than it is stored (U+202A-U+202E
+# embeddings and overrides, U+2066-U+2069 isolates).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Characters that show nothing: text made only of these and whitespace is blank.
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_MULTILINE_CONTROLS = frozenset("\n\r\t")
+
+
+def text_problem(value: str, *, multiline: bool = False, blank_ok: bool = False) -> tuple[str, str] | None:
+    """Why ``value`` cannot be sent as a ref, name or description: ``(rule, fix)``, or None.
+
+    ``multiline``: a note, where line breaks and tabs are ordinary. ``blank_ok``: empty or
+    whitespace-only is allowed (e.g. a note being cleared)."""
+    for ch in value:
+        if ch in BIDI_CONTROLS:
+            return (f"contains the bidirectional control character U+{ord(ch):04X}, which makes text display "
+                    "differently from what is stored", "remove it and type the text in reading order")
+        if unicodedata.category(ch) == "Cc" and not (multiline and ch in _MULTILINE_CONTROLS):
+            if ch in _MULTILINE_CONTROLS:
+                return (f"contains a line break or tab (U+{ord(ch):04X}); this field is one line",
+                        "put it on one line (line breaks belong in notes)")
+            return f"contains the control character U+{ord(ch):04X}", "remove it"
+    if not blank_ok and is_blank(value):
+        return ("is blank or only spaces and invisible (zero-width) characters", "give visible text")
+    return None
+
+
+_STRIP_ZERO_WIDTH = {ord(c): None for c in ZERO_WIDTH}
+
+
+def is_blank(text: str | None) -> bool:
+    """None, empty, or only whitespace and zero-width characters."""
+    return text is None or not text.translate(_STRIP_ZERO_WIDTH).strip()
 
 
 @dataclass(frozen=True)
@@ -229,7 +269,7 @@ def check_contract(c: ContractFields, codes: CodeMaps, *, today: date, client_na
 
     ``quote_halo=False`` when the ref and client name were read from Halo (an update)."""
     r = Report()
-    _check_identity(r, c, codes, today=today, client_name=client_name)
+    _check_identity(r, c, codes, today=today, client_name=client_name, quote_halo=quote_halo)
     _check_dates_and_money(r, c, codes, hourly_rate=hourly_rate)
     if c.type is not None and _same(c.type, PREPAID):
         _check_prepaid(r, c, hourly_rate)
@@ -239,11 +279,13 @@ def check_contract(c: ContractFields, codes: CodeMaps, *, today: date, client_na
     return r
 
 
-def _check_identity(r: Report, c: ContractFields, codes: CodeMaps, *, today: date, client_name: str | None) -> None:
+def _check_identity(r: Report, c: ContractFields, codes: CodeMaps, *, today: date, client_name: str | None,
+                    quote_halo: bool = True) -> None:
     """Client, ref, type and status: present and known to the tenant."""
     if c.client_id is None:
         r.error("client_id", "a contract needs a client", "pass client_id (find it with find_clients)")
-    if c.ref is None or not c.ref.strip():
+    # a ref the caller gives may not be invisible; one read from Halo is data (only a missing one counts)
+    if c.ref is None or (is_blank(c.ref) if quote_halo else not c.ref.strip()):
         r.error("ref", "the reference is required and cannot be blank",
                 f"give a reference such as '{client_name or 'Acme Ltd'} - Managed Services {today.year}'")
     if c.type is None:

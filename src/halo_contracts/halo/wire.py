@@ -126,7 +126,7 @@ def _number_out(value: Any) -> float | int | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    return float(Decimal(str(value)))
+    return float(Decimal(str(value))) + 0.0  # + 0.0: a zero is sent as 0.0, never -0.0
 
 
 def _int(value: Any) -> int | None:

@@ -20,8 +20,20 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
+from halo_contracts.domain.money import cents, unsigned_zero
+from halo_contracts.domain.validation import text_problem
 from halo_contracts.halo.errors import (
     HaloError,
     HaloIncompleteRead,
@@ -149,7 +161,7 @@ def _decimal(value: Any) -> Decimal:
         raise ValueError("expected a finite number")
     if abs(result) >= LARGEST_NUMBER:
         raise ValueError(f"{value} is too large (the limit is under {LARGEST_NUMBER:,}); check the figure")
-    return result
+    return unsigned_zero(result)
 
 
 IsoDate = Annotated[
@@ -166,7 +178,7 @@ Number = Annotated[
 
 
 def _money_text(value: Decimal) -> str:
-    return str(value.quantize(Decimal("0.01"), rounding="ROUND_HALF_UP"))
+    return str(cents(value))
 
 
 # Money in results: a JSON string with two decimals (DESIGN: never floats on the way out).
@@ -177,9 +189,33 @@ Money = Annotated[
 ]
 Hours = Annotated[
     Decimal,
-    PlainSerializer(lambda v: float(v.quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")), return_type=float),
+    PlainSerializer(lambda v: float(cents(v)), return_type=float),
     WithJsonSchema({"type": "number", "description": "hours"}),
 ]
+
+def _text_rule(*, multiline: bool, blank_ok: bool) -> AfterValidator:
+    """The text rule of ``domain.validation.text_problem`` as a validator: a refusal names the
+    field, in the project's error format."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        problem = text_problem(value, multiline=multiline, blank_ok=blank_ok)
+        if problem is None:
+            return value
+        raise PydanticCustomError("text_rule", "Invalid '{field}': {rule}. Fix: {fix}. Nothing was sent to Halo.",
+                                  {"field": info.field_name or "text", "rule": problem[0], "fix": problem[1]})
+
+    return AfterValidator(check)
+
+
+# A ref, name, code or description a person gives: one line, visible, no control or
+# bidirectional characters.
+Line = Annotated[str, Field(strict=True), _text_rule(multiline=False, blank_ok=False)]
+# The same where a domain rule reports a blank value together with the other errors (a
+# contract's ref): control and bidirectional characters are refused here, blankness there
+# (``validation.is_blank``).
+LineMaybeBlank = Annotated[str, Field(strict=True), _text_rule(multiline=False, blank_ok=True)]
+# A free-text note: line breaks and tabs allowed, may be blank (to clear it).
+Notes = Annotated[str, Field(strict=True), _text_rule(multiline=True, blank_ok=True)]
 
 StrictInt = Annotated[int, Field(strict=True)]
 StrictBool = Annotated[bool, Field(strict=True)]

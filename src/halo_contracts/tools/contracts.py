@@ -28,6 +28,7 @@ from halo_contracts.domain.validation import (
     Report,
     check_contract_update,
     check_new_contract,
+    is_blank,
     precision_issue,
 )
 from halo_contracts.halo.client import ContractQuery
@@ -41,7 +42,10 @@ from halo_contracts.tools.common import (
     DryRun,
     Hours,
     IsoDate,
+    Line,
+    LineMaybeBlank,
     Money,
+    Notes,
     Number,
     Result,
     app,
@@ -223,7 +227,7 @@ def _offset_of(cursor: str, fingerprint: str) -> int:
     return offset
 
 
-Text = Annotated[str | None, Field(strict=True, min_length=1, max_length=200)]
+Text = Annotated[Line | None, Field(min_length=1, max_length=200)]
 
 
 @halo_tool(group="contracts", kind="read", title="Search contracts")
@@ -401,7 +405,7 @@ async def get_contract(contract_id: ContractId, ctx: Context) -> ContractDetail:
 
 # ---- create -------------------------------------------------------------------------------------
 
-Name = Annotated[str, Field(strict=True, max_length=200)]
+Name = Annotated[LineMaybeBlank, Field(max_length=200)]
 
 
 class ExistingContract(Result):
@@ -461,7 +465,7 @@ async def create_contract(
     billing_frequency: Annotated[Name | None, Field(description="Monthly, Quarterly or Annual")] = None,
     value: Annotated[Number | None, Field(description="Charge per billing period (at most 2 decimals); for "
                                                       "Prepaid Hours the price of the block")] = None,
-    notes: Annotated[str | None, Field(strict=True, max_length=4000, description="Free-text note")] = None,
+    notes: Annotated[Notes | None, Field(max_length=4000, description="Free-text note")] = None,
     sla_id: Annotated[int | None, Field(strict=True, gt=0, description="SLA id")] = None,
     site_id: Annotated[int | None, Field(strict=True, gt=0, description="Client site id")] = None,
     next_invoice_date: Annotated[IsoDate | None, Field(description="Next periodic invoice date "
@@ -552,7 +556,7 @@ class ContractChanges(ArgModel):
     billing_frequency: Name | None = None
     value: Number | None = Field(default=None, description="charge per billing period, at most 2 decimals "
                                                            "(Prepaid Hours: block price)")
-    notes: Annotated[str | None, Field(max_length=4000)] = None
+    notes: Annotated[Notes | None, Field(max_length=4000)] = None
     sla_id: Annotated[int | None, Field(gt=0)] = None
     site_id: Annotated[int | None, Field(gt=0)] = None
     next_invoice_date: IsoDate | None = None
@@ -594,7 +598,7 @@ def _precheck_changes(changes: ContractChanges, codes: CodeMaps) -> Report:
     for name in given - set(_CLEARABLE) - {"hourly_rate"}:
         if getattr(changes, name) is None:
             r.error(f"changes.{name}", f"{name} cannot be cleared", f"give a value for {name}, or leave it out")
-    if changes.ref is not None and not changes.ref.strip():
+    if changes.ref is not None and is_blank(changes.ref):
         r.error("changes.ref", "the reference cannot be blank", "give a reference, or leave ref out")
     for kind, name in (("type", "type"), ("status", "status"), ("billing_frequency", "billing_frequency")):
         value = getattr(changes, name)

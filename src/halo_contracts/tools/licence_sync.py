@@ -40,6 +40,7 @@ from halo_contracts.plans.steps import add_step
 from halo_contracts.progress import progress_of
 from halo_contracts.tools.common import (
     ArgModel,
+    Line,
     Money,
     Number,
     Result,
@@ -258,7 +259,7 @@ async def plan_license_sync(
     drop_zero_price_lines: Annotated[bool, Field(strict=True, description="Ignore feed lines priced 0 (their "
                                                                           "Halo licences are left as they are)")]
     = False,
-    distributor: Annotated[str, Field(strict=True, min_length=1, max_length=100, pattern=r"\S",
+    distributor: Annotated[Line, Field(min_length=1, max_length=100, pattern=r"\S",
                                       description="Name of the feed's source, e.g. 'Pax8' - give it, and the same "
                                                   "name every month. Licences this sync creates record it in "
                                                   "Halo's distributor field; cleanup deletes only licences whose "

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from halo_contracts.domain.matching_basic import name_score
 from halo_contracts.halo.errors import HaloError
-from halo_contracts.tools.common import Result, app, halo_errors, halo_tool, invalid
+from halo_contracts.tools.common import Line, Result, app, halo_errors, halo_tool, invalid
 
 
 class ClientMatch(Result):
@@ -27,7 +27,7 @@ class FindClientsResult(Result):
 
 @halo_tool(group="lookups", kind="read", title="Find clients by name")
 async def find_clients(
-    name: Annotated[str, Field(strict=True, min_length=1, max_length=200,
+    name: Annotated[Line, Field(min_length=1, max_length=200,
                                description="All or part of the client's name, e.g. 'acme'")],
     ctx: Context,
     limit: Annotated[int, Field(strict=True, ge=1, le=50, description="Most matches to return")] = 10,

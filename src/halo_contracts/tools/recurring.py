@@ -25,7 +25,9 @@ from halo_contracts.tools.common import (
     ContractId,
     DryRun,
     IsoDate,
+    Line,
     Money,
+    Notes,
     Number,
     Result,
     app,
@@ -89,15 +91,15 @@ async def list_recurring_items(
 
 
 class NewItem(ArgModel):
-    description: Annotated[str, Field(max_length=250, description="What is billed, e.g. 'Managed Workstation "
+    description: Annotated[Line, Field(max_length=250, description="What is billed, e.g. 'Managed Workstation "
                                                                   "Support'")]
     quantity: Number = Field(description="Above 0, at most 4 decimals")
     unit_price: Number = Field(description="Price per unit per billing period, 0 or more, at most 4 decimals")
-    billing_frequency: Annotated[str | None, Field(max_length=50, description="Override of the contract's "
+    billing_frequency: Annotated[Line | None, Field(max_length=50, description="Override of the contract's "
                                                    "frequency: Monthly, Quarterly or Annual")] = None
     start_date: IsoDate | None = Field(default=None, description="First day billed (inside the contract's dates)")
     end_date: IsoDate | None = Field(default=None, description="Last day billed (inside the contract's dates)")
-    long_description: Annotated[str | None, Field(max_length=4000)] = None
+    long_description: Annotated[Notes | None, Field(max_length=4000)] = None
     item_id: Annotated[int | None, Field(gt=0, description="Halo item (product) id")] = None
 
 
@@ -212,11 +214,11 @@ class ItemChanges(ArgModel):
     """Only the fields to change. End a line by setting end_date (null reopens it);
     billing_frequency null = use the contract's."""
 
-    description: Annotated[str | None, Field(max_length=250)] = None
-    long_description: Annotated[str | None, Field(max_length=4000)] = None
+    description: Annotated[Line | None, Field(max_length=250)] = None
+    long_description: Annotated[Notes | None, Field(max_length=4000)] = None
     quantity: Number | None = None
     unit_price: Number | None = None
-    billing_frequency: Annotated[str | None, Field(max_length=50)] = None
+    billing_frequency: Annotated[Line | None, Field(max_length=50)] = None
     start_date: IsoDate | None = None
     end_date: IsoDate | None = None
 

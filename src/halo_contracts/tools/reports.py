@@ -19,7 +19,17 @@ from halo_contracts.domain import reports as rp
 from halo_contracts.domain.reconciliation import index_book
 from halo_contracts.halo.client import ContractQuery
 from halo_contracts.progress import progress_of
-from halo_contracts.tools.common import Money, Result, ResultFormat, app, halo_errors, halo_tool, invalid, today_of
+from halo_contracts.tools.common import (
+    Line,
+    Money,
+    Result,
+    ResultFormat,
+    app,
+    halo_errors,
+    halo_tool,
+    invalid,
+    today_of,
+)
 from halo_contracts.tools.reconciliation import first_error
 
 GroupBy = Literal["status", "type", "client", "billing_frequency"]
@@ -74,7 +84,7 @@ async def summarize_contracts(
     group_by: Annotated[GroupBy, Field(description="'status', 'type', 'client' (contract value by client, "
                                                    "highest first) or 'billing_frequency'")],
     ctx: Context,
-    status: Annotated[str | None, Field(strict=True, description="Only contracts in this status, e.g. "
+    status: Annotated[Line | None, Field(description="Only contracts in this status, e.g. "
                                                                  "'Active'")] = None,
     scope: Annotated[Scope, Field(description="'current' (default): only contracts in force today, i.e. what is "
                                               "billing now; 'all': every contract (those not in force count with "
