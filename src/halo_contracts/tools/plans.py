@@ -146,6 +146,9 @@ def _check_plan_id(plan_id: str) -> str:
 async def get_plan(plan_id: PlanId, ctx: Context) -> PlanView:
     """Show a saved plan: each step in plain words, the Halo request it sends, and its status.
 
+    A request is sent exactly as shown, text included; only an id that an earlier step creates
+    is a negative placeholder until then (listed in the step's refs).
+
     Use it to show the user what apply_plan will do before applying, or to see how far an
     apply got (done, failed, unknown steps). expires_at says until when the plan can be
     started (a plan never applied expires after a week; plan again then). Reads only this
