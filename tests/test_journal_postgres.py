@@ -3,6 +3,7 @@ on one server is applied on another sharing the database, and the URL's password
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -123,3 +124,23 @@ def test_a_database_made_by_an_older_version_gets_every_missing_column(pg_url):
         version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
     assert {(t, d.split()[0]) for t, d in schema_columns()} <= columns
     assert version == str(SCHEMA_VERSION)
+
+
+def test_connections_the_database_dropped_are_replaced(pg_url):
+    import psycopg
+
+    from halo_contracts.plans.journal import open_journal
+
+    name = f"halo-journal-test-{os.getpid()}"
+    journal = open_journal(f"{pg_url}&application_name={name}")
+    try:
+        journal.remember_mapping("pax8", "Acme", 5)
+        with psycopg.connect(pg_url, autocommit=True) as admin:  # as a database restart would
+            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                   " WHERE application_name = %s", (name,)).fetchone()[0]
+        assert killed >= 1
+        assert journal.mappings("pax8") == {"acme": 5}
+        journal.remember_mapping("pax8", "Globex", 6)
+        assert journal.mappings("pax8") == {"acme": 5, "globex": 6}
+    finally:
+        journal.close()

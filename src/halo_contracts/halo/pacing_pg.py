@@ -68,7 +68,8 @@ class PostgresRequestBudget(RequestBudget):
         self.stale_after = float(stale_after)
         self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
-                                    kwargs={"autocommit": True}, name="halo-budget")
+                                    kwargs={"autocommit": True}, check=ConnectionPool.check_connection,
+                                    name="halo-budget")
         try:
             self._pool.open(wait=True, timeout=30)
             with self._pool.connection() as conn, conn.transaction():

@@ -106,9 +106,11 @@ class PostgresJournal(JournalBase):
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 30.0) -> None:
         self.url = url
         self.where = describe_url(url)
+        # check: a connection the server dropped (a restart, an idle timeout) is replaced
+        # before use instead of failing the call
         self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
                                     kwargs={"autocommit": True, "row_factory": dict_row},
-                                    name="halo-journal")
+                                    check=ConnectionPool.check_connection, name="halo-journal")
         try:
             self._pool.open(wait=True, timeout=timeout)
             self._create_schema()
