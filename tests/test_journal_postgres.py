@@ -144,3 +144,29 @@ def test_connections_the_database_dropped_are_replaced(pg_url):
         assert journal.mappings("pax8") == {"acme": 5, "globex": 6}
     finally:
         journal.close()
+
+
+def test_a_database_that_went_away_is_one_clear_error():
+    import uuid
+
+    import psycopg
+
+    from halo_contracts.plans.journal_pg import JournalUnavailable, PostgresJournal
+    from support.pg import server_url
+
+    base = server_url()
+    name = f"halo_gone_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = psycopg.conninfo.make_conninfo(base, dbname=name)
+    journal = PostgresJournal(url, timeout=2)
+    try:
+        journal.remember_mapping("pax8", "Acme", 5)
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        with pytest.raises(JournalUnavailable) as err:
+            journal.mappings("pax8")
+        text = str(err.value)
+        assert f"/{name}" in text and "cannot be reached" in text and "HALO_JOURNAL_URL" in text
+    finally:
+        journal.close()

@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from halo_contracts.plans.journal import _SCHEMA, SCHEMA_VERSION, JournalBase
 
@@ -79,6 +79,17 @@ def describe_url(url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
+def _first_line(exc: BaseException, url: str) -> str:
+    """The error's first line, with the URL's password (if it ever appears) masked."""
+    text = str(exc).strip()
+    detail = text.splitlines()[0] if text else type(exc).__name__
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    except psycopg.Error:
+        password = None
+    return detail.replace(str(password), "***") if password else detail
+
+
 def _pg_sql(sql: str) -> str:
     """``?`` placeholders -> psycopg's ``%s`` (and a literal ``%`` escaped)."""
     return sql.replace("%", "%%").replace("?", "%s")
@@ -116,11 +127,8 @@ class PostgresJournal(JournalBase):
             self._create_schema()
         except Exception as exc:
             self._pool.close()
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            password = psycopg.conninfo.conninfo_to_dict(url).get("password")
-            if password:
-                detail = detail.replace(str(password), "***")
-            raise JournalUnavailable(f"cannot open the PostgreSQL journal at {self.where}: {detail}") from None
+            raise JournalUnavailable(f"cannot open the PostgreSQL journal at {self.where}: "
+                                     f"{_first_line(exc, url)}") from None
 
     def _create_schema(self) -> None:
         with self._tx() as db:
@@ -139,13 +147,25 @@ class PostgresJournal(JournalBase):
 
     @contextmanager
     def _tx(self) -> Iterator[_Conn]:
-        with self._pool.connection() as raw, raw.transaction():
+        with self._reachable(), self._pool.connection() as raw, raw.transaction():
             yield _Conn(raw)
 
     @contextmanager
     def _read(self) -> Iterator[_Conn]:
-        with self._pool.connection() as raw:
+        with self._reachable(), self._pool.connection() as raw:
             yield _Conn(raw)
+
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """A lost database (down, unreachable, pool exhausted) as one JournalUnavailable."""
+        try:
+            yield
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise JournalUnavailable(
+                f"The plan journal (PostgreSQL at {self.where}) cannot be reached ({_first_line(exc, self.url)}). "
+                "Fix: check that the database server is running and accepts connections, and HALO_JOURNAL_URL; "
+                "then call again (a plan resumes where it stopped, a step already sent is checked in Halo "
+                "before anything is re-sent).") from None
 
     def _lock_plan(self, db: Any, plan_id: str) -> None:
         db.raw.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLAIM, plan_id))
