@@ -16,6 +16,7 @@ from typing import Any
 
 from halo_contracts import __version__
 from halo_contracts.config import ConfigError, Settings, load_settings
+from halo_contracts.logs import quiet_libraries
 
 log = logging.getLogger("halo_contracts")
 
@@ -49,8 +50,7 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("httpx2", "httpcore", "mcp", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_libraries()
 
 
 def sandbox_settings(**overrides: Any) -> Settings:

@@ -25,6 +25,7 @@ from halo_contracts.access import TokenStore, caller_is_read_only
 from halo_contracts.config import Settings
 from halo_contracts.halo.client import HaloClient
 from halo_contracts.halo.secrets import protect_logs
+from halo_contracts.logs import quiet_libraries
 from halo_contracts.plans.journal import POSTGRES_SCHEMES, open_journal
 from halo_contracts.progress import progress_middleware
 from halo_contracts.tools import load_tool_modules
@@ -214,6 +215,7 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
     """
     read_only = settings.read_only if read_only is None else read_only
     protect_logs(settings.client_secret.get_secret_value() if settings.client_secret else None, settings.client_id)
+    quiet_libraries()
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer) -> AsyncIterator[AppContext]:
