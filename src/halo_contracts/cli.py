@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from halo_contracts.server import build_server
+    from halo_contracts.server import build_server, check_journal
 
     transport = None
     journal_path: Path | None = None
@@ -238,6 +238,7 @@ def serve(args: argparse.Namespace) -> int:
         settings = load_settings(**({"read_only": True} if args.read_only else {}))
         settings.require_credentials()
 
+    check_journal(settings, journal_path)  # a journal that cannot be used stops here, with the fix
     if args.transport == "stdio":
         server = build_server(settings, transport, journal_path=journal_path)
         server.run("stdio")

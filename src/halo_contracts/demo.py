@@ -19,7 +19,8 @@ from mcp import Client
 
 from halo_contracts.cli import sandbox_settings, sandbox_transport
 from halo_contracts.domain.money import add_months
-from halo_contracts.server import build_server
+from halo_contracts.plans.journal_guard import JournalUnavailable
+from halo_contracts.server import build_server, check_journal
 
 MAX_LINES = 24
 
@@ -136,7 +137,13 @@ async def _run(out: TextIO) -> int:
     app, transport = sandbox_transport()
     today = app.state.sandbox.today
     settings = sandbox_settings()
-    journal = Path(tempfile.mkdtemp(prefix="halo-demo-")) / "journal.sqlite3"
+    try:
+        journal = Path(tempfile.mkdtemp(prefix="halo-demo-")) / "journal.sqlite3"
+    except OSError as exc:
+        raise JournalUnavailable(f"The demo's plan journal cannot be created in the temporary directory "
+                                 f"'{tempfile.gettempdir()}' ({exc.strerror or exc}). Fix: set TMPDIR to a "
+                                 "writable directory. Nothing was sent to Halo.") from None
+    check_journal(settings, journal)
     server = build_server(settings, transport, journal_path=journal)
     print("halopsa-contracts-mcp demo: the built-in Halo sandbox with a generated MSP book "
           f"(today is {today.isoformat()}). Nothing leaves this process.", file=out)

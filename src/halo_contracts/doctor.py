@@ -9,6 +9,7 @@ Exit status: 0 when every check passes, 1 otherwise, 2 for a configuration error
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -116,6 +117,30 @@ def _journal_detail(settings: Settings) -> tuple[bool, str]:
                       else f"{path} (cannot be created: {parent} is not a writable directory)")
 
 
+def _sqlite_journal_problem(settings: Settings) -> Check | None:
+    """An existing SQLite journal that cannot be read (damaged) or written, as a failed check
+    with its own fix; read-only, so doctor changes nothing."""
+    from halo_contracts.plans.journal_guard import check_writable, from_sqlite_error
+
+    if settings.journal_url is not None:
+        return None
+    path = settings.resolved_data_dir / "journal.sqlite3"
+    if not path.is_file():
+        return None
+    try:
+        check_writable(str(path))
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            db.close()
+    except Exception as exc:  # JournalUnavailable from the checks, or sqlite3.Error from reading
+        message = str(exc) if isinstance(exc, ConfigError) else str(from_sqlite_error(str(path), exc))
+        problem, _, fix = message.partition(" Fix: ")
+        return Check("Journal", False, problem, fix.removesuffix(" Nothing was sent to Halo."))
+    return None
+
+
 def _fix_for(exc: HaloError, area: str) -> str:
     if isinstance(exc, HaloAuthError):
         return ("Check HALO_CLIENT_ID and HALO_CLIENT_SECRET (Halo: Configuration > Integrations > Halo API > "
@@ -178,7 +203,8 @@ async def _checks(settings: Settings, transport: httpx2.AsyncBaseTransport | Non
     journal_fix = ("Check HALO_JOURNAL_URL (host, port, database, user, password) and that the server "
                    "accepts connections from here." if settings.journal_url is not None
                    else "Set HALO_DATA_DIR to a directory this user can write.")
-    checks.append(Check("Journal", journal_ok, journal_detail, "" if journal_ok else journal_fix))
+    checks.append(_sqlite_journal_problem(settings)
+                  or Check("Journal", journal_ok, journal_detail, "" if journal_ok else journal_fix))
 
     if settings.oauth_issuer:
         checks.append(await _sign_in_check(settings, idp_transport))

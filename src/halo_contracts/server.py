@@ -6,6 +6,7 @@ registry (read-only mode and ``HALO_TOOLS`` / ``HALO_DISABLED_TOOLS``).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from mcp.server import MCPServer
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
 from halo_contracts import __version__
@@ -27,6 +29,7 @@ from halo_contracts.halo.client import HaloClient
 from halo_contracts.halo.secrets import protect_logs
 from halo_contracts.logs import quiet_libraries
 from halo_contracts.plans.journal import POSTGRES_SCHEMES, open_journal
+from halo_contracts.plans.journal_guard import JournalUnavailable, journal_file
 from halo_contracts.progress import progress_middleware
 from halo_contracts.tools import load_tool_modules
 from halo_contracts.tools.common import REGISTRY, AppContext, ToolSpec
@@ -165,6 +168,20 @@ def _unknown_argument_guard(server: MCPServer) -> Any:
     return forbid_unknown_args
 
 
+def _journal_errors(fn: Any) -> Any:
+    """The tool, with a journal that cannot be used reported as a ToolError naming the file and
+    the fix (not a bare "Error executing tool")."""
+
+    @functools.wraps(fn)
+    async def tool(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except JournalUnavailable as exc:
+            raise ToolError(str(exc)) from None
+
+    return tool
+
+
 def _error_result(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
@@ -204,6 +221,25 @@ def _shared_budget(settings: Settings, url: str):
     return PostgresRequestBudget(url, settings.rate_limit_requests, settings.rate_limit_seconds, key=tenant)
 
 
+def journal_target(settings: Settings, journal_path: str | Path | None = None) -> str | Path:
+    """Where the journal is: ``journal_path``, HALO_JOURNAL_URL, or ``<data dir>/journal.sqlite3``
+    (the directory created; JournalUnavailable when it cannot be)."""
+    if journal_path is not None:
+        return journal_path
+    if settings.journal_url is not None:
+        return settings.journal_url.get_secret_value()
+    return journal_file(settings.resolved_data_dir)
+
+
+def check_journal(settings: Settings, journal_path: str | Path | None = None) -> str:
+    """Open and close the SQLite journal once (start-up check); its path, or JournalUnavailable."""
+    path = journal_target(settings, journal_path)
+    if str(path).startswith(POSTGRES_SCHEMES):
+        return "PostgreSQL (HALO_JOURNAL_URL)"
+    open_journal(path).close()
+    return str(path)
+
+
 def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None = None, *,
                  journal_path: str | Path | None = None, read_only: bool | None = None,
                  tokens: TokenStore | None = None, extras: dict[str, Any] | None = None,
@@ -219,13 +255,7 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer) -> AsyncIterator[AppContext]:
-        path: str | Path | None = journal_path
-        if path is None and settings.journal_url is not None:
-            path = settings.journal_url.get_secret_value()
-        if path is None:
-            data_dir = settings.resolved_data_dir
-            data_dir.mkdir(parents=True, exist_ok=True)
-            path = data_dir / "journal.sqlite3"
+        path = journal_target(settings, journal_path)
         journal = await anyio.to_thread.run_sync(open_journal, path)
         budget = None
         try:
@@ -252,7 +282,7 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
     server.middleware.append(progress_middleware)
     for spec in selected_tools(settings, read_only=read_only):
         server.tool(name=spec.name, title=spec.title, annotations=spec.annotations,
-                    description=spec.description)(spec.fn)
+                    description=spec.description)(_journal_errors(spec.fn))
     _register_guidance(server, settings)
     return server
 

@@ -41,11 +41,12 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from halo_contracts.plans.journal_guard import FileWatch, check_writable, from_sqlite_error, translated
 from halo_contracts.plans.models import ParamRef, Plan, Step, legacy_refs
 
 SCHEMA_VERSION = 1
@@ -349,6 +350,7 @@ class Journal(JournalBase):
             self._add_missing_columns()
             self._db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO NOTHING",
                              (str(SCHEMA_VERSION),))
+        self._watch = FileWatch(self.path) if self.path != ":memory:" else None
 
     def _add_missing_columns(self) -> None:
         """Columns added since 0.1 (a journal written by 0.1 has none of them)."""
@@ -365,13 +367,15 @@ class Journal(JournalBase):
             except sqlite3.Error:  # pragma: no cover - closing twice
                 pass
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        if self._watch is not None:
+            self._watch.check()  # deleted or replaced since it was opened: refuse the write
+        return translated(self.path, _Transaction(self._db, self._lock))
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            yield self._db
+        with self._lock, translated(self.path, nullcontext(self._db)) as db:
+            yield db
 
     def _lock_plan(self, db: Any, plan_id: str) -> None:
         """``BEGIN IMMEDIATE`` already holds the file's write lock: claims are serialised."""
@@ -385,7 +389,15 @@ def open_journal(target: str | Path) -> JournalBase:
         from halo_contracts.plans.journal_pg import PostgresJournal
 
         return PostgresJournal(text)
-    return Journal(target)
+    if text == ":memory:":
+        return Journal(target)
+    check_writable(text)
+    try:
+        return Journal(target)
+    except sqlite3.Error as exc:
+        raise from_sqlite_error(text, exc) from None
+    except OSError as exc:
+        raise from_sqlite_error(text, exc) from None
 
 
 class _Transaction:
