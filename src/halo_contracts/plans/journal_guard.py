@@ -51,9 +51,9 @@ def from_sqlite_error(path: str, exc: BaseException) -> JournalUnavailable:
                         "check the file and the disk, or point HALO_DATA_DIR at another directory")
 
 
-def journal_file(data_dir: Path) -> Path:
+def journal_file(data_dir: Path, name: str = "journal.sqlite3") -> Path:
     """``<data_dir>/journal.sqlite3``, creating the directory; a clear error if it cannot be."""
-    path = data_dir / "journal.sqlite3"
+    path = data_dir / name
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -67,6 +67,7 @@ def journal_file(data_dir: Path) -> Path:
 def check_writable(path: str) -> None:
     """Before opening: a file that exists must be readable and writable, and so must its directory."""
     p = Path(path)
+    journal_file(p.parent)  # the directory exists (created if need be)
     if p.is_dir():
         raise _unavailable(path, "is a directory", "remove it or point HALO_DATA_DIR elsewhere")
     if p.exists() and not os.access(p, os.R_OK | os.W_OK):
