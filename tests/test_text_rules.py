@@ -117,6 +117,10 @@ def refusals():
                      "product_name", id="feed-csv-name"),
         pytest.param("plan_license_sync", {"source": [{"customer": "Acme", "product_code": "X", "quantity": 1}],
                                            "distributor": "Pax8\x1b"}, "distributor", id="distributor"),
+        pytest.param("plan_license_sync", {"source": [{"customer": "Acme", "product_code": "X", "quantity": 1}],
+                                           "mappings": {"Acme\u202e": 1}}, "mappings", id="mapping-name"),
+        pytest.param("plan_license_sync", {"source": [{"customer": "Acme", "product_code": "X", "quantity": 1}],
+                                           "exclude_clients": ["\u200b"]}, "exclude_clients", id="exclude-name"),
     ]
     return out
 

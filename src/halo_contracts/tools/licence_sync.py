@@ -245,7 +245,7 @@ async def plan_license_sync(
                                              description="A runner-up within this many points of the best "
                                                          "makes the customer ambiguous (never auto-matched)")] = 3,
     mappings: Annotated[
-        dict[str, Annotated[int, Field(strict=True, gt=0)]] | None,
+        dict[Line, Annotated[int, Field(strict=True, gt=0)]] | None,
         Field(description="Explicit customer name -> Halo client id overrides; they win over matching and are "
                           "remembered for next month's feed from the same distributor"),
     ] = None,
@@ -253,7 +253,7 @@ async def plan_license_sync(
                                                             "product code is not in the feed - only active ones "
                                                             "whose distributor is `distributor`")] = True,
     exclude_clients: Annotated[
-        list[StrictStr | StrictInt] | None,
+        list[Line | StrictInt] | None,
         Field(description="Customers to leave alone: feed customer names, Halo client names or Halo client ids"),
     ] = None,
     drop_zero_price_lines: Annotated[bool, Field(strict=True, description="Ignore feed lines priced 0 (their "
