@@ -158,7 +158,7 @@ def test_a_database_that_went_away_is_one_clear_error():
     name = f"halo_gone_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(base, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
-    url = psycopg.conninfo.make_conninfo(base, dbname=name)
+    url = _database_url(base, name)
     journal = PostgresJournal(url, timeout=2)
     try:
         journal.remember_mapping("pax8", "Acme", 5)
@@ -170,3 +170,54 @@ def test_a_database_that_went_away_is_one_clear_error():
         assert f"/{name}" in text and "cannot be reached" in text and "HALO_JOURNAL_URL" in text
     finally:
         journal.close()
+
+
+def test_the_server_does_not_start_without_its_database(monkeypatch, capsys):
+    from halo_contracts import cli
+    from halo_contracts.plans import journal_pg
+
+    monkeypatch.setattr(journal_pg, "OPEN_TIMEOUT", 2.0)
+    for key, value in {**{f"HALO_{k.upper()}": str(v) for k, v in SANDBOX.items()},
+                       "HALO_BASE_URL": "http://127.0.0.1:9",
+                       "HALO_JOURNAL_URL": "postgresql://halo:hunter2@127.0.0.1:1/halo"}.items():
+        monkeypatch.setenv(key, value)
+    assert cli.main([]) == 2
+    err = capsys.readouterr().err
+    assert "127.0.0.1:1/halo" in err and "hunter2" not in err
+
+
+@pytest.mark.anyio
+async def test_a_tool_call_after_the_database_went_away_names_it_and_the_fix(monkeypatch, tmp_path):
+    import uuid
+
+    import psycopg
+
+    from halo_contracts.plans import journal_pg
+    from halo_contracts.server import build_server
+    from support.pg import server_url
+
+    base = server_url()
+    name = f"halo_gone_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    monkeypatch.setattr(journal_pg, "OPEN_TIMEOUT", 2.0)
+    url = _database_url(base, name)
+    settings = load_settings(**SANDBOX, read_only=False)
+    server = build_server(settings, transport(create_app(SandboxConfig(seed=7))), journal_path=url)
+    async with Client(server) as c:
+        ok = await c.call_tool("get_plan", {"plan_id": "plan_0123456789ab"})
+        assert ok.is_error and "no plan" in ok.content[0].text
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        gone = await c.call_tool("get_plan", {"plan_id": "plan_0123456789ab"})
+    assert gone.is_error
+    text = gone.content[0].text
+    assert f"/{name}" in text and "cannot be reached" in text and "HALO_JOURNAL_URL" in text
+
+
+def _database_url(base: str, dbname: str) -> str:
+    """``base`` (a postgresql:// URL) naming another database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=f"/{dbname}"))

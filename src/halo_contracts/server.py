@@ -232,11 +232,14 @@ def journal_target(settings: Settings, journal_path: str | Path | None = None) -
 
 
 def check_journal(settings: Settings, journal_path: str | Path | None = None) -> str:
-    """Open and close the SQLite journal once (start-up check); its path, or JournalUnavailable."""
+    """Open and close the journal once (start-up check); where it is, or JournalUnavailable
+    (a PostgreSQL database: named by host and database, never with the URL's password)."""
     path = journal_target(settings, journal_path)
-    if str(path).startswith(POSTGRES_SCHEMES):
-        return "PostgreSQL (HALO_JOURNAL_URL)"
     open_journal(path).close()
+    if str(path).startswith(POSTGRES_SCHEMES):
+        from halo_contracts.plans.journal_pg import describe_url
+
+        return f"PostgreSQL at {describe_url(str(path))}"
     return str(path)
 
 

@@ -32,6 +32,12 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from halo_contracts.plans.journal import _SCHEMA, SCHEMA_VERSION, JournalBase
+from halo_contracts.plans.journal_guard import JournalUnavailable
+
+__all__ = ["OPEN_TIMEOUT", "JournalUnavailable", "PostgresJournal", "describe_url", "schema_columns"]
+
+# Seconds a server waits for its database at start (it may be starting too).
+OPEN_TIMEOUT = 30.0
 
 log = logging.getLogger("halo_contracts.journal")
 
@@ -95,10 +101,6 @@ def _pg_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class JournalUnavailable(RuntimeError):
-    """The PostgreSQL journal could not be opened (message names host/db, never the password)."""
-
-
 class _Conn:
     """A psycopg connection that speaks the journal's ``?`` SQL and returns dict rows."""
 
@@ -114,7 +116,8 @@ class _Conn:
 class PostgresJournal(JournalBase):
     """The journal in a PostgreSQL database, shared by every process that opens the same URL."""
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float | None = None) -> None:
+        timeout = OPEN_TIMEOUT if timeout is None else timeout
         self.url = url
         self.where = describe_url(url)
         # check: a connection the server dropped (a restart, an idle timeout) is replaced
