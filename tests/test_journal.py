@@ -185,3 +185,48 @@ def test_plans_stored_by_0_1_read_their_id_references_and_keep_text(tmp_path):
     j.save_step(plan.id, second)
     assert j.get_plan(plan.id).steps[1].refs == second.refs
     j.close()
+
+
+# A journal as schema version 1 wrote it (before plans had owners and confirmations).
+_V1_PLANS = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE plans (id TEXT PRIMARY KEY, tool TEXT NOT NULL, title TEXT NOT NULL, status TEXT NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, warnings TEXT NOT NULL DEFAULT '[]',
+    skipped TEXT NOT NULL DEFAULT '[]', summary TEXT NOT NULL DEFAULT '{}');
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO plans(id, tool, title, status, created_at, updated_at)
+    VALUES ('plan_0123456789ab', 'create_contract', 'Old plan', 'planned', '2026-01-01T00:00:00+00:00',
+            '2026-01-01T00:00:00+00:00');
+"""
+
+
+def test_a_version_1_journal_is_migrated_and_keeps_its_plans(tmp_path):
+    from halo_contracts.plans.journal import SCHEMA_VERSION
+    from halo_contracts.plans.models import Actor
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(_V1_PLANS)
+    db.close()
+    for _ in range(2):  # opening again does not migrate twice
+        with Journal(path) as j:
+            old = j.get_plan("plan_0123456789ab")
+            assert old is not None and old.title == "Old plan"
+            assert old.audit.previewed_by is None and old.audit.confirmation is None
+    db = sqlite3.connect(path)
+    version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    columns = {r[1] for r in db.execute("PRAGMA table_info(plans)")}
+    db.close()
+    assert version == str(SCHEMA_VERSION) == "2"
+    assert {"owner", "confirmation", "confirmed_by", "confirmed_at", "applied_by", "applied_at"} <= columns
+
+    with Journal(path) as j:
+        who = Actor(id="token:0123456789abcdef", label="token 2")
+        plan = _plan()
+        plan.audit.previewed_by = who
+        j.save_plan(plan)
+        j.record_confirmation(plan.id, "accepted", who)
+        j.record_applied(plan.id, who)
+        back = j.get_plan(plan.id)
+    assert back.audit.previewed_by == who and back.audit.confirmed_by == who and back.audit.applied_by == who
+    assert back.audit.confirmation == "accepted" and back.audit.confirmed_at and back.audit.applied_at

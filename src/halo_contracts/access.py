@@ -8,6 +8,7 @@ Halo: the server talks to Halo with its own credentials.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,28 @@ WRITE_SCOPE = "halo.write"
 class TokenInfo:
     label: str  # "token 1", never the token itself
     read_only: bool
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: what plans are owned by. ``id`` is stable and never a credential
+    (``token:<hash>`` for a bearer token, ``local`` for stdio and in-memory callers; a
+    sign-in can later use the person's subject); ``label`` is for people ("token 2")."""
+
+    id: str
+    label: str
+    read_only: bool = False
+
+
+LOCAL = Principal(id="local", label="local")
+# A caller over HTTP whose token could not be identified owns (and sees) nothing.
+NOBODY = Principal(id="unknown", label="unknown caller", read_only=True)
+
+
+def token_principal(token: str, label: str, *, read_only: bool = False) -> Principal:
+    """The principal of a bearer token: a one-way hash of it (16 hex digits)."""
+    digest = hashlib.sha256(b"halo-plan-owner:" + token.encode()).hexdigest()[:16]
+    return Principal(id=f"token:{digest}", label=label, read_only=read_only)
 
 
 class TokenStore:
@@ -51,6 +74,13 @@ class TokenStore:
         if scheme.lower() != "bearer":
             return None
         return self.check(value.strip())
+
+    def principal(self, header: str | None) -> Principal:
+        """The caller of a request whose Authorization header is ``header``."""
+        info = self.from_authorization(header)
+        if info is None or not header:
+            return NOBODY
+        return token_principal(header.partition(" ")[2].strip(), info.label, read_only=info.read_only)
 
 
 def _parse(entries: list[str], where: str) -> dict[str, TokenInfo]:
@@ -86,6 +116,31 @@ def signed_in_token(request: Any) -> Any:
     scope = getattr(request, "scope", None)
     user = scope.get("user") if isinstance(scope, dict) else None
     return getattr(user, "access_token", None)
+
+
+def signed_in_principal(access: Any) -> Principal:
+    """The principal of a verified access token (sign-in): the person's ``sub`` when the token
+    names one, else (a static token checked by the sign-in verifier) the token's hash, as
+    without sign-in, so a plan keeps its owner when sign-in is turned on."""
+    from halo_contracts.oauth import person_of
+
+    read_only = WRITE_SCOPE not in access.scopes
+    if access.subject:
+        person = person_of(access)
+        return Principal(id=f"sub:{person.id}", label=person.label, read_only=read_only)
+    return token_principal(access.token, access.client_id or "token", read_only=read_only)
+
+
+def caller_principal(headers: Any, tokens: TokenStore | None, request: Any = None) -> Principal:
+    """Who is calling: the signed-in person (sign-in on), else over HTTP (``tokens`` given and
+    the request has headers) the bearer token's principal; stdio and in-memory callers are the
+    one local principal."""
+    access = signed_in_token(request)
+    if access is not None:
+        return signed_in_principal(access)
+    if tokens is None or headers is None:
+        return LOCAL
+    return tokens.principal(headers.get("authorization"))
 
 
 def caller_is_read_only(headers: Any, tokens: TokenStore | None, request: Any = None) -> bool:

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -68,6 +68,7 @@ EXAMPLES: dict[str, str] = {
     "mcp_session_idle_seconds": "300",
     "feed_max_rows": "20000",
     "feed_max_bytes": "2000000",
+    "confirm_writes": "destructive",
 }
 
 
@@ -282,6 +283,9 @@ class Settings(BaseSettings):
     mcp_session_idle_seconds: float = Field(default=300, gt=0)
     feed_max_rows: int = Field(default=20_000, ge=1)
     feed_max_bytes: int = Field(default=2_000_000, ge=1)
+    # When apply_plan asks the person first (MCP elicitation): destructive plans only, every
+    # plan with writes, or never.
+    confirm_writes: Literal["destructive", "always", "never"] = "destructive"
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

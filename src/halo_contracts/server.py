@@ -33,6 +33,7 @@ from halo_contracts.plans.journal_guard import JournalUnavailable, journal_file
 from halo_contracts.progress import progress_middleware
 from halo_contracts.tools import load_tool_modules
 from halo_contracts.tools.common import REGISTRY, AppContext, ToolSpec
+from halo_contracts.tools.plans import ConfirmationPending
 
 log = logging.getLogger("halo_contracts")
 
@@ -170,7 +171,9 @@ def _unknown_argument_guard(server: MCPServer) -> Any:
 
 def _journal_errors(fn: Any) -> Any:
     """The tool, with a journal that cannot be used reported as a ToolError naming the file and
-    the fix (not a bare "Error executing tool")."""
+    the fix (not a bare "Error executing tool"), and, for a write tool waiting for the person's
+    yes (protocol 2026-07-28 asks within rounds of one call; see tools/plans.py), the SDK's
+    input-required result returned. Same signature, so the tool's schema is unchanged."""
 
     @functools.wraps(fn)
     async def tool(*args: Any, **kwargs: Any) -> Any:
@@ -178,6 +181,8 @@ def _journal_errors(fn: Any) -> Any:
             return await fn(*args, **kwargs)
         except JournalUnavailable as exc:
             raise ToolError(str(exc)) from None
+        except ConfirmationPending as pending:
+            return pending.result
 
     return tool
 
@@ -265,7 +270,8 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
             if str(path).startswith(POSTGRES_SCHEMES):
                 budget = await anyio.to_thread.run_sync(_shared_budget, settings, str(path))
             async with HaloClient(settings, transport=transport, budget=budget) as halo:
-                yield AppContext(settings=settings, halo=halo, journal=journal, extras=dict(extras or {}))
+                yield AppContext(settings=settings, halo=halo, journal=journal, extras=dict(extras or {}),
+                                 tokens=tokens)
         finally:
             if budget is not None:
                 budget.close()

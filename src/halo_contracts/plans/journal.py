@@ -47,9 +47,20 @@ from pathlib import Path
 from typing import Any
 
 from halo_contracts.plans.journal_guard import FileWatch, check_writable, from_sqlite_error, translated
-from halo_contracts.plans.models import ParamRef, Plan, Step, legacy_refs
+from halo_contracts.plans.models import Actor, Audit, ParamRef, Plan, Step, legacy_refs
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Who previewed, confirmed and applied each plan (schema 2): principal ids and labels (token
+# hashes, "local"; never a credential), the confirmation decision and ISO timestamps.
+# ``owner`` NULL marks a plan saved before plans had owners.
+AUDIT_COLUMNS = ("owner", "owner_label", "confirmation", "confirmed_by", "confirmed_label", "confirmed_at",
+                 "applied_by", "applied_label", "applied_at")
+
+# schema version -> the statements that bring the previous version up to it (shared SQL).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: tuple(f"ALTER TABLE plans ADD COLUMN {column} TEXT" for column in AUDIT_COLUMNS),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,7 +73,16 @@ CREATE TABLE IF NOT EXISTS plans (
     updated_at TEXT NOT NULL,
     warnings TEXT NOT NULL DEFAULT '[]',
     skipped TEXT NOT NULL DEFAULT '[]',
-    summary TEXT NOT NULL DEFAULT '{}'
+    summary TEXT NOT NULL DEFAULT '{}',
+    owner TEXT,
+    owner_label TEXT,
+    confirmation TEXT,
+    confirmed_by TEXT,
+    confirmed_label TEXT,
+    confirmed_at TEXT,
+    applied_by TEXT,
+    applied_label TEXT,
+    applied_at TEXT
 );
 CREATE TABLE IF NOT EXISTS steps (
     plan_id TEXT NOT NULL REFERENCES plans(id) ON DELETE CASCADE,
@@ -169,6 +189,20 @@ def _step(r: Any) -> Step:
                 error=r["error"], sent=_load(r["sent"]), note=r["note"], attempts=r["attempts"], refs=refs)
 
 
+def _actor(row: Any, id_column: str, label_column: str) -> Actor | None:
+    value = row[id_column]
+    return None if value is None else Actor(id=value, label=row[label_column] or value)
+
+
+def _audit(row: Any) -> Audit:
+    def at(column: str) -> datetime | None:
+        return datetime.fromisoformat(row[column]) if row[column] else None
+
+    return Audit(previewed_by=_actor(row, "owner", "owner_label"), confirmation=row["confirmation"],
+                 confirmed_by=_actor(row, "confirmed_by", "confirmed_label"), confirmed_at=at("confirmed_at"),
+                 applied_by=_actor(row, "applied_by", "applied_label"), applied_at=at("applied_at"))
+
+
 def _normalise_customer(name: str) -> str:
     return " ".join(name.split()).casefold()
 
@@ -200,23 +234,40 @@ class JournalBase(ABC):
     def __enter__(self) -> JournalBase:
         return self
 
+    def _upgrade(self) -> None:
+        """Bring a journal written by an older version up to :data:`SCHEMA_VERSION` (after the
+        ``CREATE TABLE IF NOT EXISTS`` schema ran; a new journal already has every column). One
+        transaction: two processes opening an old journal at once migrate it once."""
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            current = int(row["value"]) if row is not None else SCHEMA_VERSION
+            if row is None:
+                db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            for version in sorted(v for v in MIGRATIONS if current < v <= SCHEMA_VERSION):
+                for statement in MIGRATIONS[version]:
+                    db.execute(statement)
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ---- plans -----------------------------------------------------------------------------
 
     def save_plan(self, plan: Plan) -> None:
-        """Store a new plan (status planned) with all its steps."""
+        """Store a new plan (status planned) with all its steps, and who previewed it
+        (``plan.audit.previewed_by``)."""
         now = _now()
+        owner = plan.audit.previewed_by
         with self._tx() as db:
             exists = db.execute("SELECT 1 FROM plans WHERE id = ?", (plan.id,)).fetchone()
             if exists:
                 raise ValueError(f"plan {plan.id} is already in the journal")
             db.execute(
-                "INSERT INTO plans(id, tool, title, status, created_at, updated_at, warnings, skipped, summary)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO plans(id, tool, title, status, created_at, updated_at, warnings, skipped, summary,"
+                " owner, owner_label) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (plan.id, plan.tool, plan.title, plan.status, plan.created_at.isoformat(), now,
-                 _dump(plan.warnings), _dump(plan.skipped), _dump(plan.summary)),
+                 _dump(plan.warnings), _dump(plan.skipped), _dump(plan.summary), owner and owner.id,
+                 owner and owner.label),
             )
             for step in plan.steps:
                 db.execute(
@@ -238,7 +289,25 @@ class JournalBase(ABC):
         return Plan(id=row["id"], tool=row["tool"], title=row["title"],
                     created_at=datetime.fromisoformat(row["created_at"]), steps=steps,
                     warnings=_load(row["warnings"]), skipped=_load(row["skipped"]),
-                    summary=_load(row["summary"]), status=row["status"])
+                    summary=_load(row["summary"]), status=row["status"], audit=_audit(row))
+
+    def record_confirmation(self, plan_id: str, decision: str, actor: Actor) -> None:
+        """How the person's approval went just before an apply (accepted, declined, cancelled,
+        not_needed, unavailable), by whom and when; the latest decision replaces the last."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE plans SET confirmation = ?, confirmed_by = ?, confirmed_label = ?,"
+                             " confirmed_at = ?, updated_at = ? WHERE id = ?",
+                             (decision, actor.id, actor.label, _now(), _now(), plan_id))
+            if cur.rowcount != 1:
+                raise KeyError(f"no plan {plan_id}")
+
+    def record_applied(self, plan_id: str, actor: Actor) -> None:
+        """Who started the latest apply of the plan, and when."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE plans SET applied_by = ?, applied_label = ?, applied_at = ?, updated_at = ?"
+                             " WHERE id = ?", (actor.id, actor.label, _now(), _now(), plan_id))
+            if cur.rowcount != 1:
+                raise KeyError(f"no plan {plan_id}")
 
     def list_plans(self, *, limit: int = 20) -> list[dict[str, Any]]:
         """The newest plans: id, tool, title, status, created_at."""
@@ -350,6 +419,7 @@ class Journal(JournalBase):
             self._add_missing_columns()
             self._db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO NOTHING",
                              (str(SCHEMA_VERSION),))
+        self._upgrade()
         self._watch = FileWatch(self.path) if self.path != ":memory:" else None
 
     def _add_missing_columns(self) -> None:

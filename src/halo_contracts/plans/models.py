@@ -147,6 +147,35 @@ class Step(BaseModel):
         return {ref.step for ref in self.refs}
 
 
+class Actor(BaseModel):
+    """Who did something to a plan: a principal's id (a hash or label, never a credential)
+    and a label for people ("token 2", "local")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    label: str
+
+
+# How the person's approval went the last time the plan was about to be applied:
+# accepted / declined / cancelled (they were asked), not_needed (HALO_CONFIRM_WRITES did not
+# ask for this plan), unavailable (the client cannot ask a person).
+Confirmation = Literal["accepted", "declined", "cancelled", "not_needed", "unavailable"]
+
+
+class Audit(BaseModel):
+    """Who previewed (built and saved), confirmed and applied a plan, and when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    previewed_by: Actor | None = None  # None: a plan saved before plans had owners
+    confirmation: Confirmation | None = None
+    confirmed_by: Actor | None = None
+    confirmed_at: datetime | None = None
+    applied_by: Actor | None = None
+    applied_at: datetime | None = None
+
+
 class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -159,6 +188,7 @@ class Plan(BaseModel):
     skipped: list[str] = Field(default_factory=list)  # things deliberately left out, with reasons
     summary: dict[str, Any] = Field(default_factory=dict)  # tool-specific totals for the preview
     status: PlanStatus = "planned"
+    audit: Audit = Field(default_factory=Audit)
 
     def add(self, kind: StepKind, summary: str, params: dict[str, Any], *,
             natural_key: dict[str, Any] | None = None, request: dict[str, Any] | None = None,

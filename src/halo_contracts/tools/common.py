@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from halo_contracts.access import Principal, caller_principal
 from halo_contracts.domain.money import cents, unsigned_zero
 from halo_contracts.domain.validation import text_problem
 from halo_contracts.halo.errors import (
@@ -45,6 +46,7 @@ from halo_contracts.halo.errors import (
 )
 
 if TYPE_CHECKING:
+    from halo_contracts.access import TokenStore
     from halo_contracts.config import CodeMaps, Settings
     from halo_contracts.halo.client import HaloClient
     from halo_contracts.plans.journal import JournalBase
@@ -102,6 +104,7 @@ class AppContext:
     halo: HaloClient
     journal: JournalBase
     extras: dict[str, Any] = field(default_factory=dict)
+    tokens: TokenStore | None = None  # HTTP bearer tokens (None on stdio / in memory)
 
     @property
     def codes(self) -> CodeMaps:
@@ -111,6 +114,13 @@ class AppContext:
 def app(ctx: Context) -> AppContext:
     """The AppContext of the running server, from a tool's ``ctx``."""
     return ctx.request_context.lifespan_context
+
+
+def caller(ctx: Context) -> Principal:
+    """Who is calling: the signed-in person (HTTP sign-in), the bearer token (HTTP), or the one
+    local principal (stdio, in memory)."""
+    request = ctx.request_context.request
+    return caller_principal(getattr(request, "headers", None), app(ctx).tokens, request)
 
 
 def today_of(ctx: Context) -> date:

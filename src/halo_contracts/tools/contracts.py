@@ -33,6 +33,7 @@ from halo_contracts.domain.validation import (
 )
 from halo_contracts.halo.client import ContractQuery
 from halo_contracts.halo.errors import HaloNotFound
+from halo_contracts.plans import consent
 from halo_contracts.plans.models import Plan
 from halo_contracts.plans.steps import add_step, find_contract
 from halo_contracts.tools.common import (
@@ -54,7 +55,7 @@ from halo_contracts.tools.common import (
     invalid,
     today_of,
 )
-from halo_contracts.tools.plans import PlanView, submit_plan
+from halo_contracts.tools.plans import PlanView, confirmation_note, submit_plan
 
 # ---- shared helpers (also used by tools/recurring.py) ---------------------------------------
 
@@ -530,16 +531,30 @@ async def create_contract(
              {"fields": to_send.model_dump(mode="json", exclude_unset=True)},
              natural_key={"client_id": client_id, "ref": to_send.ref})
     plan.warnings = warnings
+    plan.summary = consent.money_summary(
+        Decimal(0), consent.contract_monthly(to_send.value, codes.months_of(to_send.billing_frequency), to_send.status))
     view, outcome = await submit_plan(ctx, plan, dry_run=dry_run)
     new_id = outcome.plan.steps[0].result["id"] if outcome else None
     return CreateContractResult(
         outcome="created" if outcome else "planned", contract_id=new_id, client_id=client_id, client=client.name,
         ref=to_send.ref or "", value=to_send.value, plan_id=plan.id, plan=view, warnings=warnings,
-        message=(f"Created contract {new_id}." if outcome else
+        message=(f"Created contract {new_id}.{confirmation_note(outcome)}" if outcome else
                  f"Nothing sent yet. Show the user the plan, then apply_plan('{plan.id}')."))
 
 
 # ---- update ---------------------------------------------------------------------------------------
+
+
+def _update_money(existing: Contract, after: ContractFields, codes: CodeMaps) -> dict[str, str]:
+    """The contract's money per month before and after an update (plan summary entries)."""
+    changed = after.model_fields_set
+
+    def new(name: str) -> Any:
+        return getattr(after if name in changed else existing, name)
+
+    before = consent.contract_monthly(existing.value, codes.months_of(existing.billing_frequency), existing.status)
+    later = consent.contract_monthly(new("value"), codes.months_of(new("billing_frequency")), new("status"))
+    return consent.money_summary(before, later)
 
 _CLEARABLE = ("end_date", "notes", "sla_id", "site_id", "next_invoice_date", "term_months")
 
@@ -686,9 +701,10 @@ async def update_contract(
              {"contract_id": contract_id, "fields": check.fields.model_dump(mode="json", exclude_unset=True)},
              natural_key={"contract_id": contract_id})
     plan.warnings = warnings
+    plan.summary = {"names": {f"contract:{contract_id}": existing.ref}, **_update_money(existing, check.fields, codes)}
     view, outcome = await submit_plan(ctx, plan, dry_run=dry_run)
     return UpdateContractResult(
         outcome="updated" if outcome else "planned", contract_id=contract_id, changes=rows, plan_id=plan.id,
         plan=view, warnings=warnings,
-        message=(f"Updated contract {contract_id}: {listed}." if outcome else
+        message=(f"Updated contract {contract_id}: {listed}.{confirmation_note(outcome)}" if outcome else
                  f"Nothing sent yet. Show the user the plan, then apply_plan('{plan.id}')."))

@@ -51,6 +51,7 @@ from halo_contracts.tools.common import (
     halo_tool,
     invalid,
 )
+from halo_contracts.tools.plans import save_plan
 
 MAX_ROWS_SHOWN = 200  # action / skipped rows in the result; the plan keeps every step
 
@@ -367,7 +368,7 @@ async def plan_license_sync(
                              f"distributor='Pax8') and use it every month")
     plan.skipped = [_skipped_text(r) for r in skipped_rows]
     plan.summary = _plan_summary(decision, distributor)
-    journal.save_plan(plan)
+    save_plan(ctx, plan)
 
     # 5. remember the mappings the user confirmed by giving them
     remembered_now: list[str] = []

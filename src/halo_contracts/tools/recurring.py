@@ -46,7 +46,7 @@ from halo_contracts.tools.contracts import (
     read_contract,
     rejected,
 )
-from halo_contracts.tools.plans import PlanView, submit_plan
+from halo_contracts.tools.plans import PlanView, confirmation_note, submit_plan
 
 MAX_ITEMS = 100
 
@@ -207,7 +207,7 @@ async def add_recurring_items(
     return AddItemsResult(
         outcome="added" if outcome else "planned", contract_id=contract_id, recurring_invoice_id=ri_id,
         creates_recurring_invoice=creates, item_ids=ids, adds_per_month=month_added, plan_id=plan.id, plan=view,
-        warnings=warnings, message=message)
+        warnings=warnings, message=message + confirmation_note(outcome))
 
 
 class ItemChanges(ArgModel):
@@ -339,5 +339,5 @@ async def update_recurring_item(
         outcome="updated" if outcome else "planned", item_id=item_id, contract_id=contract_id,
         recurring_invoice_id=line.recurring_invoice_id or 0, changes=rows, plan_id=plan.id, plan=view,
         warnings=warnings,
-        message=(f"Updated line {item_id}: {listed}." if outcome else
+        message=(f"Updated line {item_id}: {listed}.{confirmation_note(outcome)}" if outcome else
                  f"Nothing sent yet. Show the user the plan, then apply_plan('{plan.id}')."))

@@ -31,7 +31,6 @@ from halo_contracts.domain.models import Contract, RecurringInvoice, RecurringIt
 from halo_contracts.domain.money import annualised
 from halo_contracts.halo.client import ContractQuery, HaloClient, PageCallback
 from halo_contracts.halo.errors import HaloNotFound
-from halo_contracts.plans.executor import apply_plan
 from halo_contracts.plans.models import Plan
 from halo_contracts.plans.steps import add_step
 from halo_contracts.progress import progress_of
@@ -50,6 +49,7 @@ from halo_contracts.tools.common import (
     invalid,
     today_of,
 )
+from halo_contracts.tools.plans import confirmation_note, submit_plan
 from halo_contracts.tools.prepaid import PREPAID_TYPE
 
 MAX_RENEWALS = 200
@@ -550,6 +550,7 @@ async def generate_renewals(
     codes = ac.codes
     rows: list[RenewalRow] = []
     follow_ups: list[FollowUp] = []
+    ended_names: dict[str, str] = {}
     for c, new_start, new_end, months, new_ref in planned:
         group = str(c.id)
         row_warnings: list[str] = []
@@ -632,6 +633,7 @@ async def generate_renewals(
                          mode="json", exclude_unset=True)},
                      natural_key={"contract_id": c.id}, group=group)
             old_action = "set to Expired" + (" (its end date has passed)" if expire_old == "at_end" else "")
+            ended_names[f"contract:{c.id}"] = c.ref
         elif expire_old == "at_end":
             due = c.end_date + timedelta(days=1)
             old_action = f"stays {c.status or 'as it is'} until its end date; set it to Expired from {due}"
@@ -647,7 +649,8 @@ async def generate_renewals(
             lines_not_copied=not_copied, old_contract=old_action, warnings=row_warnings))
     plan.warnings = list(warnings)
     plan.skipped = [f"contract {s.contract_id}: {s.reason}" for s in skipped]
-    plan.summary = {"contracts": len(rows), "lines": sum(len(r.lines) for r in rows), "skipped": len(skipped),
+    plan.summary = {"names": ended_names,
+                    "contracts": len(rows), "lines": sum(len(r.lines) for r in rows), "skipped": len(skipped),
                     "value_before": str(sum((r.value_before or Decimal(0) for r in rows), Decimal(0))),
                     "value_after": str(sum((r.value_after or Decimal(0) for r in rows), Decimal(0)))}
 
@@ -658,16 +661,7 @@ async def generate_renewals(
             follow_ups=follow_ups, warnings=warnings,
             message="Nothing to renew: every contract given was skipped (see skipped). Nothing was sent to Halo.")
 
-    ac.journal.save_plan(plan)
-    if dry_run:
-        return GenerateRenewalsResult(
-            plan_id=plan.id, dry_run=True, status="planned", steps=len(plan.steps), plan_steps=_steps(plan),
-            renewals=rows, skipped=skipped,
-            follow_ups=follow_ups, warnings=warnings,
-            message=(f"Preview of {len(rows)} renewal(s) in {len(plan.steps)} steps; nothing was sent. "
-                     f"Apply with apply_plan(plan_id='{plan.id}')."))
-
-    # ---- apply, reporting progress per contract ----
+    # ---- progress per contract while applying ----
     group_last: list[int] = []
     for step in plan.steps:
         if step.group is not None and (not group_last or plan.steps[group_last[-1]].group != step.group):
@@ -685,8 +679,15 @@ async def generate_renewals(
             await progress_of(ctx).report(complete, total_groups, f"Contract {contract} renewed "
                                                                  f"({complete} of {total_groups})")
 
-    async with halo_errors():
-        outcome = await apply_plan(plan.id, journal=ac.journal, halo=halo, progress=progress)
+    _view, outcome = await submit_plan(ctx, plan, dry_run=dry_run, progress=progress, raise_on_failure=False)
+    if outcome is None:
+        return GenerateRenewalsResult(
+            plan_id=plan.id, dry_run=True, status="planned", steps=len(plan.steps), plan_steps=_steps(plan),
+            renewals=rows, skipped=skipped,
+            follow_ups=follow_ups, warnings=warnings,
+            message=(f"Preview of {len(rows)} renewal(s) in {len(plan.steps)} steps; nothing was sent. "
+                     f"Apply with apply_plan(plan_id='{plan.id}')."))
+
     created = {s.group: (s.result or {}).get("id") for s in outcome.plan.steps
                if s.kind == "create_contract" and s.status == "done"}
     if outcome.failed:
@@ -698,7 +699,7 @@ async def generate_renewals(
     return GenerateRenewalsResult(
         plan_id=plan.id, dry_run=False, status=outcome.plan.status, steps=len(plan.steps),
         plan_steps=_steps(outcome.plan), renewals=rows, skipped=skipped, follow_ups=follow_ups, warnings=warnings,
-        message=outcome.message)
+        message=outcome.message + confirmation_note(outcome))
 
 
 def _steps(plan: Plan) -> list[PlanStep]:
