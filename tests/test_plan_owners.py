@@ -3,7 +3,7 @@ a plan, and is answered exactly as for a plan that does not exist."""
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 import httpx2
 import pytest
@@ -107,3 +107,91 @@ def test_principals_are_hashes_of_tokens_never_the_tokens():
     assert caller_principal(None, None).id == "local"
     assert caller_principal({"authorization": "Bearer not-a-known-token-xxxx"}, store).id == "unknown"
     assert token_principal(BOB, "token 1").id != who.id
+
+
+async def test_signed_in_people_own_their_plans_by_sub(tmp_path):
+    from test_oauth import IdentityProvider
+    from test_oauth import running as signed_in_server
+
+    idp = IdentityProvider()
+    dana, sam = idp.token(), idp.token(sub="user-7", name="Sam Ops")
+    async with signed_in_server(idp, tmp_path) as (asgi, sb):
+        async with connect(asgi, dana) as client:
+            plan_id = await _alice_plan(client)
+            shown = (await client.call_tool("get_plan", {"plan_id": plan_id})).structured_content
+        async with connect(asgi, sam) as client:
+            assert (await client.call_tool("get_plan", {"plan_id": plan_id})).is_error
+            assert (await client.call_tool("apply_plan", {"plan_id": plan_id})).is_error
+    assert shown["previewed_by"] == {"id": "sub:user-42", "label": "Dana Finance"}
+    assert _writes(sb) == []
+
+
+@contextmanager
+def on_loopback(asgi):
+    """Serve ``asgi`` with uvicorn on a free loopback port for the length of the block (the
+    in-process ASGI transport buffers whole responses, so a question pushed mid-call on a legacy
+    connection could never reach the client through it)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+class Person:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def __call__(self, _ctx, params):
+        from mcp.types import ElicitResult
+
+        self.asked.append(params.message)
+        return ElicitResult(action="accept", content={"apply": True})
+
+
+async def _cancel_over_http(base: str, mode: str, person: Person):
+    async with httpx2.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {ALICE}"}, timeout=30) as hc:
+        async with Client(streamable_http_client(f"{base}/mcp", http_client=hc), mode=mode,
+                          elicitation_callback=person) as client:
+            found = await client.call_tool("search_contracts", {"status": "Active", "limit": 1})
+            contract_id = found.structured_content["contracts"][0]["id"]
+            r = await client.call_tool("update_contract", {"contract_id": contract_id,
+                                                           "changes": {"status": "Cancelled"}})
+    assert not r.is_error, r.content[0].text
+    return contract_id, r.structured_content
+
+
+@pytest.mark.parametrize("stateless", [False, True])
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_confirmation_over_http_both_eras(tmp_path, mode, stateless):
+    app, transport = sandbox_transport()
+    settings = sandbox_settings(mcp_tokens=ALICE)
+    asgi = build_http_app(settings, transport=transport, journal_path=tmp_path / "j.sqlite3", stateless=stateless)
+    sb, person = app.state.sandbox, Person()
+    with on_loopback(asgi) as base:
+        contract_id, result = await _cancel_over_http(base, mode, person)
+    assert len(_writes(sb)) == 1
+    if mode == "legacy" and stateless:
+        # a legacy stateless request has no channel for a question pushed mid-call: applied as
+        # without elicitation, and the result says so
+        assert result["plan"]["confirmation"] == "unavailable" and person.asked == []
+        assert "No confirmation was possible" in result["message"]
+    else:
+        assert result["plan"]["confirmation"] == "accepted"
+        assert len(person.asked) == 1 and f"cancel contract {contract_id}" in person.asked[0]

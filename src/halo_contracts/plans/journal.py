@@ -6,7 +6,11 @@ One interface (:class:`JournalBase`), two stores: :class:`Journal`, one SQLite f
 :func:`open_journal` picks one. Both hold every plan the server built and the life of each
 of its steps, in the same tables, through the same SQL (the common dialect of the two):
 
-- ``plans``: id, tool, title, status, warnings/skipped/summary, timestamps;
+- ``plans``: id, tool, title, status, warnings/skipped/summary, timestamps, and who previewed
+  (``owner``), confirmed (``confirmation``: accepted/declined/cancelled/not_needed/unavailable,
+  ``confirmed_by``/``_at``) and applied (``applied_by``/``_at``) it: principal ids and labels,
+  never a credential (schema 2; :meth:`JournalBase._upgrade` migrates an older journal when a
+  store opens it);
 - ``steps``: one row per step: kind, summary, params, natural key, the previewed request,
   its status (``pending`` -> ``sending`` -> ``done`` | ``failed`` | ``unknown``), the request
   actually sent (with earlier steps' ids in place of their placeholders), Halo's answer summary
