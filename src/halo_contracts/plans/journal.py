@@ -9,8 +9,8 @@ of its steps, in the same tables, through the same SQL (the common dialect of th
 - ``plans``: id, tool, title, status, warnings/skipped/summary, timestamps, and who previewed
   (``owner``), confirmed (``confirmation``: accepted/declined/cancelled/not_needed/unavailable,
   ``confirmed_by``/``_at``) and applied (``applied_by``/``_at``) it: principal ids and labels,
-  never a credential (schema 2; :meth:`JournalBase._upgrade` migrates an older journal when a
-  store opens it);
+  never a credential (schema 2: the SQLite store migrates an older file on open with
+  :meth:`JournalBase._upgrade`; the PostgreSQL store adds every missing column);
 - ``steps``: one row per step: kind, summary, params, natural key, the previewed request,
   its status (``pending`` -> ``sending`` -> ``done`` | ``failed`` | ``unknown``), the request
   actually sent (with earlier steps' ids in place of their placeholders), Halo's answer summary
@@ -423,8 +423,8 @@ class Journal(JournalBase):
             self._add_missing_columns()
             self._db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO NOTHING",
                              (str(SCHEMA_VERSION),))
-        self._upgrade()
         self._watch = FileWatch(self.path) if self.path != ":memory:" else None
+        self._upgrade()
 
     def _add_missing_columns(self) -> None:
         """Columns added since 0.1 (a journal written by 0.1 has none of them)."""
