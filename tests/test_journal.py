@@ -230,3 +230,22 @@ def test_a_version_1_journal_is_migrated_and_keeps_its_plans(tmp_path):
         back = j.get_plan(plan.id)
     assert back.audit.previewed_by == who and back.audit.confirmed_by == who and back.audit.applied_by == who
     assert back.audit.confirmation == "accepted" and back.audit.confirmed_at and back.audit.applied_at
+
+
+def test_who_previewed_confirmed_and_applied_is_kept(journal_store):
+    from halo_contracts.plans.models import Actor
+
+    j = journal_store.open()
+    previewer = Actor(id="token:0123456789abcdef", label="token 2")
+    applier = Actor(id="sub:alice", label="alice@example.com")
+    plan = _plan()
+    plan.audit.previewed_by = previewer
+    j.save_plan(plan)
+    j.record_confirmation(plan.id, "accepted", applier)
+    j.record_applied(plan.id, applier)
+    back = journal_store.open().get_plan(plan.id)  # another connection (another replica) sees it
+    assert back.audit.previewed_by == previewer
+    assert back.audit.confirmed_by == applier and back.audit.applied_by == applier
+    assert back.audit.confirmation == "accepted" and back.audit.confirmed_at and back.audit.applied_at
+    with pytest.raises(KeyError):
+        j.record_applied("plan_missing", applier)
