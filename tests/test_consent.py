@@ -183,6 +183,20 @@ async def test_renewals_expiring_the_old_contract_are_asked_about(world):
         assert r.is_error and "declined" in r.content[0].text
     assert writes(sb) == []
     assert f"- expire contract {contract['id']} named \"{contract['ref']}\"" in person.asked[0]
+    assert "Money per month: " in person.asked[0] and "not stated" not in person.asked[0]
+
+
+async def test_lines_added_state_their_money_per_month(world):
+    server, sb, _ = world
+    person = Person("decline")
+    async with Client(server(confirm_writes="always"), elicitation_callback=person) as client:
+        contract = await _active_contract(client)
+        r = await client.call_tool("add_recurring_items", {"contract_id": contract["id"], "items": [
+            {"description": "Backup", "quantity": 3, "unit_price": 10, "billing_frequency": "Monthly"}]})
+        assert r.is_error and "declined" in r.content[0].text
+    assert "Money per month: +30.00\n" in person.asked[0]
+    assert "1 create(s), 0 update(s), 0 delete(s)" in person.asked[0]
+    assert writes(sb) == []
 
 
 def test_question_counts_names_and_quotes_data():

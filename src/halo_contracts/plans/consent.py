@@ -11,7 +11,8 @@ Expired. The names shown beside their ids come from the plan: a licence's produc
 in its step's natural key; a contract's ref is in ``plan.summary["names"]``
 (``{"contract:5001": "Acme - Managed Services 2025"}``) when the tool that built the plan
 knew it. The money per month comes from ``plan.summary["monthly_before"]`` and
-``["monthly_after"]`` (decimal strings) when the tool stated them.
+``["monthly_after"]`` (decimal strings) when the tool stated them, or from
+``["monthly_change"]`` when only the change is known (lines added).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Consequences:
     ended: list[Ended] = field(default_factory=list)
     monthly_before: Decimal | None = None
     monthly_after: Decimal | None = None
+    stated_change: Decimal | None = None  # when only the change is known (lines added)
 
     @property
     def writes(self) -> int:
@@ -62,7 +64,7 @@ class Consequences:
     @property
     def monthly_change(self) -> Decimal | None:
         if self.monthly_before is None or self.monthly_after is None:
-            return None
+            return self.stated_change
         return self.monthly_after - self.monthly_before
 
 
@@ -119,7 +121,8 @@ def consequences(plan: Plan, *, pending_only: bool = True) -> Consequences:
             ended.append(end)
     return Consequences(creates=creates, updates=updates, deletes=deletes, ended=ended,
                         monthly_before=_money(plan.summary.get("monthly_before")),
-                        monthly_after=_money(plan.summary.get("monthly_after")))
+                        monthly_after=_money(plan.summary.get("monthly_after")),
+                        stated_change=_money(plan.summary.get("monthly_change")))
 
 
 def needs_confirmation(plan: Plan, policy: ConfirmPolicy) -> bool:
@@ -163,9 +166,11 @@ def question(plan: Plan, *, plan_id: str | None = None) -> str:
     lines = [head, f"Plan: {_quote(plan.title)}",
              f"Changes: {found.creates} create(s), {found.updates} update(s), {found.deletes} delete(s)"]
     change = found.monthly_change
-    if change is not None:
-        lines.append(f"Money per month: {_signed(change)} (from {_cents(found.monthly_before or Decimal(0))} "
-                     f"to {_cents(found.monthly_after or Decimal(0))})")
+    if change is not None and found.monthly_before is not None and found.monthly_after is not None:
+        lines.append(f"Money per month: {_signed(change)} (from {_cents(found.monthly_before)} "
+                     f"to {_cents(found.monthly_after)})")
+    elif change is not None:
+        lines.append(f"Money per month: {_signed(change)}")
     else:
         lines.append("Money per month: not stated by this plan")
     if found.ended:
@@ -185,6 +190,11 @@ def contract_monthly(value: Decimal | None, months: int | None, status: str | No
     if value is None or not months:
         return None
     return value / Decimal(months)
+
+
+def change_summary(change: Decimal | None) -> dict[str, str]:
+    """``plan.summary`` entry for a money change per month known only as a change."""
+    return {} if change is None else {"monthly_change": _cents(change)}
 
 
 def money_summary(before: Decimal | None, after: Decimal | None) -> dict[str, str]:

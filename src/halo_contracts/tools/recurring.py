@@ -18,6 +18,7 @@ from halo_contracts.domain.drafts import RecurringItemFields
 from halo_contracts.domain.models import RecurringItem
 from halo_contracts.domain.money import monthly_equivalent
 from halo_contracts.domain.validation import ContractDates, Report, check_item, check_item_update, check_new_items
+from halo_contracts.plans import consent
 from halo_contracts.plans.models import Plan, StepRef
 from halo_contracts.plans.steps import add_step
 from halo_contracts.tools.common import (
@@ -189,6 +190,7 @@ async def add_recurring_items(
              natural_key={"contract_id": contract_id,
                           "existing_line_ids": [line.id for line in lines if line.id is not None]})
     plan.warnings = warnings
+    plan.summary = consent.change_summary(month_added)
     view, outcome = await submit_plan(ctx, plan, dry_run=dry_run)
     creates, reused = not ri_ids, False
     if outcome:

@@ -31,6 +31,7 @@ from halo_contracts.domain.models import Contract, RecurringInvoice, RecurringIt
 from halo_contracts.domain.money import annualised
 from halo_contracts.halo.client import ContractQuery, HaloClient, PageCallback
 from halo_contracts.halo.errors import HaloNotFound
+from halo_contracts.plans import consent
 from halo_contracts.plans.models import Plan
 from halo_contracts.plans.steps import add_step
 from halo_contracts.progress import progress_of
@@ -551,6 +552,7 @@ async def generate_renewals(
     rows: list[RenewalRow] = []
     follow_ups: list[FollowUp] = []
     ended_names: dict[str, str] = {}
+    money: list[tuple[Decimal | None, Decimal | None]] = []  # (old stops, new bills) per month
     for c, new_start, new_end, months, new_ref in planned:
         group = str(c.id)
         row_warnings: list[str] = []
@@ -641,6 +643,9 @@ async def generate_renewals(
                 f"Set contract {c.id} to Expired from that date: update_contract(contract_id={c.id}, "
                 "changes={status: 'Expired'}). Halo has no scheduled status change, and running this renewal "
                 "again skips the contract")))
+        per_month = codes.months_of(c.billing_frequency)
+        money.append((consent.contract_monthly(c.value, per_month, c.status) if expire else Decimal(0),
+                      consent.contract_monthly(value_after, per_month, None)))
         rows.append(RenewalRow(
             contract_id=c.id, client_id=c.client_id, client_name=c.client_name, old_ref=c.ref, new_ref=new_ref,
             old_start=c.start_date, old_end=c.end_date, new_start=new_start, new_end=new_end, term_months=months,
@@ -653,6 +658,8 @@ async def generate_renewals(
                     "contracts": len(rows), "lines": sum(len(r.lines) for r in rows), "skipped": len(skipped),
                     "value_before": str(sum((r.value_before or Decimal(0) for r in rows), Decimal(0))),
                     "value_after": str(sum((r.value_after or Decimal(0) for r in rows), Decimal(0)))}
+    if money and all(old is not None and new is not None for old, new in money):
+        plan.summary |= consent.change_summary(sum((new - old for old, new in money), Decimal(0)))
 
     if not plan.steps:
         return GenerateRenewalsResult(
