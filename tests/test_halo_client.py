@@ -562,8 +562,11 @@ async def test_unknown_type_name_is_refused_before_sending():
 
 
 async def test_recurring_invoice_and_lines():
-    fake = FakeHalo()
-    async with client_for(fake) as halo:
+    """A recurring invoice is made with the schedule Halo raises invoices from (taken from the
+    contract when not given); lines carry no frequency (the 2026 document): a line of another
+    frequency goes to the contract's recurring invoice of that frequency, made on first use."""
+    fake = FakeHalo(contracts=[fake_contract(7)])
+    async with client_for(fake, today=lambda: date(2026, 3, 15)) as halo:
         header = await halo.create_recurring_invoice(client_id=10, contract_id=7, contract_ref="C-7")
         lines = await halo.add_recurring_lines(header.id, 7, [
             RecurringItemFields(description="Managed desktop", quantity=Decimal(25), unit_price=Decimal("45.50"),
@@ -572,18 +575,27 @@ async def test_recurring_invoice_and_lines():
                                 billing_frequency="Annual"),
         ])
         changed = await halo.update_recurring_line(lines[0].id, header.id, RecurringItemFields(quantity=Decimal(30)))
-        [read] = await halo.list_recurring_invoices(contract_id=7)
+        read = await halo.list_recurring_invoices(contract_id=7)
     posts = [e.body for e in fake.api_calls("POST")]
-    assert posts[0] == [{"client_id": 10, "contract_id": 7, "is_recurring_invoice": True, "contract_ref": "C-7"}]
-    assert posts[1][0] == {"ihid": header.id, "contract_id": 7, "item_shortdescription": "Managed desktop",
-                           "qty_order": 25, "unit_price": 45.5, "startdate": "2026-01-01T00:00:00"}
-    assert posts[1][1]["billingperiod"] == 3
-    assert posts[2] == [{"id": lines[0].id, "ihid": header.id, "qty_order": 30}]
+    # the contract (monthly, from 2026-01-01) gives the schedule; the next invoice is the next period start
+    assert posts[0] == [{"client_id": 10, "contract_id": 7, "is_recurring_invoice": True, "contract_ref": "C-7",
+                         "period": 1, "startdate": "2026-01-01T00:00:00", "enddate": "2026-12-31T00:00:00",
+                         "nextcreationdate": "2026-04-01T00:00:00"}]
+    # the annual line made the contract's Annual recurring invoice (its next invoice: 2027-01-01)
+    annual = posts[1][0]
+    assert annual["period"] == 3 and annual["nextcreationdate"] == "2027-01-01T00:00:00"
+    monthly_lines, annual_lines = posts[2], posts[3]
+    assert monthly_lines == [{"ihid": header.id, "contract_id": 7, "item_shortdescription": "Managed desktop",
+                              "qty_order": 25, "unit_price": 45.5, "startdate": "2026-01-01T00:00:00"}]
+    assert annual_lines[0]["ihid"] != header.id and "billingperiod" not in annual_lines[0]
+    assert posts[4] == [{"id": lines[0].id, "ihid": header.id, "qty_order": 30}]
     assert [line.description for line in lines] == ["Managed desktop", "Backup"]
     assert lines[0].recurring_invoice_id == header.id and lines[1].billing_frequency == "Annual"
     assert changed.quantity == Decimal(30)
-    assert read.contract_id == 7 and [line.quantity for line in read.lines] == [Decimal(30), Decimal(1)]
-    assert read.lines[0].billing_frequency is None
+    by_period = {ri.billing_frequency: ri for ri in read}
+    assert set(by_period) == {"Monthly", "Annual"}
+    assert [line.quantity for line in by_period["Monthly"].lines] == [Decimal(30)]
+    assert [line.billing_frequency for line in by_period["Annual"].lines] == ["Annual"]
 
 
 async def test_licence_create_update_delete():

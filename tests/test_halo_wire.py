@@ -24,10 +24,17 @@ CODES = Settings().code_maps
 ])
 def test_tables_cover_models_and_drafts_and_name_real_halo_fields(table, schema, model, draft):
     props = load_spec().schemas[schema]["properties"]
+    # a line's billing frequency is its recurring invoice's period in the 2026 document (lines
+    # lost billingperiod); the 2024 document's line field is still read as a fallback
+    on_header = {"billing_frequency": "InvoiceHeader"} if schema == "InvoiceDetail" else {}
     for friendly, entry in table.items():
         assert set(entry) == {"halo", "note"} and entry["note"]
+        where = on_header.get(friendly, schema)
         for name in entry["halo"].split(" / "):
-            assert name in props, f"{friendly} -> {name} is not a {schema} property"
+            assert name in load_spec().schemas[where]["properties"], f"{friendly} -> {name} is not a {where} property"
+    if on_header:
+        assert "billingperiod" not in props
+        assert "billingperiod" in load_spec("2024").schemas["InvoiceDetail"]["properties"]
     assert set(model.model_fields) <= set(table), set(model.model_fields) - set(table)
     assert set(draft.model_fields) <= set(table)
     for name in draft.model_fields:  # every draft field is writable
@@ -110,8 +117,27 @@ def test_line_billing_period_zero_means_the_contracts():
                                           "unit_price": 10.1, "isinactive": True}, CODES)
     assert line.billing_frequency is None and line.recurring_invoice_id == -5 and line.inactive
     assert line.quantity == Decimal("2.5") and line.unit_price == Decimal("10.1")
+    # the 2026 document's lines have no billingperiod: the frequency picks the recurring invoice
     body = wire.recurring_item_to_wire(RecurringItemFields(billing_frequency=None), CODES)
-    assert body == {"billingperiod": 0}
+    assert body == {}
+    body = wire.recurring_item_to_wire(RecurringItemFields(billing_frequency="Annual", quantity=1), CODES)
+    assert body == {"qty_order": 1}
+
+
+def test_recurring_invoice_schedule_and_period_carry_the_line_frequency():
+    body = wire.recurring_invoice_to_wire(client_id=3, contract_id=7, contract_ref="C-7", billing_frequency="Annual",
+                                          codes=CODES, start_date=date(2026, 1, 1), end_date=date(2026, 12, 31),
+                                          next_creation_date=date(2026, 1, 1))
+    assert body == {"client_id": 3, "contract_id": 7, "is_recurring_invoice": True, "contract_ref": "C-7",
+                    "period": 3, "startdate": "2026-01-01T00:00:00", "enddate": "2026-12-31T00:00:00",
+                    "nextcreationdate": "2026-01-01T00:00:00"}
+    ri = wire.recurring_invoice_from_wire({"id": 9, "contract_id": 7, "period": 3, "startdate": "2026-01-01T00:00:00",
+                                           "lines": [{"id": 1, "item_shortdescription": "Audit"},
+                                                     {"id": 2, "billingperiod": 1}]}, CODES)
+    assert ri.billing_frequency == "Annual" and ri.start_date == date(2026, 1, 1)
+    assert [line.billing_frequency for line in ri.lines] == ["Annual", "Monthly"]  # a 2024 line keeps its own
+    bare = wire.recurring_invoice_from_wire({"id": 9, "lines": [{"id": 1}]}, CODES)
+    assert bare.billing_frequency is None and bare.lines[0].billing_frequency is None
 
 
 def test_recurring_invoice_lines_inherit_header_ids():

@@ -124,7 +124,7 @@ async def test_bulk_reads_one_paged_sweep_per_record_kind(server, sb, book):
     out = await call(server, "reconcile_billing", progress=progress, **window(book))
     reads = out["records_read"]
     assert reads["contracts"] == len(book.contract_ids)
-    assert reads["recurring_invoices"] == len(book.recurring_invoice_ids)
+    assert reads["recurring_invoices"] == len(book.recurring_header_ids)
     assert reads["invoices"] == len(book.invoice_ids)
     minimum = pages(reads["contracts"]) + pages(reads["recurring_invoices"]) + pages(reads["invoices"]) + 1
     # the sandbox prices every unbilled entry itself: no contract detail is needed
@@ -245,7 +245,7 @@ async def test_value_by_client_one_sweep_highest_first(server, sb, book):
     out = await call(server, "summarize_contracts", progress=progress, group_by="client")
     assert out["scope"] == "current" and out["contracts_not_current"] > 0
     assert out["contracts"] + out["contracts_not_current"] == len(book.contract_ids)
-    assert api_requests(sb) == pages(len(book.contract_ids)) + pages(len(book.recurring_invoice_ids)) \
+    assert api_requests(sb) == pages(len(book.contract_ids)) + pages(len(book.recurring_header_ids)) \
         == out["records_read"]["pages"]
     assert sb.log.count(path_prefix="/api/Client?") == 0 and len(progress) == out["records_read"]["pages"]
     arr = [D(g["annual_recurring_revenue"]) for g in out["groups"]]

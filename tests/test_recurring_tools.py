@@ -43,9 +43,18 @@ async def test_add_items_to_an_existing_recurring_invoice(mcp_client):
     second = {"description": "Firewall (annual)", "quantity": 1, "unit_price": 600, "billing_frequency": "annual"}
     d = data(await call(mcp_client, "add_recurring_items", {"contract_id": c["id"], "items": [ITEM, second]}))
     assert d["outcome"] == "added" and len(d["item_ids"]) == 2 and not d["creates_recurring_invoice"]
-    (post,) = api_writes(sb)
-    assert post.path == "/api/RecurringInvoice/Lines"
-    assert [row["ihid"] for row in post.body] == [c["recurring_invoice_ids"][0]] * 2
+    # lines carry no frequency (the 2026 document): each goes to the contract's recurring
+    # invoice of its frequency, the annual one made if the contract has none
+    writes = api_writes(sb)
+    line_posts = [w for w in writes if w.path == "/api/RecurringInvoice/Lines"]
+    assert {w.path for w in writes} <= {"/api/RecurringInvoice/Lines", "/api/RecurringInvoice"}
+    ihid = {row["item_shortdescription"]: row["ihid"] for w in line_posts for row in w.body}
+    assert all("billingperiod" not in row for w in line_posts for row in w.body)
+    period = {h["id"]: h["period"] for h in sb.store.where("rinvoices", "contract_id = ?", [c["id"]])}
+    codes = {"Monthly": 1, "Quarterly": 2, "Annual": 3}
+    assert ihid["Backup as a Service"] in c["recurring_invoice_ids"]
+    assert period[ihid["Backup as a Service"]] == codes[c["billing_frequency"]]
+    assert period[ihid["Firewall (annual)"]] == 3
     after = data(await call(mcp_client, "list_recurring_items", {"contract_id": c["id"]}))
     new = {i["id"]: i for i in after["items"] if i["id"] in d["item_ids"]}
     assert sorted(i["description"] for i in new.values()) == ["Backup as a Service", "Firewall (annual)"]

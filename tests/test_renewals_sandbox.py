@@ -89,7 +89,10 @@ def copyable_lines(sb, cid: int) -> list[dict]:
     """Active lines that are open-ended or end on/after the old contract's end date."""
     doc = sb.store.get("contracts", cid)
     cutoff = day(doc["end_date"])
-    return sorted((x for x in sb.store.where("rlines", "contract_id = ?", [cid])
+    # a line bills at its recurring invoice's period (2026 shapes: lines carry no billingperiod)
+    period = {h["id"]: h.get("period") for h in sb.store.where("rinvoices", "contract_id = ?", [cid])}
+    return sorted(({**x, "billingperiod": x.get("billingperiod") or period.get(x["ihid"]) or 0}
+                   for x in sb.store.where("rlines", "contract_id = ?", [cid])
                    if not x.get("isinactive") and (x.get("enddate") is None or day(x["enddate"]) >= cutoff)),
                   key=lambda x: x["id"])
 
@@ -129,6 +132,11 @@ def lines_of_new(sb, new_id: int) -> tuple[int, list[dict]]:
     return len(headers), lines
 
 
+def frequencies(lines: list[dict]) -> int:
+    """How many recurring invoices the lines need: one per billing frequency (2026 shapes)."""
+    return len({x["billingperiod"] for x in lines})
+
+
 async def test_fifty_renewals_preview_then_apply_exactly_and_rerun_creates_nothing(tmp_path):
     async with sandbox_server(tmp_path, contracts=90, clients=15) as (app, sb, client):
         ids = renewable(sb)[:50]
@@ -166,7 +174,7 @@ async def test_fifty_renewals_preview_then_apply_exactly_and_rerun_creates_nothi
                 assert f"contract {cid}" in new["note"]
                 headers, lines = lines_of_new(sb, new["id"])
                 expected = copyable_lines(sb, cid)
-                assert headers == (1 if expected else 0)
+                assert headers == frequencies(expected)
                 assert sorted((x["item_shortdescription"], d(x["qty_order"]),
                                str(d(x["unit_price"]).quantize(Decimal("0.01")))) for x in lines) == sorted(
                     (x["item_shortdescription"], d(x["qty_order"]), up(x["unit_price"], "3.5")) for x in expected)
@@ -218,7 +226,7 @@ async def test_dropped_answers_mid_batch_resume_without_duplicates(tmp_path):
             renewals = renewals_of(sb, cid)
             assert len(renewals) == 1, f"contract {cid} renewed {len(renewals)} times"
             headers, lines = lines_of_new(sb, renewals[0]["id"])
-            assert headers == (1 if row["lines"] else 0)
+            assert headers == (frequencies(copyable_lines(sb, cid)) if row["lines"] else 0)
             assert len(lines) == len(row["lines"])
             assert sb.store.get("contracts", cid)["status"] == 3  # expired now
 

@@ -363,7 +363,8 @@ async def test_recurring_invoices_have_negative_ids_and_lines_only_on_request(ap
         rows = (await c.get("/api/RecurringInvoice")).json()["invoices"]
         assert rows and all(r["id"] < 0 for r in rows)
         assert all("lines" not in r for r in rows)
-        cid, hid = next(iter(book.recurring_invoice_ids.items()))
+        cid, hid = next((c_, h) for c_, h in book.recurring_invoice_ids.items()
+                        if book.headers_by_contract[c_] == [h])  # a contract whose lines share one frequency
         mine = (await c.get("/api/RecurringInvoice", params={"contract_id": cid, "includelines": "true"})).json()
         assert [r["id"] for r in mine["invoices"]] == [hid]
         lines = mine["invoices"][0]["lines"]
@@ -375,7 +376,9 @@ async def test_recurring_invoices_have_negative_ids_and_lines_only_on_request(ap
         quarterly = set(book.quarterly_line_ids)
         every = (await c.get("/api/RecurringInvoice", params={"includelines": "true"})).json()["invoices"]
         all_lines = [x for r in every for x in r["lines"]]
-        assert {x["id"] for x in all_lines if x["billingperiod"] == 2} <= quarterly
+        # lines carry no billingperiod (2026 shapes): a quarterly line sits on a quarterly header
+        assert all("billingperiod" not in x for x in all_lines)
+        assert {x["id"] for r in every if r["period"] == 2 for x in r["lines"]} >= quarterly
         codes = {x["item_code"] for x in all_lines}
         assert {"MW-STD", "MS-STD", "M365-BP", "BKP-TB"} <= codes
 
@@ -411,7 +414,6 @@ async def test_recurring_lines_add_update_replace_delete(fresh):
                     "item_shortdescription": "Backup",
                     "qty_order": 2,
                     "unit_price": 95,
-                    "billingperiod": 2,
                     "startdate": "2026-12-01",
                 }
             ],
@@ -424,7 +426,10 @@ async def test_recurring_lines_add_update_replace_delete(fresh):
         assert r.status_code == 201 and r.json()[0]["qty_order"] == 3
         one = (await c.get(f"/api/RecurringInvoice/{hid}")).json()
         changed = next(x for x in one["lines"] if x["id"] == line_id)
-        assert changed["unit_price"] == 95 and changed["item_code"] == "BKP-TB" and changed["billingperiod"] == 2
+        assert changed["unit_price"] == 95 and changed["item_code"] == "BKP-TB" and "billingperiod" not in changed
+        # the 2026 document's lines have no billingperiod: strict mode refuses it
+        refused = await c.post("/api/RecurringInvoice/Lines", json=[{"ihid": hid, "billingperiod": 2}])
+        assert refused.status_code == 400 and "[0].billingperiod" in refused.json()
         assert one["total"] == 450 + 285
         assert (
             await c.post("/api/RecurringInvoice/updatelines", json=[{"id": 999999, "qty_order": 1}])

@@ -1,4 +1,7 @@
-"""Every HaloClient method sends requests that Halo's OpenAPI slice allows.
+"""Every HaloClient method sends requests that Halo's OpenAPI slices allow.
+
+Each request is checked against both slices (tests/support/spec.py); the 2026 one decides,
+and the places where only the 2024 one objects are pinned below (OLDER_ONLY).
 
 The client is driven through ``SpecCheckingTransport`` (tests/support/spec.py) twice: over
 the fake Halo (fast, fully scripted) and over the embedded sandbox (an independent
@@ -58,6 +61,8 @@ async def exercise_every_method(halo: HaloClient, *, client_id: int, called: set
         RecurringItemFields(description="Managed seat", long_description="per user", quantity=Decimal(3),
                             unit_price=Decimal("45.50"), billing_frequency="Monthly",
                             start_date=date(2026, 1, 1), end_date=date(2026, 12, 31)),
+        RecurringItemFields(description="Annual audit", quantity=Decimal(1), unit_price=Decimal("600"),
+                            billing_frequency="Annual"),  # goes to the contract's Annual recurring invoice
     ])
     await call("update_recurring_line", lines[0].id, header.id, RecurringItemFields(quantity=Decimal(4)))
     await call("get_recurring_invoice", header.id)
@@ -70,6 +75,7 @@ async def exercise_every_method(halo: HaloClient, *, client_id: int, called: set
         client_id=client_id, product_code="SPEC-SKU", name="Spec licence", quantity=2,
         unit_price=Decimal("9.99"), billing_cycle="Monthly", term="P1M"))
     await call("update_licence", licence.id, LicenceFields(quantity=3))
+    await call("get_licence", licence.id)
     await call("list_licences", client_id=client_id)
     await call("list_licences", client_id=client_id, include_inactive=True)
     await call("delete_licence", licence.id)
@@ -81,7 +87,19 @@ def test_public_method_list_is_what_the_interface_fixes():
         "create_contract", "update_contract", "list_recurring_invoices", "get_recurring_invoice",
         "create_recurring_invoice", "add_recurring_lines", "update_recurring_line", "list_invoices",
         "list_time_entries", "list_tickets", "list_prepay_entries", "list_licences", "create_licence",
-        "update_licence", "delete_licence", "authenticate", "probe"]) == PUBLIC_METHODS
+        "update_licence", "delete_licence", "get_licence", "authenticate", "probe"]) == PUBLIC_METHODS
+
+
+# Where the client follows the 2026 document against the 2024 one (the 2026 one decides).
+OLDER_ONLY = {
+    "query parameter 'start_date' is not declared for GET /Invoice",
+    "query parameter 'end_date' is not declared for GET /Invoice",
+    "query parameter 'datesearch' is not declared for GET /Invoice",
+}
+
+
+def older_only_kinds(checked: SpecCheckingTransport) -> set[str]:
+    return {p.split(": ", 1)[1] for p in checked.older_only}
 
 
 async def test_every_method_conforms_on_the_fake():
@@ -92,13 +110,16 @@ async def test_every_method_conforms_on_the_fake():
         await exercise_every_method(halo, client_id=10, called=called)
     assert called == set(PUBLIC_METHODS)
     checked.assert_clean()
+    assert older_only_kinds(checked) == OLDER_ONLY
     assert ("POST", "/RecurringInvoice/Lines") in checked.operations()
     assert checked.outside == [("POST", "/auth/token")]
 
 
-async def test_every_method_conforms_on_the_sandbox():
+@pytest.mark.parametrize("write_answers", ["record", "empty"])
+async def test_every_method_conforms_on_the_sandbox(write_answers):
     sandbox = pytest.importorskip("halo_contracts.sandbox")
-    app = sandbox.create_app(sandbox.SandboxConfig(clients=4, contracts=8, today=date(2026, 3, 15), strict=True))
+    app = sandbox.create_app(sandbox.SandboxConfig(clients=4, contracts=8, today=date(2026, 3, 15), strict=True,
+                                                   quirks=sandbox.Quirks(write_answers=write_answers)))
     checked = SpecCheckingTransport(sandbox.transport(app))
     settings = fake_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret")
     called: set[str] = set()
@@ -107,6 +128,13 @@ async def test_every_method_conforms_on_the_sandbox():
         await exercise_every_method(halo, client_id=first.id, called=called)
     assert called == set(PUBLIC_METHODS)
     checked.assert_clean()
+    assert older_only_kinds(checked) == OLDER_ONLY
+    # the annual line went to a second recurring invoice of the contract, with period Annual
+    [contract_id] = {body[0]["contract_id"] for r in checked.requests
+                     if r.method == "POST" and r.template == "/RecurringInvoice" for body in [r.body]}
+    periods = sorted(h.get("period") for h in app.state.sandbox.store.where("rinvoices", "contract_id = ?",
+                                                                              [contract_id]))
+    assert periods == [1, 3]
     # the sandbox (strict mode) saw the same requests and refused none of them
     statuses = {(e.method, e.path): e.status for e in app.state.sandbox.log.entries()}
     assert all(s < 400 for s in statuses.values()), statuses

@@ -179,10 +179,12 @@ def _add_sandbox_parser(sub: Any) -> None:
                         help="added delay per call in seconds, uniform between MIN and MAX (default 0)")
     faults.add_argument("--drop-after-write", type=_fraction, default=None, metavar="P",
                         help="probability a write is stored but its answer is lost mid-way (0..1, default 0)")
+    sb.add_argument("--quirks", default=None, metavar="FILE",
+                    help="play a tenant's behaviour: a `verify --report` file (see docs/sandbox.md)")
 
 
 SANDBOX_OPTIONS = ("clients", "contracts", "seed", "client_id", "client_secret", "rate_limit", "rate_window",
-                   "token_lifetime", "error_rate", "latency", "drop_after_write")
+                   "token_lifetime", "error_rate", "latency", "drop_after_write", "quirks")
 
 
 def _run_sandbox(args: argparse.Namespace) -> int:

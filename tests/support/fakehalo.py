@@ -195,6 +195,8 @@ class FakeHalo:
                 return self._page(lower, self.prepay, "prepay", query)
             if lower == "/softwarelicence":
                 return self._page(lower, self.licences, "licences", query)
+            if parts[0] == "softwarelicence" and len(parts) == 2:
+                return self._by_id(self.licences, parts[1])
             if lower == "/sla":
                 return httpx2.Response(200, json=self.slas)
             if lower == "/lookup":

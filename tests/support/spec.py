@@ -1,4 +1,9 @@
-"""Spec conformance: check requests against Halo's OpenAPI slice shipped in the package.
+"""Spec conformance: check requests against both of Halo's OpenAPI slices shipped in the package.
+
+Every request is checked against the 2026 slice (the best public picture of Halo today) and
+the 2024 one. Where they differ the 2026 slice decides: its problems are ``violations``; a
+problem only the 2024 slice has (a filter the 2026 document added, a field it dropped...) is
+recorded in ``older_only`` so a test can pin exactly which differences the client relies on.
 
 Small API, meant for reuse in any test that sends Halo requests:
 
@@ -8,7 +13,8 @@ Small API, meant for reuse in any test that sends Halo requests:
     async with HaloClient(settings, transport=checked) as halo:
         ...
     checked.assert_clean()          # fails listing every violation
-    checked.violations              # list[str], empty when all requests conform
+    checked.violations              # list[str], empty when all requests conform (2026 slice)
+    checked.older_only              # list[str]: what only the 2024 slice refuses
     checked.requests                # list[CheckedRequest] (method, path, template, query, body, problems)
     checked.operations()            # {("GET", "/ClientContract/{id}"), ...} seen so far
 
@@ -23,7 +29,8 @@ uses only property names of the schema with values of the declared basic type
 (integer/number/string/boolean/array/object, ``nullable`` honoured, ``$ref`` followed).
 Requests outside ``/api`` (the OAuth token endpoint) are recorded but not checked.
 
-``check_request(method, path, query, body)`` runs the same checks without a transport.
+``check_request(method, path, query, body, document="2026")`` runs the same checks without a
+transport; ``load_spec("2024")`` is the older slice.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import httpx2
 
 __all__ = ["CheckedRequest", "HaloSpec", "SpecCheckingTransport", "check_request", "load_spec"]
 
-_SLICE = "halo-api-contracts-slice.json"
+SLICES = {"2024": "halo-api-contracts-slice.json", "2026": "halo-api-contracts-slice-2026.json"}
 _METHODS = {"get", "post", "put", "patch", "delete"}
 
 
@@ -231,19 +238,19 @@ def _is_datetime(text: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=1)
-def load_spec() -> HaloSpec:
-    """The slice shipped in ``halo_contracts/openapi`` (never ``../shared``)."""
-    text = resources.files("halo_contracts.openapi").joinpath(_SLICE).read_text(encoding="utf-8")
+@lru_cache(maxsize=2)
+def load_spec(document: str = "2026") -> HaloSpec:
+    """A slice shipped in ``halo_contracts/openapi`` (never ``../shared``): "2026" or "2024"."""
+    text = resources.files("halo_contracts.openapi").joinpath(SLICES[document]).read_text(encoding="utf-8")
     return HaloSpec(json.loads(text))
 
 
 def check_request(method: str, path: str, query: Mapping[str, str] | list[tuple[str, str]] | None = None,
-                  body: Any = None) -> list[str]:
+                  body: Any = None, *, document: str = "2026") -> list[str]:
     """Problems of one request (``path`` with or without ``/api``); ``[]`` when it conforms."""
     if path.lower().startswith("/api/"):
         path = path[4:]
-    return load_spec().check(method.upper(), path, query or {}, body)[1]
+    return load_spec(document).check(method.upper(), path, query or {}, body)[1]
 
 
 @dataclass
@@ -253,16 +260,18 @@ class CheckedRequest:
     template: str | None
     query: list[tuple[str, str]]
     body: Any
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # against the 2026 slice (it decides)
+    older_problems: list[str] = field(default_factory=list)  # against the 2024 slice, where 2026 allows it
 
 
 class SpecCheckingTransport(httpx2.AsyncBaseTransport):
     """Wraps any async transport; records and checks every request, then forwards it."""
 
     def __init__(self, inner: httpx2.AsyncBaseTransport, *, spec: HaloSpec | None = None,
-                 api_prefix: str = "/api") -> None:
+                 older: HaloSpec | None = None, api_prefix: str = "/api") -> None:
         self.inner = inner
-        self.spec = spec or load_spec()
+        self.spec = spec or load_spec("2026")
+        self.older = older or load_spec("2024")
         self.api_prefix = api_prefix.lower()
         self.requests: list[CheckedRequest] = []
         self.outside: list[tuple[str, str]] = []  # (method, path) of non-API requests (token)
@@ -270,6 +279,11 @@ class SpecCheckingTransport(httpx2.AsyncBaseTransport):
     @property
     def violations(self) -> list[str]:
         return [p for r in self.requests for p in r.problems]
+
+    @property
+    def older_only(self) -> list[str]:
+        """What the 2024 slice refuses in requests the 2026 slice allows."""
+        return [p for r in self.requests if not r.problems for p in r.older_problems]
 
     def operations(self) -> set[tuple[str, str]]:
         return {(r.method, r.template) for r in self.requests if r.template}
@@ -303,7 +317,9 @@ class SpecCheckingTransport(httpx2.AsyncBaseTransport):
             except ValueError:
                 problems.append(f"{request.method} {request.url.path}: body is not valid JSON")
         op, found = self.spec.check(request.method, path, query, body, has_body=has_body)
-        return CheckedRequest(request.method, path, op.template if op else None, query, body, problems + found)
+        _, older = self.older.check(request.method, path, query, body, has_body=has_body)
+        return CheckedRequest(request.method, path, op.template if op else None, query, body, problems + found,
+                              older)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

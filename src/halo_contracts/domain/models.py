@@ -124,6 +124,9 @@ class RecurringInvoice(DomainModel):
     client_id: int | None = None
     contract_id: int | None = None
     contract_ref: str | None = None
+    billing_frequency: str | None = None  # how often it raises an invoice (its lines bill at it)
+    start_date: date | None = None
+    end_date: date | None = None
     next_creation_date: date | None = None
     lines: list[RecurringItem] = Field(default_factory=list)
 

@@ -18,7 +18,9 @@ class ContractQuery:
     search: str | None = None
     include_inactive: bool = False
     exclude_renewed: bool = False
-
+    # a friendly contract type ("Prepaid Hours"): sent as contract_type (the 2026 document's
+    # filter) and applied here too, so a tenant that ignores it gives the same answer
+    type: str | None = None
 
 
 class ContractEndpoints(HaloTransport):
@@ -35,10 +37,17 @@ class ContractEndpoints(HaloTransport):
             "search": q.search or None,
             "includeinactive": True if q.include_inactive else None,
             "excluderenewed": True if q.exclude_renewed else None,
+            "contract_type": self._codes.type_code(q.type) if q.type else None,
         }
         rows = await self._list("/ClientContract", key="contracts", operation="list contracts", params=params,
                                 on_page=on_page)
-        return [wire.contract_from_wire(r, self._codes) for r in rows]
+        contracts = [wire.contract_from_wire(r, self._codes) for r in rows]
+        if q.type:
+            wanted = q.type.casefold()
+            kept = [c for c in contracts if (c.type or "").casefold() == wanted]
+            self.note_filter("/ClientContract contract_type", honoured=len(kept) == len(contracts))
+            contracts = kept
+        return contracts
 
     async def get_contract(self, contract_id: int, *, details: bool = True) -> Contract:
         """One contract; with details the prepay totals, ledger and periods are filled."""

@@ -45,8 +45,9 @@ class TicketEndpoints(HaloTransport):
                            on_page: PageCallback | None = None) -> list[Ticket]:
         params: dict[str, Any] = {"contract_id": contract_id, "client_id": client_id}
         if start is not None or end is not None:
-            # Halo's column name, spelled as the slice documents it ("Date Opened - 'dateoccured'")
-            params["datesearch"] = "dateoccured"
+            # Halo's column name, spelled as the slice documents it ("Date Opened - 'dateoccured'");
+            # HALO_TICKET_DATESEARCH when a tenant honours the other spelling (verify tells)
+            params["datesearch"] = self._settings.ticket_datesearch
             if start is not None:
                 params["startdate"] = f"{start.isoformat()}T00:00:00"
             if end is not None:
@@ -55,5 +56,7 @@ class TicketEndpoints(HaloTransport):
                                 on_page=on_page)
         tickets = [wire.ticket_from_wire(r) for r in rows]
         if start is not None or end is not None:
-            tickets = [t for t in tickets if t.opened is None or within(t.opened, start, end)]
+            kept = [t for t in tickets if t.opened is None or within(t.opened, start, end)]
+            self.note_filter("/Tickets startdate/enddate", honoured=len(kept) == len(tickets))
+            tickets = kept
         return tickets

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -187,15 +187,18 @@ class HaloTransport:
     ``budget=RequestBudget(n, s)`` to give a client its own.
     ``backoff`` sets the retry delays (tests use tiny ones); ``sleep`` replaces ``anyio.sleep``
     for those waits; ``page_size``/``max_pages`` tune paging; ``timeout`` overrides
-    ``settings.timeout``.
+    ``settings.timeout``; ``today`` gives the date new recurring invoices schedule from
+    (default: today in UTC).
     """
 
     def __init__(self, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None,
                  on_request: RequestHook | None = None, budget: RequestBudget | None = None,
                  backoff: Backoff | None = None, page_size: int = PAGE_SIZE,
                  max_pages: int = DEFAULT_MAX_PAGES, timeout: float | None = None,
-                 sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
+                 sleep: Callable[[float], Awaitable[None]] | None = None,
+                 today: Callable[[], date] | None = None) -> None:
         self._settings = settings
+        self._today = today or _utc_today  # schedules of new recurring invoices (injectable for tests)
         self._codes = settings.code_maps
         self._on_request = on_request
         self.budget = budget or shared_budget(settings.rate_limit_requests, settings.rate_limit_seconds,
@@ -203,6 +206,8 @@ class HaloTransport:
         self.backoff = backoff or Backoff()
         self._sleep = sleep or anyio.sleep  # back-off waits (injectable for tests)
         self.stats = ClientStats()
+        # server-side filters seen ignored by this tenant (rows outside the filter came back)
+        self.ignored_filters: set[str] = set()
         self.page_size = page_size
         self.max_pages = max_pages
         base_url = settings.base_url or "http://halo.invalid"
@@ -229,6 +234,13 @@ class HaloTransport:
     def token_fetches(self) -> int:
         """How many tokens this client fetched (diagnostics)."""
         return self._auth.fetches
+
+    def note_filter(self, name: str, *, honoured: bool) -> None:
+        """Record what a filtered read showed: a tenant that ignores a server-side filter
+        answers rows outside it (the rows are then filtered here, as always)."""
+        if not honoured and name not in self.ignored_filters:
+            self.ignored_filters.add(name)
+            logger.warning("Halo ignored the %s filter (rows outside it came back); filtering on our side", name)
 
     async def _backoff_sleep(self, seconds: float) -> None:
         self.stats.backoff_seconds += seconds
@@ -559,6 +571,10 @@ def single(body: Any) -> dict[str, Any] | None:
         rows = [r for r in body if isinstance(r, Mapping)]
         return dict(rows[0]) if rows else None
     return None
+
+
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
 
 
 def within(value: date | None, start: date | None, end: date | None) -> bool:

@@ -339,8 +339,11 @@ _LINE_WIRE: tuple[WireField, ...] = (
     WireField("item_id", "_itemid", "link", "Halo item (product) id"),
     WireField("quantity", "qty_order", "hours", "quantity (a decimal; JSON number on the wire)"),
     WireField("unit_price", "unit_price", "money", "price per unit per billing period"),
-    WireField("billing_frequency", "billingperiod", "line_billing",
-              "the line's own billing period; 0 or absent = the contract's (None)"),
+    WireField("billing_frequency", "period", "line_billing",
+              "how often the line bills: the period of the line's recurring invoice (InvoiceHeader.period). "
+              "Halo's current lines have no frequency of their own, so a contract has one recurring invoice "
+              "per frequency (docs/recurring-billing.md); read falls back to a 2024-era line's billingperiod",
+              also_reads=("billingperiod",)),
     WireField("start_date", "startdate", "date", "first day the line bills"),
     WireField("end_date", "enddate", "date", "last day the line bills"),
     WireField("inactive", "isinactive", "bool", "line switched off", writable=False),
@@ -484,7 +487,10 @@ def recurring_item_from_wire(row: Mapping[str, Any], codes: CodeMaps, *,
 def recurring_item_to_wire(fields: RecurringItemFields, codes: CodeMaps, *, line_id: int | None = None,
                            recurring_invoice_id: int | None = None,
                            contract_id: int | None = None) -> dict[str, Any]:
-    """An ``InvoiceDetail`` row: id (updates) + ihid + contract_id (adds) + the given fields."""
+    """An ``InvoiceDetail`` row: id (updates) + ihid + contract_id (adds) + the given fields.
+
+    ``billing_frequency`` is not a line field in Halo's current document: it picks the line's
+    recurring invoice (its ``period``), so it is left out of the row."""
     body: dict[str, Any] = {}
     if line_id is not None:
         body["id"] = line_id
@@ -492,32 +498,54 @@ def recurring_item_to_wire(fields: RecurringItemFields, codes: CodeMaps, *, line
         body["ihid"] = recurring_invoice_id
     if contract_id is not None:
         body["contract_id"] = contract_id
-    body.update(_write("line", fields.given(), codes))
+    given = {k: v for k, v in fields.given().items() if k != "billing_frequency"}
+    body.update(_write("line", given, codes))
     return body
 
 
 def recurring_invoice_from_wire(row: Mapping[str, Any], codes: CodeMaps) -> RecurringInvoice:
-    """A recurring ``InvoiceHeader`` (with its ``lines``) as a :class:`RecurringInvoice`."""
+    """A recurring ``InvoiceHeader`` (with its ``lines``) as a :class:`RecurringInvoice`.
+
+    The header's ``period`` is how often it raises an invoice; a line without a frequency of
+    its own (every line on a current Halo) bills at it."""
     header_id = _int(row.get("id"))
     contract_id = _link(row.get("contract_id"))
+    frequency = _code_in("billing", row.get("period"), codes) if _int(row.get("period")) else None
+    lines = [
+        recurring_item_from_wire(line, codes, recurring_invoice_id=header_id, contract_id=contract_id)
+        for line in row.get("lines") or []
+        if isinstance(line, Mapping)
+    ]
+    if frequency is not None:
+        lines = [line if line.billing_frequency else line.model_copy(update={"billing_frequency": frequency})
+                 for line in lines]
     return RecurringInvoice(
         id=header_id if header_id is not None else 0,
         client_id=_int(row.get("client_id")),
         contract_id=contract_id,
         contract_ref=_text(row.get("contract_ref")),
+        billing_frequency=frequency,
+        start_date=parse_date(row.get("startdate")),
+        end_date=parse_date(row.get("enddate")),
         next_creation_date=parse_date(row.get("nextcreationdate")),
-        lines=[
-            recurring_item_from_wire(line, codes, recurring_invoice_id=header_id, contract_id=contract_id)
-            for line in row.get("lines") or []
-            if isinstance(line, Mapping)
-        ],
+        lines=lines,
     )
 
 
-def recurring_invoice_to_wire(*, client_id: int, contract_id: int, contract_ref: str | None = None) -> dict[str, Any]:
+def recurring_invoice_to_wire(*, client_id: int, contract_id: int, contract_ref: str | None = None,
+                              billing_frequency: str | None = None, codes: CodeMaps | None = None,
+                              start_date: date | None = None, end_date: date | None = None,
+                              next_creation_date: date | None = None) -> dict[str, Any]:
+    """A recurring ``InvoiceHeader`` with the schedule Halo raises invoices from: ``period``
+    (the billing-period code), ``startdate``/``enddate`` and ``nextcreationdate``."""
     body: dict[str, Any] = {"client_id": client_id, "contract_id": contract_id, "is_recurring_invoice": True}
     if contract_ref is not None:
         body["contract_ref"] = contract_ref
+    if billing_frequency is not None and codes is not None:
+        body["period"] = _code_out("billing", billing_frequency, codes)
+    for name, value in (("startdate", start_date), ("enddate", end_date), ("nextcreationdate", next_creation_date)):
+        if value is not None:
+            body[name] = format_date(value)
     return body
 
 

@@ -17,6 +17,7 @@ from .app import (
 )
 from .asgi_transport import SandboxTransport, transport
 from .book import Book, Discrepancy, generate
+from .quirks import Quirks
 from .store import Store
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Discrepancy",
     "Faults",
     "LogEntry",
+    "Quirks",
     "RequestLog",
     "Sandbox",
     "SandboxConfig",

@@ -335,6 +335,8 @@ class Resource:
     order_sql: tuple[tuple[str, str], ...] = ()
     hooks: str = ""  # defaults to name
     answer: str = "record"  # what a POST answers: "record" (201 + the records) or "lines" (201 + an array)
+    capped: bool = False  # quirk actions_cap applies (a default row cap without count)
+    schemaless: bool = False  # the 2026 document declares a 200 answer with no schema (quirk write_answers)
 
     @property
     def prefix(self) -> str:
@@ -352,14 +354,14 @@ RESOURCES: dict[str, Resource] = {
         Resource("contracts", "contracts", "Contract", "ContractHeader", "contracts",
                  order_sql=(("client_name", _CLIENT_NAME_SQL),)),
         Resource("rinvoices", "rinvoices", "Recurring invoice", "InvoiceHeader", "invoices"),
-        Resource("rlines", "rlines", "Recurring invoice line", "InvoiceDetail", answer="lines"),
-        Resource("rlines_update", "rlines", "Recurring invoice line", "InvoiceDetail", answer="lines"),
+        Resource("rlines", "rlines", "Recurring invoice line", "InvoiceDetail", answer="lines", schemaless=True),
+        Resource("rlines_update", "rlines", "Recurring invoice line", "InvoiceDetail", answer="lines", schemaless=True),
         Resource("invoices", "invoices", "Invoice", key="invoices"),
-        Resource("actions", "actions", "Action", key="actions", pageable=False,
+        Resource("actions", "actions", "Action", key="actions", pageable=False, capped=True,
                  default_order=(("datetime", False),)),
         Resource("tickets", "tickets", "Ticket", key="tickets"),
-        Resource("prepay", "prepay", "Prepay record", "PrepayHistory", "prepayhistory"),
-        Resource("licences", "licences", "Licence", "Licence_List", "licences"),
+        Resource("prepay", "prepay", "Prepay record", "PrepayHistory", "prepayhistory", schemaless=True),
+        Resource("licences", "licences", "Licence", "Licence_List", "licences", schemaless=True),
     )
 }
 
@@ -383,11 +385,13 @@ class Api:
         filters = self._hook(res, "filters")
         clauses: Clauses = filters() if filters else []
         limit, offset, page = _paging(q, res.pageable)
+        if res.capped and limit is None and self.sb.quirks.actions_cap:
+            limit = self.sb.quirks.actions_cap  # quirk: a default row cap without count
         orders = q.orders() or list(res.default_order)
         total, rows = self.store.query(res.table, clauses, orders, limit, offset, order_sql=dict(res.order_sql))
         render = self._hook(res, "rows")
         data = render(rows) if render else rows
-        if res.key is None:
+        if res.key is None or self.sb.quirks.list_wrappers == "bare":
             return JSONResponse(data)
         return JSONResponse(_list(res.key, total, data, page, limit))
 
@@ -419,7 +423,12 @@ class Api:
             plans.append((existing, merged, item, extra))
         if errors:
             raise _model_state(errors)
+        saving = self._hook(res, "saving")
+        if saving is not None:
+            saving(plans)
         out = [save(existing, merged, item, extra) for existing, merged, item, extra in plans]
+        if res.schemaless and self.sb.quirks.write_answers == "empty":
+            return Response(status_code=200), True
         if res.answer == "lines":
             return JSONResponse(out, status_code=201), True
         return _written(out, items), True
@@ -487,9 +496,11 @@ class Api:
             clauses.append(("client_id = ?", [q.int("client_id")]))
         if q.int("site_id"):
             clauses.append(("site_id = ?", [q.int("site_id")]))
+        if q.get("contract_type") not in (None, "") and self.sb.quirks.contract_type_filter == "honoured":
+            clauses.append(("json_extract(doc, '$.contracttype') = ?", [q.int("contract_type")]))
         if not q.flag("includeinactive"):
             clauses.append(("active = 1", []))
-        if q.flag("excluderenewed"):
+        if q.flag("excluderenewed") and self.sb.quirks.excluderenewed == "hides_renewed":
             clauses.append(
                 ("id NOT IN (SELECT previouscontract FROM contracts WHERE coalesce(previouscontract, 0) <> 0)", [])
             )
@@ -606,7 +617,6 @@ class Api:
         for key, value in (
             ("qty_order", 1),
             ("unit_price", 0),
-            ("billingperiod", 0),
             ("isinactive", False),
             ("item_shortdescription", ""),
             ("startdate", None),
@@ -614,6 +624,8 @@ class Api:
         ):
             if key not in line:
                 line[key] = value
+        if self.sb.quirks.document == "2024" and "billingperiod" not in line:
+            line["billingperiod"] = 0
         if not line.get("contract_id"):
             line["contract_id"] = header.get("contract_id") or 0
 
@@ -672,6 +684,17 @@ class Api:
 
     _rlines_update_save = _rlines_save
 
+    def _rlines_saving(self, plans: list[tuple[dict | None, dict, dict, Any]]) -> None:
+        """Quirk ``lines_post=replace``: the lines posted become the header's only lines."""
+        if self.sb.quirks.lines_post != "replace":
+            return
+        for header_id in {merged.get("ihid") for _e, merged, _i, _x in plans if merged.get("ihid")}:
+            keep = [merged["id"] for _e, merged, _i, _x in plans
+                    if merged.get("id") and merged.get("ihid") == header_id]
+            marks = ",".join("?" * len(keep))
+            self.store.delete_where("rlines", f"ihid = ? AND id NOT IN ({marks})" if keep else "ihid = ?",
+                                    [header_id, *keep])
+
     # ------------------------------------------------------------------ invoices
     def _invoice_filters(self, table: str, line_table: str) -> Clauses:
         q = self.q
@@ -689,6 +712,7 @@ class Api:
             )
         if table == "invoices":
             clauses.extend(self._invoice_only_filters())
+        clauses.extend(self._invoice_date_filters())
         search = q.get("search")
         if search:
             clauses.append(
@@ -698,6 +722,26 @@ class Api:
                     [_like(search), _like(search)],
                 )
             )
+        return clauses
+
+    _INVOICE_DATES = ("invoice_date", "last_modified", "duedate", "schedulestartdate", "scheduleenddate")
+
+    def _invoice_date_filters(self) -> Clauses:
+        """start_date / end_date on the field ``datesearch`` names (default invoice_date)."""
+        q = self.q
+        if self.sb.quirks.invoice_dates != "honoured" or not (q.get("start_date") or q.get("end_date")):
+            return []
+        name = (q.get("datesearch") or "invoice_date").strip().lower()
+        if name not in self._INVOICE_DATES:
+            raise _model_state({"datesearch": [
+                f"The value '{q.get('datesearch')}' is not valid. Use one of: {', '.join(self._INVOICE_DATES)}."]})
+        column = f"json_extract(doc, '$.{name}')"
+        start, end = _date_bound(q.get("start_date"), False), _date_bound(q.get("end_date"), True)
+        clauses: Clauses = []
+        if start:
+            clauses.append((f"{column} >= ?", [start]))
+        if end:
+            clauses.append((f"{column} < ?", [end]))
         return clauses
 
     def _invoice_only_filters(self) -> Clauses:
@@ -770,7 +814,7 @@ class Api:
     # The slice documents Halo's column names, spelled as Halo spells them: Date Opened
     # 'dateoccured', Date Closed 'datecleared'. No datesearch: date opened. Anything else is
     # refused rather than silently read as date opened.
-    _TICKET_DATES = {"dateoccured": "dateoccurred", "datecleared": "dateclosed"}
+    _TICKET_DATES = {"datecleared": "dateclosed"}
 
     def _tickets_filters(self) -> Clauses:
         q = self.q
@@ -788,12 +832,13 @@ class Api:
 
     def _ticket_date_filters(self) -> Clauses:
         q = self.q
-        searchable = self._TICKET_DATES
+        opened = self.sb.quirks.ticket_datesearch  # the spelling this Halo honours for date opened
+        searchable = {opened: "dateoccurred", **self._TICKET_DATES}
         datesearch = (q.get("datesearch") or "").strip().lower()
         if datesearch and datesearch not in searchable:
             raise _model_state({"datesearch": [
                 f"The value '{q.get('datesearch')}' is not valid. Use one of: {', '.join(searchable)}."]})
-        field = searchable[datesearch or "dateoccured"]
+        field = searchable[datesearch or opened]
         column = "dateoccurred" if field == "dateoccurred" else f"json_extract(doc, '$.{field}')"
         start, end = _date_bound(q.get("startdate"), False), _date_bound(q.get("enddate"), True)
         clauses: Clauses = []

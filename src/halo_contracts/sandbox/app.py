@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import api
 from .book import Book, generate
+from .quirks import Quirks
 from .spec import Spec, load_spec
 from .store import Store
 
@@ -56,6 +57,7 @@ class SandboxConfig:
     latency: tuple[float, float] = (0.0, 0.0)
     drop_after_write: float = 0.0
     demo_data: bool = True
+    quirks: Quirks = field(default_factory=Quirks)  # answers to what no document settles
 
 
 @dataclass
@@ -149,7 +151,8 @@ class Sandbox:
         self.config = config = config or SandboxConfig()
         self.today: date = config.today or date.today()
         self.store = Store(config.db_path)
-        self.spec: Spec = load_spec()
+        self.quirks: Quirks = config.quirks
+        self.spec: Spec = load_spec(config.quirks.document)
         self.log = RequestLog()
         self.faults = Faults(
             error_rate=config.error_rate,
@@ -163,7 +166,8 @@ class Sandbox:
         self.book: Book | None = None
         if config.demo_data and self.store.is_empty():
             self.book = generate(
-                self.store, clients=config.clients, contracts=config.contracts, today=self.today, seed=config.seed
+                self.store, clients=config.clients, contracts=config.contracts, today=self.today, seed=config.seed,
+                line_periods=config.quirks.document == "2024",
             )
         self._tokens: dict[str, float] = {}
         self._denied: list[str] = []

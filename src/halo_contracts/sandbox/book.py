@@ -90,7 +90,11 @@ class Book:
     contract_ids: list[int] = field(default_factory=list)
     contracts_by_type: dict[str, list[int]] = field(default_factory=dict)  # friendly type -> ids
     contracts_by_status: dict[str, list[int]] = field(default_factory=dict)  # friendly status -> ids
-    recurring_invoice_ids: dict[int, int] = field(default_factory=dict)  # contract id -> header id
+    recurring_invoice_ids: dict[int, int] = field(default_factory=dict)  # contract id -> its main header id
+    # every recurring invoice header id: with the 2026 document's shapes a contract has one per
+    # billing frequency of its lines (lines carry no frequency of their own)
+    recurring_header_ids: list[int] = field(default_factory=list)
+    headers_by_contract: dict[int, list[int]] = field(default_factory=dict)  # contract id -> its header ids
     recurring_line_ids: list[int] = field(default_factory=list)
     quarterly_line_ids: list[int] = field(default_factory=list)
     annual_line_ids: list[int] = field(default_factory=list)
@@ -292,8 +296,10 @@ class _Contract:
 
 
 class _Generator:
-    def __init__(self, store: Store, clients: int, contracts: int, today: date, seed: int) -> None:
+    def __init__(self, store: Store, clients: int, contracts: int, today: date, seed: int,
+                 line_periods: bool = False) -> None:
         self.store = store
+        self.line_periods = line_periods  # 2024 shapes: one header per contract, a billingperiod per line
         self.rnd = random.Random(seed)
         self.n_clients = max(1, clients)
         self.n_contracts = max(0, contracts)
@@ -655,57 +661,73 @@ class _Generator:
         for c in self.contracts:
             if c.type != RECURRING or not c.lines:
                 continue
-            c.header_id = self.next("rinvoices")
-            self.book.recurring_invoice_ids[c.id] = c.header_id
-            amount = Decimal(0)
+            groups: dict[int, list[_Line]] = {}
             for line in c.lines:
-                line.id = self.next("rlines")
-                self.book.recurring_line_ids.append(line.id)
-                bp = line.billingperiod or c.billingperiod
-                if bp == QUARTERLY:
-                    self.book.quarterly_line_ids.append(line.id)
-                elif bp == ANNUAL:
-                    self.book.annual_line_ids.append(line.id)
-                per_contract_period = line.price * line.qty * BILLING_MONTHS[c.billingperiod] / BILLING_MONTHS[bp]
-                amount += per_contract_period
-                self.docs["rlines"].append(
-                    {
-                        "id": line.id,
-                        "ihid": c.header_id,
-                        "contract_id": c.id,
-                        "_itemid": 100 + list(LINE_CATALOG).index(line.key),
-                        "item_code": line.code,
-                        "item_shortdescription": line.desc,
-                        "qty_order": line.qty,
-                        "unit_price": float(line.price),
-                        "billingperiod": line.billingperiod,
-                        "startdate": format_ts(line.start or c.start),
-                        "enddate": format_ts(line.end) if line.end else None,
-                        "isinactive": False,
-                        "tax_code": 0,
-                        "sequenceid": len(self.docs["rlines"]) + 1,
-                    }
-                )
+                key = c.billingperiod if self.line_periods else (line.billingperiod or c.billingperiod)
+                groups.setdefault(key, []).append(line)
+            # the contract's own frequency first: that header is the contract's main one
+            order = sorted(groups, key=lambda bp: (bp != c.billingperiod, bp))
+            amount = Decimal(0)
+            for bp in order:
+                header_id = self.next("rinvoices")
+                if not c.header_id:
+                    c.header_id = header_id
+                    self.book.recurring_invoice_ids[c.id] = header_id
+                self.book.recurring_header_ids.append(header_id)
+                self.book.headers_by_contract.setdefault(c.id, []).append(header_id)
+                for line in groups[bp]:
+                    amount += self._line_doc(c, line, header_id)
+                self._header_doc(c, header_id, bp)
             c.charge = cents(amount)
-            nxt = add_months(month_start(self.today), 1) if c.status != PENDING else c.start
-            self.docs["rinvoices"].append(
-                {
-                    "id": c.header_id,
-                    "client_id": c.client_id,
-                    "contract_id": c.id,
-                    "is_recurring_invoice": True,
-                    "invoice_date": format_ts(month_start(self.today)),
-                    "nextcreationdate": format_ts(nxt),
-                    "startdate": format_ts(c.start),
-                    "enddate": format_ts(c.end) if c.end else None,
-                    "period": BILLING_MONTHS[c.billingperiod],
-                    "period_type": 2,
-                    "disabled": c.status in (ON_HOLD,),
-                    "notes_1": "",
-                    "internal_note": "",
-                    "currency_code": "USD",
-                }
-            )
+
+    def _line_doc(self, c: _Contract, line: _Line, header_id: int) -> Decimal:
+        line.id = self.next("rlines")
+        self.book.recurring_line_ids.append(line.id)
+        bp = line.billingperiod or c.billingperiod
+        if bp == QUARTERLY:
+            self.book.quarterly_line_ids.append(line.id)
+        elif bp == ANNUAL:
+            self.book.annual_line_ids.append(line.id)
+        doc = {
+            "id": line.id,
+            "ihid": header_id,
+            "contract_id": c.id,
+            "_itemid": 100 + list(LINE_CATALOG).index(line.key),
+            "item_code": line.code,
+            "item_shortdescription": line.desc,
+            "qty_order": line.qty,
+            "unit_price": float(line.price),
+            "startdate": format_ts(line.start or c.start),
+            "enddate": format_ts(line.end) if line.end else None,
+            "isinactive": False,
+            "tax_code": 0,
+            "sequenceid": len(self.docs["rlines"]) + 1,
+        }
+        if self.line_periods:
+            doc["billingperiod"] = line.billingperiod
+        self.docs["rlines"].append(doc)
+        return line.price * line.qty * BILLING_MONTHS[c.billingperiod] / BILLING_MONTHS[bp]
+
+    def _header_doc(self, c: _Contract, header_id: int, bp: int) -> None:
+        nxt = add_months(month_start(self.today), BILLING_MONTHS[bp]) if c.status != PENDING else c.start
+        self.docs["rinvoices"].append(
+            {
+                "id": header_id,
+                "client_id": c.client_id,
+                "contract_id": c.id,
+                "is_recurring_invoice": True,
+                "invoice_date": format_ts(month_start(self.today)),
+                "nextcreationdate": format_ts(nxt),
+                "startdate": format_ts(c.start),
+                "enddate": format_ts(c.end) if c.end else None,
+                "period": bp,  # the billing-period code (the same list as the contract's billingperiod)
+                "period_type": 2,
+                "disabled": c.status in (ON_HOLD,),
+                "notes_1": "",
+                "internal_note": "",
+                "currency_code": "USD",
+            }
+        )
 
     def _invoice(
         self,
@@ -1242,6 +1264,9 @@ class _Generator:
         return self.book
 
 
-def generate(store: Store, clients: int = 25, contracts: int = 120, today: date | None = None, seed: int = 7) -> Book:
-    """Fill ``store`` with a deterministic demo book and return its manifest."""
-    return _Generator(store, clients, contracts, today or date.today(), seed).run()
+def generate(store: Store, clients: int = 25, contracts: int = 120, today: date | None = None, seed: int = 7,
+             line_periods: bool = False) -> Book:
+    """Fill ``store`` with a deterministic demo book and return its manifest. ``line_periods``:
+    the 2024 document's shapes (one recurring invoice per contract, a billing period per line)
+    instead of the 2026 document's (one recurring invoice per billing frequency)."""
+    return _Generator(store, clients, contracts, today or date.today(), seed, line_periods).run()

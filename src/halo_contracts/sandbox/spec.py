@@ -1,7 +1,8 @@
-"""Halo's OpenAPI slice, as the sandbox uses it.
+"""Halo's OpenAPI slices, as the sandbox uses them.
 
-The slice ships inside the package (``halo_contracts/openapi``); this module reads it as a
-data file and nothing else of the package. It answers three questions:
+Both slices (2024 and 2026) ship inside the package (``halo_contracts/openapi``); this module
+reads them as data files and nothing else of the package. The sandbox serves the 2026 one
+unless its ``document`` quirk says 2024. It answers three questions:
 
 * which query parameters does an operation accept (strict mode rejects the others, and every
   mode rejects values of the wrong type, as ASP.NET model binding does);
@@ -20,7 +21,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-_SLICE_NAME = "halo-api-contracts-slice.json"
+SLICES = {"2024": "halo-api-contracts-slice.json", "2026": "halo-api-contracts-slice-2026.json"}
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,10 @@ class Spec:
         return self._props[schema]
 
 
-@lru_cache(maxsize=1)
-def load_spec() -> Spec:
-    text = resources.files("halo_contracts").joinpath("openapi", _SLICE_NAME).read_text("utf-8")
+@lru_cache(maxsize=2)
+def load_spec(document: str = "2026") -> Spec:
+    """Halo's 2026 OpenAPI slice (the shapes served by default) or the 2024 one."""
+    text = resources.files("halo_contracts").joinpath("openapi", SLICES[document]).read_text("utf-8")
     return Spec(json.loads(text))
 
 

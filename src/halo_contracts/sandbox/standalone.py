@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import socket
 import sys
@@ -16,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from .app import ConnectionDropped, SandboxConfig, create_app
+from .quirks import Quirks
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -67,13 +69,16 @@ def serve(
     error_rate: float = 0.0,
     latency: tuple[float, float] = (0.0, 0.0),
     drop_after_write: float = 0.0,
+    quirks: str | None = None,
 ) -> None:
     """Serve the sandbox until interrupted; prints the base URL and the demo credentials.
 
     With ``data`` the SQLite file persists between runs; demo data is generated only when the
-    file holds no data yet.
+    file holds no data yet. ``quirks``: a ``verify`` report (or a JSON object of switches) whose
+    answers the sandbox plays.
     """
     config = SandboxConfig(
+        quirks=Quirks.load(quirks) if quirks else Quirks(),
         db_path=data or ":memory:",
         seed=seed,
         clients=clients,
@@ -105,6 +110,7 @@ def serve(
     print(f"  faults       : error rate {config.error_rate:g}, latency {config.latency[0]:g}-{config.latency[1]:g} s, "
           f"dropped answers after writes {config.drop_after_write:g}", flush=True)
     print(f"  admin        : {base}/_sandbox/faults, {base}/_sandbox/log", flush=True)
+    print(f"  quirks       : {json.dumps(config.quirks.to_json())}", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     try:
         server.run(sockets=[sock])
@@ -147,9 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--contracts", type=int, default=120)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--strict", action="store_true", help="reject fields and query names not in Halo's schema")
+    parser.add_argument("--quirks", default=None, help="a verify report (JSON) whose tenant behaviour to play")
     args = parser.parse_args(argv)
     try:
-        serve(args.port, args.host, args.data, args.clients, args.contracts, args.seed, strict=args.strict)
+        serve(args.port, args.host, args.data, args.clients, args.contracts, args.seed, strict=args.strict,
+              quirks=args.quirks)
     except KeyboardInterrupt:
         pass
     return 0

@@ -168,7 +168,10 @@ async def add_recurring_items(
 
     plan = Plan(tool="add_recurring_items", title=f"Add {len(fields)} recurring item(s) to contract {contract_id}")
     if ri_ids:
-        ri_ref: int | StepRef = ri_ids[0]
+        # the recurring invoice of the contract's own frequency (a contract has one per frequency)
+        ri_ref: int | StepRef = next((line.recurring_invoice_id for line in lines
+                                  if line.recurring_invoice_id in ri_ids and line.billing_frequency
+                                  and line.billing_frequency == contract.billing_frequency), ri_ids[0])
     else:
         add_step(plan, ac.halo, "create_recurring_invoice",
                  f"Create the recurring invoice of contract {contract_id} (it has none yet)",
@@ -196,12 +199,12 @@ async def add_recurring_items(
     if outcome:
         last = outcome.plan.steps[-1].result or {}
         first = outcome.plan.steps[0].result or {}
-        ri_id = ri_ids[0] if ri_ids else first.get("id")
+        ri_id = ri_ref if ri_ids else first.get("id")
         ids = list(last.get("ids") or [])
         reused = creates and bool(first.get("reused"))  # made by someone else since this call read the contract
         creates = creates and not reused
     else:
-        ri_id, ids = (ri_ids[0] if ri_ids else None), []
+        ri_id, ids = (ri_ref if ri_ids else None), []
     message = (f"Nothing sent yet. Show the user the plan, then apply_plan('{plan.id}')." if not outcome else
                f"Added {len(ids)} line(s) to contract {contract_id}" +
                (f" on its existing recurring invoice {ri_id} (it appeared after the plan was built)." if reused
