@@ -108,8 +108,9 @@ async def test_recurring_line_description_from_halo_is_copied_verbatim(tmp_path)
         writes = await apply_twice(client, sb, planned["plan_id"])
     assert "$step:1.id" in [b.get("item_shortdescription") for e in writes for b in e.body or []]
     [new] = sb.store.where("contracts", "previouscontract = ?", [cid])
-    [header] = sb.store.where("rinvoices", "contract_id = ?", [new["id"]])
-    descriptions = [x["item_shortdescription"] for x in sb.store.where("rlines", "ihid = ?", [header["id"]])]
+    headers = sb.store.where("rinvoices", "contract_id = ?", [new["id"]])  # one per billing frequency
+    descriptions = [x["item_shortdescription"] for h in headers
+                    for x in sb.store.where("rlines", "ihid = ?", [h["id"]])]
     assert "$step:1.id" in descriptions
 
 

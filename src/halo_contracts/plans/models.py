@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 StepKind = Literal[
     "create_contract",  # params: {"fields": ContractFields-as-json}
     "update_contract",  # params: {"contract_id": int | ref, "fields": {...}}
-    "create_recurring_invoice",  # params: {"client_id", "contract_id", "contract_ref"}
+    "create_recurring_invoice",  # params: {"client_id", "contract_id", "contract_ref", schedule (optional)}
     "add_recurring_lines",  # params: {"recurring_invoice_id", "contract_id", "items": [RecurringItemFields-json]}
     "update_recurring_line",  # params: {"line_id", "recurring_invoice_id", "fields": {...}}
     "create_licence",  # params: {"fields": LicenceFields-json}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from halo_contracts.domain.drafts import ContractFields, LicenceFields, RecurringItemFields
@@ -139,8 +140,12 @@ async def _resend(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> S
 
 
 def _create_ri_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The header and its schedule (frequency, start, end: the client reads the contract for
+    any not in the plan)."""
+    schedule = {name: (date.fromisoformat(p[name]) if name.endswith("date") else p[name])
+                for name in ("billing_frequency", "start_date", "end_date") if p.get(name)}
     return (), {"client_id": int(p["client_id"]), "contract_id": int(p["contract_id"]),
-                "contract_ref": p.get("contract_ref")}
+                "contract_ref": p.get("contract_ref"), **schedule}
 
 
 async def _create_ri(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:

@@ -175,7 +175,10 @@ async def add_recurring_items(
     else:
         add_step(plan, ac.halo, "create_recurring_invoice",
                  f"Create the recurring invoice of contract {contract_id} (it has none yet)",
-                 {"client_id": contract.client_id, "contract_id": contract_id, "contract_ref": contract.ref},
+                 {"client_id": contract.client_id, "contract_id": contract_id, "contract_ref": contract.ref,
+                  **{k: v for k, v in (("billing_frequency", contract.billing_frequency),
+                                       ("start_date", contract.start_date and contract.start_date.isoformat()),
+                                       ("end_date", contract.end_date and contract.end_date.isoformat())) if v}},
                  natural_key={"contract_id": contract_id})
         ri_ref = Plan.ref(0)
     month_added = Decimal(0)

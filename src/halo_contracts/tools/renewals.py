@@ -620,7 +620,7 @@ async def generate_renewals(
         if items:
             ri = add_step(plan, halo, "create_recurring_invoice", f"Create the recurring invoice of {what}",
                           {"client_id": c.client_id, "contract_id": Plan.ref(create.index),
-                           "contract_ref": new_ref},
+                           "contract_ref": new_ref, **_schedule(c.billing_frequency, new_start, new_end)},
                           natural_key={"contract_id": Plan.ref(create.index)}, group=group)
             add_step(plan, halo, "add_recurring_lines",
                      f"Add {len(items)} recurring line(s) to {what} (item uplift {_dec(item_uplift)}%)",
@@ -711,3 +711,10 @@ async def generate_renewals(
 
 def _steps(plan: Plan) -> list[PlanStep]:
     return [PlanStep(index=s.index, kind=s.kind, summary=s.summary, group=s.group) for s in plan.steps]
+
+
+def _schedule(frequency: str | None, start: date | None, end: date | None) -> dict[str, str]:
+    """The schedule a new recurring invoice is made with (plan step params)."""
+    out = {"billing_frequency": frequency, "start_date": start.isoformat() if start else None,
+           "end_date": end.isoformat() if end else None}
+    return {k: v for k, v in out.items() if v}
