@@ -28,7 +28,7 @@ HALO_PATH = re.compile(r"^/(?:api/)?[A-Z][A-Za-z]+")
 # Plain words Halo also uses as field names or list keys: on their own they say nothing about
 # the wire (a feed column called "price", a result list called "contracts").
 PLAIN_WORDS = {"price", "count", "name", "note", "status", "ref", "date", "contracts", "invoices", "clients",
-               "licences", "tickets", "id"}
+               "licences", "tickets", "id", "period"}
 
 Violation = tuple[str, int, str]
 

@@ -266,9 +266,9 @@ class Settings(BaseSettings):
     lookup_status_id: int = 71
     lookup_type_id: int = 72
     lookup_billing_period_id: int = 73
-    # /Tickets datesearch value for "date opened": the 2026 document's example spells it
-    # 'dateoccured' (the field itself is 'dateoccurred'); `verify` tells which one a tenant honours
-    ticket_datesearch: Literal["dateoccured", "dateoccurred"] = "dateoccured"
+    # how the ticket list's "date opened" search is spelled: "documented" (as Halo's 2026 document's
+    # example spells it) or "field" (as the ticket field itself is spelled); `verify` tells which
+    ticket_date_spelling: Literal["documented", "field"] = "documented"
     cost_rate: Decimal = Decimal("55")
     target_margin: Decimal = Decimal("35")
     timeout: float = 30.0

@@ -12,6 +12,9 @@ from halo_contracts.halo.errors import HaloIncompleteRead
 from halo_contracts.halo.paging import extract_rows, record_count
 from halo_contracts.halo.transport import HaloTransport, PageCallback, within
 
+# the /Tickets datesearch value for "date opened", by HALO_TICKET_DATE_SPELLING
+TICKET_DATESEARCH = {"documented": "dateoccured", "field": "dateoccurred"}
+
 
 class TicketEndpoints(HaloTransport):
     """Ticket and time-entry reads."""
@@ -46,8 +49,8 @@ class TicketEndpoints(HaloTransport):
         params: dict[str, Any] = {"contract_id": contract_id, "client_id": client_id}
         if start is not None or end is not None:
             # Halo's column name, spelled as the slice documents it ("Date Opened - 'dateoccured'");
-            # HALO_TICKET_DATESEARCH when a tenant honours the other spelling (verify tells)
-            params["datesearch"] = self._settings.ticket_datesearch
+            # HALO_TICKET_DATE_SPELLING=field when a tenant honours the field's spelling (verify tells)
+            params["datesearch"] = TICKET_DATESEARCH[self._settings.ticket_date_spelling]
             if start is not None:
                 params["startdate"] = f"{start.isoformat()}T00:00:00"
             if end is not None:
