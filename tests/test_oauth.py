@@ -356,3 +356,27 @@ async def test_keys_fetched_over_a_real_loopback_connection(tmp_path):
             assert (await _post_list(asgi, idp.token())).status_code == 200
             assert (await _post_list(asgi, idp.token(aud="https://elsewhere.example/mcp"))).status_code == 401
     assert idp.requests == ["/realms/msp/.well-known/openid-configuration", "/realms/msp/certs"]
+
+
+async def test_the_signed_in_person_is_recorded_as_previewer_and_applier(idp, tmp_path):
+    dana_writes, dana_reads = idp.token(), idp.token(scope="halo.read")
+    async with running(idp, tmp_path) as (asgi, sb):
+        async with http(asgi, dana_writes) as hc, Client(streamable_http_client(PUBLIC_URL, http_client=hc)) as c:
+            found = await c.call_tool("search_contracts", {"status": "Active", "limit": 1})
+            contract_id = found.structured_content["contracts"][0]["id"]
+            r = await c.call_tool("update_contract", {"contract_id": contract_id, "changes": {"notes": "Checked"},
+                                                      "dry_run": True})
+            plan_id = r.structured_content["plan_id"]
+        async with http(asgi, dana_reads) as hc, Client(streamable_http_client(PUBLIC_URL, http_client=hc)) as c:
+            assert not (await c.call_tool("get_plan", {"plan_id": plan_id})).is_error  # her own plan
+            refused = await c.call_tool("apply_plan", {"plan_id": plan_id})
+            assert refused.is_error and "halo.write" in refused.content[0].text
+        assert not [e for e in sb.log if e.method != "GET" and e.path.startswith("/api/")]
+        async with http(asgi, dana_writes) as hc, Client(streamable_http_client(PUBLIC_URL, http_client=hc)) as c:
+            assert not (await c.call_tool("apply_plan", {"plan_id": plan_id})).is_error
+            shown = (await c.call_tool("get_plan", {"plan_id": plan_id})).structured_content
+    dana = {"id": "sub:user-42", "label": "Dana Finance"}
+    assert shown["previewed_by"] == dana and shown["applied_by"] == dana
+    journal = (tmp_path / "j.sqlite3").read_bytes()
+    assert b"user-42" in journal
+    assert dana_writes.encode() not in journal and dana_writes.split(".")[2].encode() not in journal  # no token
