@@ -144,7 +144,7 @@ def test_malformed_csv_is_refused_before_halo(hostile: Harness, header, rows, ra
     if "plan_license_sync" not in hostile.tools:
         pytest.fail("plan_license_sync is not registered")
     text = _csv_text([header, *rows]) + raw_tail
-    outcome = hostile.call(Call(tool="plan_license_sync", args={"source": text}))
+    outcome = hostile.call(Call(tool="plan_license_sync", args={"source": text, "distributor": "Pax8"}))
     assert outcome.protocol_error is None
     assert not is_bare_crash("plan_license_sync", outcome.text), text[:300]
     assert not outcome.writes, "plan_license_sync wrote to Halo"

@@ -103,7 +103,7 @@ async def test_plan_matches_builds_steps_and_writes_nothing(server, sb, journal_
         "Totally Unknown Widgets,NEW-SKU,New thing,1,5,Monthly,P1M\n"
     )
     sb.log.clear()
-    out = await plan(server, source=feed, distributor="Pax8")
+    out = await plan(server, source=feed, distributor="Pax8", cleanup_first_sync=True)
 
     table = {row["customer"]: row for row in out["matching"]}
     assert table["ACME CORP LIMITED"]["status"] == "matched" and table["ACME CORP LIMITED"]["client_id"] == 1
@@ -142,26 +142,30 @@ async def test_plan_matches_builds_steps_and_writes_nothing(server, sb, journal_
 
 async def test_cleanup_off_keeps_licences_missing_from_the_feed(server, sb) -> None:
     feed = [{"customer": "Acme Corp Ltd", "product_code": "BRAND-NEW", "quantity": 2, "unit_price": 3.5}]
-    out = await plan(server, source=feed, cleanup=False)
+    out = await plan(server, source=feed, cleanup=False, distributor="Pax8")
     assert [(a["kind"], a["product_code"]) for a in out["actions"]] == [("create", "BRAND-NEW")]
-    out = await plan(server, source=feed, distributor="Pax8")
+    out = await plan(server, source=feed, distributor="Pax8", cleanup_first_sync=True)
     assert {a["kind"] for a in out["actions"]} == {"create", "delete"}
-    # the seeded licences are Pax8's: under the default distributor name cleanup leaves them alone
-    out = await plan(server, source=feed)
+    # the seeded licences are Pax8's: under another distributor's name cleanup leaves them alone
+    out = await plan(server, source=feed, distributor="Ingram")
     assert [(a["kind"], a["product_code"]) for a in out["actions"]] == [("create", "BRAND-NEW")]
     assert out["summary"]["actions"]["left_alone"] >= 1
-    assert any("distributor was not named" in w for w in out["warnings"])
+    # the distributor is required: without it nothing is read or planned
+    text = await plan_error(server, source=feed)
+    assert "distributor" in text
 
 
 async def test_feed_errors_are_reported_by_line_and_nothing_is_read(server, sb) -> None:
     sb.log.clear()
-    text = await plan_error(server, source="Customer,SKU,Qty,Price\nAcme,A,-1,x\n,B,1,1\nAcme,C,1,1\nacme,c,2,1\n")
+    text = await plan_error(server, distributor="Pax8",
+                            source="Customer,SKU,Qty,Price\nAcme,A,-1,x\n,B,1,1\nAcme,C,1,1\nacme,c,2,1\n")
     assert "line 2, quantity: '-1' is negative" in text
     assert "line 2, unit_price: 'x' is not a number" in text
     assert "line 3, customer" in text and "line 5, product_code" in text and "line 4" in text
     assert "No plan was built" in text
     assert sb.log.count(path_prefix="/api") == 0
-    text = await plan_error(server, source=[{"customer": "Acme", "product_code": "A", "quantity": -3}])
+    text = await plan_error(server, distributor="Pax8",
+                            source=[{"customer": "Acme", "product_code": "A", "quantity": -3}])
     assert "row 1, quantity" in text
 
 
@@ -174,7 +178,7 @@ async def test_whole_run_fails_when_a_list_cannot_be_read(server, sb, journal_pa
         sb.deny("/api/Client")
     else:
         sb.faults.error_rate = 1.0
-    text = await plan_error(server, source="customer,sku,qty\nAcme Corp Ltd,X,0\n")
+    text = await plan_error(server, distributor="Pax8", source="customer,sku,qty\nAcme Corp Ltd,X,0\n")
     assert "no plan was built" in text and "partial picture" in text
     assert ("software licences" if failure == "deny_licences" else "clients") in text
     assert writes(sb) == 0
@@ -198,19 +202,19 @@ async def test_explicit_mappings_win_and_are_remembered_next_month(server, sb) -
     # kept per distributor
     other = await plan(server, source=feed, distributor="Ingram")
     assert other["matching"][0]["status"] == "unmatched"
-    text = await plan_error(server, source=feed, mappings={"Harbour and Vine": 4242})
+    text = await plan_error(server, distributor="Pax8", source=feed, mappings={"Harbour and Vine": 4242})
     assert "mappings" in text and "4242" in text
 
 
 async def test_exclusions(server) -> None:
     feed = "customer,sku,qty\nAcme Corp Ltd,X,1\nIronclad Security,X,1\n"
-    out = await plan(server, source=feed, exclude_clients=["Acme Corp Ltd", 20], cleanup=False)
+    out = await plan(server, distributor="Pax8", source=feed, exclude_clients=["Acme Corp Ltd", 20], cleanup=False)
     assert out["summary"]["customers"]["excluded"] == 2 and out["steps"] == 0
 
 
 async def test_drop_zero_price_lines(server) -> None:
     feed = "customer,sku,qty,price\nAcme Corp Ltd,FREEBIE,5,0\nAcme Corp Ltd,PAID,5,1\n"
-    out = await plan(server, source=feed, drop_zero_price_lines=True, cleanup=False)
+    out = await plan(server, distributor="Pax8", source=feed, drop_zero_price_lines=True, cleanup=False)
     assert [a["product_code"] for a in out["actions"]] == ["PAID"]
     assert any("zero price" in s["reason"] for s in out["skipped"])
 
@@ -232,7 +236,7 @@ def feed_for(sb, clients: int, products: int, *, qty: int = 3) -> str:
 async def test_apply_then_same_feed_plans_nothing(server, sandbox_app, sb, journal_path) -> None:
     feed = feed_for(sb, 3, 4)
     feed += f"Acme Corp Ltd,{M365},Microsoft 365 Business Premium,0,22,Monthly,P1M\n"
-    out = await plan(server, source=feed, distributor="Pax8")
+    out = await plan(server, source=feed, distributor="Pax8", cleanup_first_sync=True)
     assert {a["kind"] for a in out["actions"]} == {"create", "delete"}
     outcome = await apply(sandbox_app, journal_path, out["plan_id"])
     assert outcome.ok and outcome.done == out["steps"]
@@ -249,7 +253,7 @@ async def test_apply_then_same_feed_plans_nothing(server, sandbox_app, sb, journ
 
 async def test_resume_after_lost_answers_creates_no_duplicates(server, sandbox_app, sb, journal_path) -> None:
     feed = feed_for(sb, 2, 5)
-    out = await plan(server, source=feed, cleanup=False)
+    out = await plan(server, distributor="Pax8", source=feed, cleanup=False)
     assert out["steps"] == 10
     sb.faults.drop_next_writes = 2  # the next two writes are stored but their answers are lost
     runs = []
@@ -264,14 +268,14 @@ async def test_resume_after_lost_answers_creates_no_duplicates(server, sandbox_a
     assert sum(1 for key in codes if key[1].startswith("SYNC-")) == 10
     third = await apply(sandbox_app, journal_path, out["plan_id"])
     assert third.already_applied and third.sent == 0
-    assert (await plan(server, source=feed, cleanup=False))["steps"] == 0
+    assert (await plan(server, distributor="Pax8", source=feed, cleanup=False))["steps"] == 0
 
 
 async def test_500_licence_feed_request_counts(server, sandbox_app, sb, journal_path, capsys) -> None:
     feed = feed_for(sb, 25, 21)  # 24 active clients x 21 products = 504 lines; keep 500
     feed = "\n".join(feed.splitlines()[:501]) + "\n"
     sb.log.clear()
-    out = await plan(server, source=feed, cleanup=False)
+    out = await plan(server, distributor="Pax8", source=feed, cleanup=False)
     assert out["feed_lines"] == 500 and out["summary"]["customers"]["matched"] == 24
     assert out["steps"] == 500
     plan_reads = {p: sb.log.count(method="GET", path_prefix=p) for p in ("/api/Client", "/api/SoftwareLicence")}
@@ -285,7 +289,7 @@ async def test_500_licence_feed_request_counts(server, sandbox_app, sb, journal_
     assert apply_posts == 500
 
     sb.log.clear()
-    again = await plan(server, source=feed, cleanup=False)
+    again = await plan(server, distributor="Pax8", source=feed, cleanup=False)
     assert again["steps"] == 0
     rerun_reads = {p: sb.log.count(method="GET", path_prefix=p) for p in ("/api/Client", "/api/SoftwareLicence")}
     with capsys.disabled():
@@ -312,11 +316,12 @@ async def test_schema_annotations_and_progress(server) -> None:
         async def progress(value: float, total: float | None, message: str | None) -> None:
             seen.append(message or "")
 
-        result = await client.call_tool("plan_license_sync", {"source": "customer,sku,qty\nAcme Corp Ltd,X,1\n"},
+        result = await client.call_tool("plan_license_sync", {"source": "customer,sku,qty\nAcme Corp Ltd,X,1\n",
+                                                                   "distributor": "Pax8"},
                                         progress_callback=progress)
         assert not result.is_error
         assert any("clients" in m for m in seen) and any("plan" in m for m in seen)
-        bad = await client.call_tool("plan_license_sync", {"source": "customer,sku,qty\nA,B,1\n",
+        bad = await client.call_tool("plan_license_sync", {"source": "customer,sku,qty\nA,B,1\n", "distributor": "Pax8",
                                                            "match_threshold": "90"})
         assert bad.is_error
 
@@ -326,7 +331,7 @@ async def test_apply_plan_tool_reports_progress_and_rerun_is_empty(server, sb) -
         if "apply_plan" not in {t.name for t in (await client.list_tools()).tools}:
             pytest.skip("the apply_plan tool is not in this tree yet")
         feed = feed_for(sb, 2, 3)
-        planned = await client.call_tool("plan_license_sync", {"source": feed, "cleanup": False})
+        planned = await client.call_tool("plan_license_sync", {"source": feed, "cleanup": False, "distributor": "Pax8"})
         plan_id = planned.structured_content["plan_id"]
         seen: list[tuple[float, float | None]] = []
 
@@ -337,7 +342,7 @@ async def test_apply_plan_tool_reports_progress_and_rerun_is_empty(server, sb) -
         assert not applied.is_error, applied.content[0].text
         assert applied.structured_content["done"] == 6
         assert seen and seen[-1][0] == seen[-1][1] == 6
-        again = await client.call_tool("plan_license_sync", {"source": feed, "cleanup": False})
+        again = await client.call_tool("plan_license_sync", {"source": feed, "cleanup": False, "distributor": "Pax8"})
         assert again.structured_content["steps"] == 0
 
 
@@ -360,7 +365,8 @@ async def test_cleanup_leaves_other_distributors_and_hand_made_licences(server, 
     pax8 = {x["id"] for x in halo_licences(sb) if x["client_id"] == 1 and x.get("distributor") == "Pax8"
             and x.get("is_active", True)}
     feed = [{"customer": "Acme Corp Ltd", "product_code": "BRAND-NEW", "quantity": 2, "unit_price": 3.5}]
-    out = await plan(server, source=feed, distributor="pax8")  # the name compares case-insensitively
+    # the name compares case-insensitively
+    out = await plan(server, source=feed, distributor="pax8", cleanup_first_sync=True)
     deleted = {a["licence_id"] for a in out["actions"] if a["kind"] == "delete"}
     assert deleted == pax8
     left = {s["licence_id"]: s for s in out["skipped"] if s["licence_id"]}
@@ -438,7 +444,8 @@ async def test_hostile_halo_text_stays_in_data_fields(server, sb, journal_path) 
             messages.append(message or "")
 
         result = await mcp_client.call_tool("plan_license_sync", {"source": feed, "distributor": "Pax8",
-                                                                  "mappings": {"Acme Corp Ltd": 1}},
+                                                                  "mappings": {"Acme Corp Ltd": 1},
+                                                                  "cleanup_first_sync": True},
                                             progress_callback=progress)
         assert not result.is_error, result.content[0].text
         out = result.structured_content

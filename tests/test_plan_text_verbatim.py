@@ -75,7 +75,7 @@ async def test_feed_product_name_is_sent_verbatim(tmp_path, name):
             {"customer": client_name, "product_code": "RT-SKU-Y", "product_name": name, "quantity": 1,
              "unit_price": 4}]
     async with Client(server) as client:
-        planned = await call(client, "plan_license_sync", {"source": feed, "cleanup": False})
+        planned = await call(client, "plan_license_sync", {"source": feed, "cleanup": False, "distributor": "Pax8"})
         previews = [s["request"]["body"][0] for s in steps_of(await call(client, "get_plan",
                                                                       {"plan_id": planned["plan_id"]}))]
         assert {"RT-SKU-Y": name}.items() <= {b["product_sku"]: b["name"] for b in previews}.items()

@@ -46,7 +46,8 @@ async def test_oversized_feeds_are_refused_with_the_limit_and_setting(sandbox_ap
     sb = sandbox_app.state.sandbox
     sb.log.clear()
     started = time.perf_counter()
-    result = await call(server, "plan_license_sync", {"source": big_feed(BIG_LINES, quantity="x")})
+    result = await call(server, "plan_license_sync", {"source": big_feed(BIG_LINES, quantity="x"),
+                                                      "distributor": "Pax8"})
     assert result.is_error
     text = result.content[0].text
     assert "Invalid 'source': " in text and "over the limit of 2,000,000" in text
@@ -54,10 +55,10 @@ async def test_oversized_feeds_are_refused_with_the_limit_and_setting(sandbox_ap
     assert time.perf_counter() - started < 5
     # within the bytes, over the rows
     short = "customer,sku,qty\n" + "\n".join(f"C{i},S{i},1" for i in range(20_001))
-    text = (await call(server, "plan_license_sync", {"source": short})).content[0].text
+    text = (await call(server, "plan_license_sync", {"source": short, "distributor": "Pax8"})).content[0].text
     assert "has 20,001 rows, over the limit of 20,000" in text and "HALO_FEED_MAX_ROWS" in text
     rows = [{"customer": f"C{i}", "product_code": f"S{i}", "quantity": 1} for i in range(20_001)]
-    text = (await call(server, "plan_license_sync", {"source": rows})).content[0].text
+    text = (await call(server, "plan_license_sync", {"source": rows, "distributor": "Pax8"})).content[0].text
     assert "the list has 20,001 rows" in text
     assert sb.log.count(path_prefix="/api") == 0
 
@@ -65,9 +66,9 @@ async def test_oversized_feeds_are_refused_with_the_limit_and_setting(sandbox_ap
 async def test_limits_are_configurable(sandbox_app, tmp_path: Path) -> None:
     server = build_server(settings(feed_max_rows=2), transport=transport(sandbox_app),
                           journal_path=tmp_path / "j.sqlite3")
-    text = (await call(server, "plan_license_sync", {"source": big_feed(3)})).content[0].text
+    text = (await call(server, "plan_license_sync", {"source": big_feed(3), "distributor": "Pax8"})).content[0].text
     assert "has 3 rows, over the limit of 2" in text
-    result = await call(server, "plan_license_sync", {"source": big_feed(2)})
+    result = await call(server, "plan_license_sync", {"source": big_feed(2), "distributor": "Pax8"})
     assert not result.is_error, result.content[0].text
 
 
@@ -96,7 +97,7 @@ async def _lookups_during_sync(server, feed: str, lookup_seconds: list[float], s
         await client.call_tool("find_clients", {"name": "a"})  # warm up
 
         async def sync() -> None:
-            result = await client.call_tool("plan_license_sync", {"source": feed})
+            result = await client.call_tool("plan_license_sync", {"source": feed, "distributor": "Pax8"})
             assert result.is_error and f"{BIG_LINES} problem(s) in the feed" in result.content[0].text
             sync_done.set()
 

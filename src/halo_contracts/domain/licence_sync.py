@@ -63,6 +63,13 @@ from halo_contracts.domain.matching import (
 )
 from halo_contracts.domain.models import Client, Licence
 from halo_contracts.domain.money import ZERO, cents, unsigned_zero
+from halo_contracts.domain.product_mapping import (
+    MappingMethod,
+    code_key,
+    normalise_mappings,
+    product_name_key,
+    resolve_code,
+)
 from halo_contracts.domain.validation import text_problem
 
 # ---- billing cycles and terms -------------------------------------------------------------
@@ -194,10 +201,15 @@ class SourceLine(BaseModel):
     unit_price: Decimal | None = None
     billing_cycle: str | None = None  # canonical (see BILLING_CYCLES)
     term: str | None = None
+    feed_code: str | None = None  # the feed's own code when a product mapping replaced product_code
 
     @property
     def code_key(self) -> str:
         return self.product_code.strip().casefold()
+
+    @property
+    def code_in_feed(self) -> str:
+        return self.feed_code or self.product_code
 
 
 class FeedProblem(BaseModel):
@@ -527,6 +539,42 @@ class LicenceAction(BaseModel):
     changes: list[Change] = Field(default_factory=list)
     reason: str
     summary: str
+    halo_name: str | None = None  # the product as Halo names it (the licence's name; Halo's text, data only)
+    feed_name: str | None = None  # the feed's product name, when it differs from Halo's
+    feed_code: str | None = None  # the feed's product code, when a product mapping ties it to product_code
+
+
+class CodeMismatch(BaseModel):
+    """A create and a licence of the same client whose product names match but whose codes
+    differ: most likely one product under two codes. Both are held back (no create, no
+    delete) until the user maps the codes (``product_mappings``) or says otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: int
+    client_name: str
+    customer: str
+    line: int
+    feed_code: str
+    feed_name: str | None
+    feed_quantity: int
+    licence_id: int
+    halo_code: str
+    halo_name: str
+    halo_quantity: int
+    suggested_mapping: dict[str, str]  # feed code -> Halo code, to pass as product_mappings
+    reason: str
+
+
+class MappingUse(BaseModel):
+    """A feed code synced under another Halo code, and how the mapping was found."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    feed_code: str
+    halo_code: str
+    method: MappingMethod
+    lines: int
 
 
 class SkippedLine(BaseModel):
@@ -573,6 +621,9 @@ class SyncDecision(BaseModel):
     skipped: list[SkippedLine]
     summary: SyncSummary
     warnings: list[str] = Field(default_factory=list)
+    mismatches: list[CodeMismatch] = Field(default_factory=list)  # held back: map the codes, then plan again
+    would_delete: list[LicenceAction] = Field(default_factory=list)  # cleanup held back on a first sync
+    product_mappings: list[MappingUse] = Field(default_factory=list)  # feed codes synced under Halo codes
 
 
 def _price(value: Decimal | None) -> str:
@@ -649,15 +700,24 @@ def _change_text(c: Change) -> str:
     return f"{c.field} -> {c.after}"
 
 
-def _delete(client_id: int, client_name: str, lic: Licence, *, label: str | None, customer: str | None,
-            line: int | None, reason: str, why: str) -> LicenceAction:
+def _delete(client_id: int, client_name: str, lic: Licence, *, label: str | None, sl: SourceLine | None,
+            reason: str, why: str) -> LicenceAction:
     what = f"licence {label} (id {lic.id}" if label else f"licence {lic.id} ("
     sep = ", " if label else ""
     return LicenceAction(
-        kind="delete", client_id=client_id, client_name=client_name, customer=customer,
-        product_code=lic.product_code, product_name=lic.name, line=line, licence_id=lic.id,
+        kind="delete", client_id=client_id, client_name=client_name, customer=sl.customer if sl else None,
+        product_code=lic.product_code, product_name=lic.name, line=sl.line if sl else None, licence_id=lic.id,
         changes=[Change(field="quantity", before=lic.quantity, after=0)], reason=reason,
-        summary=f"Delete {what}{sep}{lic.quantity} seats) for client {client_id}: {why}")
+        summary=f"Delete {what}{sep}{lic.quantity} seats) for client {client_id}: {why}",
+        halo_name=lic.name or None, feed_name=_other_name(sl.product_name if sl else None, lic.name),
+        feed_code=sl.feed_code if sl else None)
+
+
+def _other_name(feed_name: str | None, halo_name: str | None) -> str | None:
+    """The feed's product name when it is not Halo's (case and spaces aside)."""
+    if not feed_name or " ".join(feed_name.casefold().split()) == " ".join((halo_name or "").casefold().split()):
+        return None
+    return feed_name
 
 
 def decide(
@@ -673,6 +733,9 @@ def decide(
     cleanup: bool = True,
     drop_zero_price_lines: bool = False,
     distributor: str = DEFAULT_DISTRIBUTOR,
+    product_mappings: Mapping[str, str] | None = None,
+    remembered_products: Mapping[str, str] | None = None,
+    first_sync: bool = False,
 ) -> SyncDecision:
     """Every licence action for the feed against Halo's complete client and licence lists
     (inactive licences included when the caller could read them).
@@ -682,6 +745,14 @@ def decide(
     is adopted (stamped) when a feed line syncs it, and otherwise left alone; cleanup deletes
     only active licences whose distributor is this one. Summaries, reasons and warnings name
     Halo clients and licences by id only: Halo's own text stays in data fields.
+
+    Products (:mod:`halo_contracts.domain.product_mapping`): a feed code is synced with the
+    client's licence of the same code, else with the Halo code ``product_mappings`` (this call)
+    or ``remembered_products`` (earlier months) map it to. A create whose feed product name
+    matches (normalised) a licence of the client under another code the feed does not name is
+    a likely code mismatch: the create, and any delete of that licence, are held back and
+    listed in ``mismatches`` with the mapping to give. With ``first_sync`` (this distributor
+    was never synced), cleanup deletes are not planned: they are listed in ``would_delete``.
 
     Raises :class:`halo_contracts.domain.matching.MappingProblem` when an explicit mapping
     names a client id Halo does not have.
@@ -698,13 +769,42 @@ def decide(
     per_client, customers_of = _lines_per_client(feed, decision_of, out.skipped)
     held = _held_by_client(licences)
     money: list[ClientMoney] = []
+    products = _Products(explicit=normalise_mappings(product_mappings),
+                         remembered=normalise_mappings(remembered_products))
     for client_id, client_lines in per_client.items():
         sync = _ClientSync(client=by_id[client_id], customers=customers_of[client_id],
                            mine=held.get(client_id, {}), distributor=distributor, cleanup=cleanup,
-                           drop_zero_price_lines=drop_zero_price_lines, out=out)
+                           drop_zero_price_lines=drop_zero_price_lines, out=out, products=products,
+                           hold_cleanup=first_sync)
         money.append(sync.run(client_lines))
+    for key in products.explicit:
+        if key not in products.feed_codes:
+            out.warnings.append(f"product_mappings: '{key}' is not a product code in this feed (kept for later months)")
     return SyncDecision(matching=matching, actions=out.actions, skipped=out.skipped,
-                        summary=_summary(matching, out, money), warnings=out.warnings)
+                        summary=_summary(matching, out, money), warnings=out.warnings,
+                        mismatches=out.mismatches, would_delete=out.would_delete,
+                        product_mappings=sorted(products.uses.values(), key=lambda u: (u.feed_code, u.halo_code)))
+
+
+@dataclass
+class _Products:
+    """The product mappings of one sync and what they did."""
+
+    explicit: dict[str, str]
+    remembered: dict[str, str]
+    uses: dict[tuple[str, str], MappingUse] = field(default_factory=dict)
+    feed_codes: set[str] = field(default_factory=set)
+
+    def resolve(self, sl: SourceLine, held: Mapping[str, object]) -> SourceLine:
+        """``sl`` with the Halo code it syncs with for this client (``feed_code`` keeps its own)."""
+        self.feed_codes.add(sl.code_key)
+        halo_code, method = resolve_code(sl.product_code, held, explicit=self.explicit, remembered=self.remembered)
+        if method == "exact" or code_key(halo_code) == sl.code_key:
+            return sl
+        use = self.uses.setdefault((sl.code_key, code_key(halo_code)), MappingUse(
+            feed_code=sl.product_code, halo_code=halo_code, method=method, lines=0))
+        use.lines += 1
+        return sl.model_copy(update={"product_code": halo_code, "feed_code": sl.product_code})
 
 
 def _option_warnings(explicit: Mapping[str, int] | None, exclude: list[str | int],
@@ -775,6 +875,8 @@ class _Outcome:
     warnings: list[str] = field(default_factory=list)
     unchanged: int = 0
     nothing: int = 0
+    mismatches: list[CodeMismatch] = field(default_factory=list)
+    would_delete: list[LicenceAction] = field(default_factory=list)
 
 
 _Seats = tuple[int, Decimal | None, str | None]  # quantity, unit price, billing cycle
@@ -791,9 +893,11 @@ class _ClientSync:
     cleanup: bool
     drop_zero_price_lines: bool
     out: _Outcome
+    products: _Products = field(default_factory=lambda: _Products(explicit={}, remembered={}))
+    hold_cleanup: bool = False  # a first sync: cleanup deletes are listed, not planned
     # the monthly value of every active licence after the plan (by object), plus the new ones
     after: dict[int, _Seats] = field(default_factory=dict)
-    created: list[_Seats] = field(default_factory=list)
+    created: list[tuple[LicenceAction, SourceLine, _Seats]] = field(default_factory=list)
 
     @property
     def client_id(self) -> int:
@@ -813,20 +917,32 @@ class _ClientSync:
                                             client_id=self.client_id, reason=reason))
 
     def delete(self, lic: Licence, *, label: str | None, sl: SourceLine | None, reason: str, why: str) -> None:
-        self.out.actions.append(_delete(self.client_id, self.client.name, lic, label=label,
-                                        customer=sl.customer if sl else None, line=sl.line if sl else None,
+        self.out.actions.append(_delete(self.client_id, self.client.name, lic, label=label, sl=sl,
                                         reason=reason, why=why))
         self.after.pop(id(lic), None)
 
+    def cleanup_delete(self, lic: Licence, *, label: str | None, sl: SourceLine | None, reason: str,
+                       why: str) -> None:
+        """A delete by cleanup: planned, or on a first sync only listed in ``would_delete``."""
+        if not self.hold_cleanup:
+            self.delete(lic, label=label, sl=sl, reason=reason, why=why)
+            return
+        self.out.would_delete.append(_delete(self.client_id, self.client.name, lic, label=label, sl=sl,
+                                             reason=f"{reason}; held back: first sync of {self.distributor}",
+                                             why=why))
+
     def run(self, client_lines: list[SourceLine]) -> ClientMoney:
         before_total, notes = self._value_before()
+        client_lines = self._mapped(client_lines)
         conflicted = self._conflicted_codes(client_lines)
         protected: set[str] = set()  # codes the feed speaks about (never cleaned up)
         for sl in client_lines:
             protected.add(sl.code_key)
             self._line(sl, conflicted)
         self._unlisted(protected)
-        after_total = sum((monthly_amount(q, p, c) for q, p, c in [*self.after.values(), *self.created]), ZERO)
+        self._code_mismatches(protected)
+        after_total = sum((monthly_amount(q, p, c)
+                           for q, p, c in [*self.after.values(), *(seats for _, _, seats in self.created)]), ZERO)
         return ClientMoney(client_id=self.client_id, client_name=self.client.name, customers=self.customers,
                            monthly_before=before_total, monthly_after=after_total,
                            monthly_change=after_total - before_total, notes=sorted(set(notes)))
@@ -841,6 +957,58 @@ class _ClientSync:
             if x.unit_price is not None and x.billing_cycle and canonical_cycle(x.billing_cycle) is None:
                 notes.append(f"licence {x.id}: its billing cycle is not one this sync knows; counted as monthly")
         return total, notes
+
+    def _mapped(self, client_lines: list[SourceLine]) -> list[SourceLine]:
+        """Each line under the Halo code it syncs with; a second line landing on a code the
+        feed already names for this customer is skipped (the mapping would merge products)."""
+        out: list[SourceLine] = []
+        seen: dict[tuple[str, str], SourceLine] = {}
+        for sl in client_lines:
+            mapped = self.products.resolve(sl, self.mine)
+            key = (name_key(mapped.customer), mapped.code_key)
+            if key in seen:
+                self.skip_line(sl, f"product '{sl.product_code}' maps to the same Halo product code as line "
+                                   f"{seen[key].line}; fix product_mappings so each feed code has its own")
+                continue
+            seen[key] = mapped
+            out.append(mapped)
+        return out
+
+    def _code_mismatches(self, protected: set[str]) -> None:
+        """Hold back each create whose feed product name matches an active licence of this
+        client under a code the feed does not name (and any delete of that licence)."""
+        by_name: dict[str, list[Licence]] = {}
+        for code, lics in self.mine.items():
+            if code in protected or not code:
+                continue
+            for x in lics:
+                if x.active and self.owner(x) != "other" and product_name_key(x.name):
+                    by_name.setdefault(product_name_key(x.name), []).append(x)
+        for action, sl, seats in list(self.created):
+            matches = by_name.get(product_name_key(sl.product_name), [])
+            if not matches:
+                continue
+            self.created.remove((action, sl, seats))
+            self.out.actions.remove(action)
+            for x in matches:
+                self._hold_licence(x)
+                self.out.mismatches.append(CodeMismatch(
+                    client_id=self.client_id, client_name=self.client.name, customer=sl.customer, line=sl.line,
+                    feed_code=sl.code_in_feed, feed_name=sl.product_name, feed_quantity=sl.quantity,
+                    licence_id=x.id or 0, halo_code=x.product_code, halo_name=x.name, halo_quantity=x.quantity,
+                    suggested_mapping={sl.code_in_feed: x.product_code},
+                    reason=(f"the feed's product on line {sl.line} and licence {x.id} have the same product name "
+                            f"but different codes: no create and no delete was planned for them. If they are "
+                            f"the same product, call again with product_mappings={{'{sl.code_in_feed}': "
+                            f"<licence {x.id}'s product_code>}} (it is remembered for next month); if not, "
+                            f"use a product name that tells them apart")))
+
+    def _hold_licence(self, lic: Licence) -> None:
+        """Take a planned (or first-sync listed) delete of ``lic`` back; its value stays."""
+        for bucket in (self.out.actions, self.out.would_delete):
+            for a in [a for a in bucket if a.kind == "delete" and a.licence_id == lic.id]:
+                bucket.remove(a)
+        self.after[id(lic)] = (lic.quantity, lic.unit_price, lic.billing_cycle)
 
     def _conflicted_codes(self, client_lines: list[SourceLine]) -> set[str]:
         """Codes listed by two customers mapped to this client (left alone)."""
@@ -889,13 +1057,15 @@ class _ClientSync:
             if getattr(sl, name) is not None:
                 data[name] = getattr(sl, name)
         price = f" at {_price(sl.unit_price)}" + (f" {sl.billing_cycle}" if sl.billing_cycle else "")
-        self.out.actions.append(LicenceAction(
+        action = LicenceAction(
             kind="create", client_id=self.client_id, client_name=self.client.name, customer=sl.customer,
             product_code=sl.product_code, product_name=sl.product_name, line=sl.line,
             fields=LicenceFields(**data),
             reason=f"no Halo licence from {self.distributor} with this product code and the feed has seats",
-            summary=f"Create licence {label} x{sl.quantity}{price} for client {self.client_id}"))
-        self.created.append((sl.quantity, sl.unit_price, sl.billing_cycle))
+            summary=f"Create licence {label} x{sl.quantity}{price} for client {self.client_id}",
+            halo_name=data["name"], feed_code=sl.feed_code)
+        self.out.actions.append(action)
+        self.created.append((action, sl, (sl.quantity, sl.unit_price, sl.billing_cycle)))
         active_foreign = [x.id for x in foreign if x.active]
         if active_foreign:
             self.out.warnings.append(
@@ -938,7 +1108,9 @@ class _ClientSync:
             kind="update", client_id=self.client_id, client_name=self.client.name, customer=sl.customer,
             product_code=existing.product_code, product_name=existing.name, line=sl.line,
             licence_id=existing.id, fields=fields, changes=changes, reason=reason,
-            summary=f"{verb} licence {label} (id {existing.id}) for client {self.client_id}: {what}"))
+            summary=f"{verb} licence {label} (id {existing.id}) for client {self.client_id}: {what}",
+            halo_name=existing.name or None, feed_name=_other_name(sl.product_name, existing.name),
+            feed_code=sl.feed_code))
         self.after[id(existing)] = (sl.quantity,
                                     sl.unit_price if sl.unit_price is not None else existing.unit_price,
                                     sl.billing_cycle or existing.billing_cycle)
@@ -957,7 +1129,7 @@ class _ClientSync:
                 self.left_alone(x, _INACTIVE, sl)
             elif self.owner(x) == "ours":
                 if self.cleanup:
-                    self.delete(x, label=label, sl=sl,
+                    self.cleanup_delete(x, label=label, sl=sl,
                                 reason=f"duplicate of licence {existing.id} for the same product (cleanup)",
                                 why=f"duplicate of licence {existing.id} (cleanup)")
             else:
@@ -981,7 +1153,7 @@ class _ClientSync:
         if not x.active:
             self.left_alone(x, _INACTIVE)
         elif self.owner(x) == "ours":
-            self.delete(x, label=None, sl=None, reason="product code not in the feed (cleanup)",
+            self.cleanup_delete(x, label=None, sl=None, reason="product code not in the feed (cleanup)",
                         why=f"product not in the {self.distributor} feed (cleanup)")
         else:
             self.left_alone(x, _not_ours(x, self.owner(x), self.distributor,

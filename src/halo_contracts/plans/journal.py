@@ -17,7 +17,8 @@ of its steps, in the same tables, through the same SQL (the common dialect of th
   (``result``: created/changed ids), the error text, attempts and timestamps, and ``refs``
   (where earlier steps' ids go: ``plans.models.ParamRef``; NULL in rows written by 0.1, whose
   ``"$step:N.id"`` id strings are read as references on load, see ``models.legacy_refs``);
-- ``mappings``: customer name -> Halo client id, per source (licence sync).
+- ``mappings``: customer name -> Halo client id, per source (licence sync);
+- ``product_mappings``: a distributor's product code -> Halo product code, per source.
 
 The executor writes ``sending`` (with the request) and commits it *before* the request
 leaves, and ``done`` with the answer after it: a crash at any point leaves either a
@@ -113,6 +114,13 @@ CREATE TABLE IF NOT EXISTS mappings (
     client_id INTEGER NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (source, customer)
+);
+CREATE TABLE IF NOT EXISTS product_mappings (
+    source TEXT NOT NULL,
+    feed_code TEXT NOT NULL,
+    halo_code TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, feed_code)
 );
 CREATE INDEX IF NOT EXISTS plans_created ON plans(created_at);
 CREATE TABLE IF NOT EXISTS claims (
@@ -400,6 +408,33 @@ class JournalBase(ABC):
             rows = db.execute("SELECT customer, client_id FROM mappings WHERE source = ? ORDER BY customer",
                                     (source,)).fetchall()
         return {r["customer"]: r["client_id"] for r in rows}
+
+    # ---- product mappings (licence sync) ---------------------------------------------------
+
+    def remember_product_mapping(self, source: str, feed_code: str, halo_code: str) -> None:
+        """A distributor's product code -> the Halo product code it is billed under."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO product_mappings(source, feed_code, halo_code, updated_at) VALUES (?,?,?,?)"
+                " ON CONFLICT(source, feed_code) DO UPDATE SET halo_code = excluded.halo_code,"
+                " updated_at = excluded.updated_at",
+                (source, feed_code.strip().casefold(), halo_code.strip(), _now()),
+            )
+
+    def product_mappings(self, source: str) -> dict[str, str]:
+        """Remembered product mappings of one source; keys are trimmed, case-folded feed codes."""
+        with self._read() as db:
+            rows = db.execute("SELECT feed_code, halo_code FROM product_mappings WHERE source = ? ORDER BY feed_code",
+                              (source,)).fetchall()
+        return {r["feed_code"]: r["halo_code"] for r in rows}
+
+    def applied_plans_of(self, tool: str, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Plans of ``tool`` that changed Halo (applied or partly applied): id and summary, newest first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT id, summary FROM plans WHERE tool = ? AND status IN ('applied', 'partial')"
+                " ORDER BY created_at DESC LIMIT ?", (tool, limit)).fetchall()
+        return [{"id": r["id"], "summary": _load(r["summary"])} for r in rows]
 
 
 

@@ -13,6 +13,7 @@ TOOL_MODULES = (
     "reconciliation",
     "reports",
     "licence_sync",
+    "licences",
     "plans",
 )
 

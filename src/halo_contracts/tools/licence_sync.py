@@ -23,7 +23,6 @@ from pydantic import Field
 
 from halo_contracts.domain.feed_limits import FeedLimits, check_csv, check_rows
 from halo_contracts.domain.licence_sync import (
-    DEFAULT_DISTRIBUTOR,
     FeedError,
     LicenceAction,
     SyncDecision,
@@ -97,12 +96,16 @@ class ChangeRow(Result):
 
 
 class ActionRow(Result):
-    step: int = Field(description="index of the plan step")
+    step: int | None = Field(default=None, description="index of the plan step (null: not planned)")
     kind: Literal["create", "update", "delete"]
     client_id: int
     client_name: str
     customer: str | None = Field(description="the feed's customer; null for a cleanup delete")
-    product_code: str
+    product_code: str = Field(description="Halo's product code (the one written)")
+    halo_name: str | None = Field(default=None, description="the product as Halo names it")
+    feed_name: str | None = Field(default=None, description="the feed's product name, when it differs")
+    feed_code: str | None = Field(default=None, description="the feed's code, when a product mapping tied it "
+                                                            "to product_code")
     licence_id: int | None = None
     line: int | None = Field(default=None, description="feed line (CSV) or row (list)")
     changes: list[ChangeRow] = Field(default_factory=list)
@@ -117,6 +120,29 @@ class SkippedRow(Result):
     licence_id: int | None = Field(default=None, description="set when the row is a Halo licence left alone")
     distributor: str | None = Field(default=None, description="that licence's distributor in Halo")
     reason: str
+
+
+class MismatchRow(Result):
+    client_id: int
+    client_name: str
+    customer: str
+    line: int
+    feed_code: str
+    feed_name: str | None
+    feed_quantity: int
+    licence_id: int
+    halo_code: str
+    halo_name: str
+    halo_quantity: int
+    suggested_mapping: dict[str, str] = Field(description="pass as product_mappings if they are one product")
+    reason: str
+
+
+class MappingUseRow(Result):
+    feed_code: str
+    halo_code: str
+    method: Literal["exact", "explicit", "remembered"]
+    lines: int
 
 
 class ClientMoneyRow(Result):
@@ -152,8 +178,19 @@ class LicenceSyncPlan(Result):
     actions_total: int
     skipped: list[SkippedRow] = Field(description=f"feed lines and Halo licences left alone (first {MAX_ROWS_SHOWN})")
     skipped_total: int
+    likely_code_mismatches: list[MismatchRow] = Field(
+        description=f"creates held back beside a licence of the same product name under another code, with "
+                    f"the product_mappings to give (first {MAX_ROWS_SHOWN})")
+    likely_code_mismatches_total: int
+    first_sync: bool = Field(description="no sync from this distributor was applied yet: cleanup deletes are "
+                                         "listed in would_delete, not planned, unless cleanup_first_sync")
+    would_delete: list[ActionRow] = Field(description=f"cleanup deletes held back on a first sync (first "
+                                                      f"{MAX_ROWS_SHOWN})")
+    would_delete_total: int
+    product_mappings_used: list[MappingUseRow] = Field(description="feed codes synced under other Halo codes")
     summary: SyncSummaryRow
-    remembered_mappings: list[str] = Field(description="explicit mappings stored for next month")
+    remembered_mappings: list[str] = Field(description="explicit customer and product mappings stored for next "
+                                                       "month")
     warnings: list[str]
     next_step: str
 
@@ -182,11 +219,42 @@ def _text(value: Any) -> str | None:
 
 
 def _step_params(action: LicenceAction) -> dict[str, Any]:
+    # "product" names what the step is about (Halo's name, the feed's when different): data for
+    # the reader, never part of the request
+    product = {k: v for k, v in (("code", action.product_code), ("halo_name", action.halo_name),
+                                 ("feed_name", action.feed_name), ("feed_code", action.feed_code)) if v}
     if action.kind == "create":
-        return {"fields": action.fields.model_dump(mode="json", exclude_unset=True)}
+        return {"fields": action.fields.model_dump(mode="json", exclude_unset=True), "product": product}
     if action.kind == "update":
-        return {"licence_id": action.licence_id, "fields": action.fields.model_dump(mode="json", exclude_unset=True)}
-    return {"licence_id": action.licence_id}
+        return {"licence_id": action.licence_id, "fields": action.fields.model_dump(mode="json", exclude_unset=True),
+                "product": product}
+    return {"licence_id": action.licence_id, "product": product}
+
+
+def _action_row(action: LicenceAction, step: int | None) -> ActionRow:
+    return ActionRow(
+        step=step, kind=action.kind, client_id=action.client_id, client_name=action.client_name,
+        customer=action.customer, product_code=action.product_code, halo_name=action.halo_name,
+        feed_name=action.feed_name, feed_code=action.feed_code, licence_id=action.licence_id,
+        line=action.line, summary=action.summary,
+        changes=[ChangeRow(field=c.field, before=_text(c.before), after=_text(c.after)) for c in action.changes])
+
+
+async def _first_sync(journal: Any, distributor: str, licences: list[Any]) -> bool:
+    """A first sync: no licence sync from this distributor was applied through this journal,
+    or no Halo licence carries its name yet."""
+    key = distributor_key(distributor)
+    if not any(distributor_key(x.distributor) == key for x in licences):
+        return True
+    plans = await anyio.to_thread.run_sync(journal.applied_plans_of, "plan_license_sync")
+    return not any(distributor_key(str(p["summary"].get("distributor", ""))) == key for p in plans)
+
+
+def _check_product_mappings(product_mappings: dict[str, str] | None) -> None:
+    for feed_code, halo_code in (product_mappings or {}).items():
+        if not feed_code.strip() or not halo_code.strip():
+            raise invalid("product_mappings", "a product code is blank",
+                          "map the feed's product code to Halo's, e.g. {'CFQ7TTC0LCHC': 'M365BP'}")
 
 
 def _plan_summary(decision: SyncDecision, distributor: str) -> dict[str, Any]:
@@ -203,7 +271,12 @@ def _plan_summary(decision: SyncDecision, distributor: str) -> dict[str, Any]:
              "monthly_change": str(cents(m.monthly_change)), "notes": m.notes}
             for m in s.money
         ],
-        "matching": [d.model_dump(mode="json") for d in decision.matching],
+        # the journal keeps what needs the user, not the whole feed: unresolved customers first
+        "matching": [d.model_dump(mode="json") for d in _first_rows(decision.matching)],
+        "matching_total": len(decision.matching),
+        "likely_code_mismatches": [m.model_dump(mode="json") for m in decision.mismatches[:MAX_ROWS_SHOWN]],
+        "would_delete": [{"licence_id": a.licence_id, "client_id": a.client_id, "product_code": a.product_code,
+                          "halo_name": a.halo_name} for a in decision.would_delete[:MAX_ROWS_SHOWN]],
     }
 
 
@@ -238,6 +311,11 @@ async def plan_license_sync(
                           "name/description, quantity/qty/seats/licenses, unit price/price, billing cycle/"
                           "frequency, term/commitment), or a list of row objects."),
     ],
+    distributor: Annotated[Line, Field(min_length=1, max_length=100, pattern=r"\S",
+                                       description="Required: the feed's source, e.g. 'Pax8', the same name every "
+                                                   "month. Creates are stamped with it in Halo's distributor field; "
+                                                   "cleanup deletes only its own licences; another distributor's "
+                                                   "are never changed; mappings are remembered per distributor")],
     ctx: Context,
     match_threshold: Annotated[float, Field(strict=True, ge=50, le=100,
                                             description="Score (0-100) at or above which a customer is matched "
@@ -260,19 +338,18 @@ async def plan_license_sync(
     drop_zero_price_lines: Annotated[bool, Field(strict=True, description="Ignore feed lines priced 0 (their "
                                                                           "Halo licences are left as they are)")]
     = False,
-    distributor: Annotated[Line, Field(min_length=1, max_length=100, pattern=r"\S",
-                                      description="Name of the feed's source, e.g. 'Pax8' - give it, and the same "
-                                                  "name every month. Licences this sync creates record it in "
-                                                  "Halo's distributor field; cleanup deletes only licences whose "
-                                                  "distributor equals it (case-insensitive); licences of another "
-                                                  "distributor are never changed or deleted, and those with none "
-                                                  "are adopted (stamped) when a feed line updates them, otherwise "
-                                                  "left alone and listed with a hint. Remembered mappings are "
-                                                  "kept per distributor. The default 'distributor' is kept for "
-                                                  "compatibility: it only owns licences stamped 'distributor'")]
-    = DEFAULT_DISTRIBUTOR,
-    remember_mappings: Annotated[bool, Field(strict=True, description="Store the explicit mappings of this call "
-                                                                      "for next month")] = True,
+    product_mappings: Annotated[
+        dict[Annotated[Line, Field(max_length=100)], Annotated[Line, Field(max_length=100)]] | None,
+        Field(description="The feed's product code -> Halo's product code (see list_licences), for products "
+                          "the distributor codes differently; remembered per distributor"),
+    ] = None,
+    cleanup_first_sync: Annotated[bool, Field(strict=True, description="On a first sync from this distributor, "
+                                                                       "plan the cleanup deletes too (otherwise "
+                                                                       "they are only listed in would_delete)")]
+    = False,
+    remember_mappings: Annotated[bool, Field(strict=True, description="Store the explicit customer and product "
+                                                                      "mappings of this call for next month")]
+    = True,
 ) -> LicenceSyncPlan:
     """Plan a distributor licence sync: mirror this month's seat counts into Halo's software licences.
 
@@ -299,6 +376,7 @@ async def plan_license_sync(
         feed = await anyio.to_thread.run_sync(_read_feed, source, limits)
     except FeedError as exc:
         raise ToolError(f"Invalid 'source': {exc}. No plan was built and nothing was sent to Halo.") from None
+    _check_product_mappings(product_mappings)
     for name in mappings or {}:
         if not name.strip():
             raise invalid("mappings", "a customer name is blank", "use the customer name exactly as in the feed")
@@ -335,11 +413,15 @@ async def plan_license_sync(
 
     # 3. decide
     remembered = journal.mappings(distributor)
+    remembered_products = journal.product_mappings(distributor)
+    first_sync = await _first_sync(journal, distributor, licences)
     try:
         decision = await anyio.to_thread.run_sync(partial(
             decide, feed.lines, clients, licences, threshold=match_threshold, margin=ambiguity_margin,
             explicit=mappings, remembered=remembered, exclude=exclude_clients or (),
-            cleanup=cleanup, drop_zero_price_lines=drop_zero_price_lines, distributor=distributor))
+            cleanup=cleanup, drop_zero_price_lines=drop_zero_price_lines, distributor=distributor,
+            product_mappings=product_mappings, remembered_products=remembered_products,
+            first_sync=first_sync and not cleanup_first_sync))
     except MappingProblem as exc:
         pairs = ", ".join(f"'{c}' -> {i}" for c, i in exc.problems)
         raise invalid("mappings", f"Halo has no client with the id(s) in {pairs}",
@@ -355,18 +437,18 @@ async def plan_license_sync(
         step = add_step(plan, halo, f"{action.kind}_licence", action.summary, _step_params(action),
                         natural_key={"client_id": action.client_id, "product_code": action.product_code},
                         group=f"client {action.client_id}")
-        action_rows.append(ActionRow(
-            step=step.index, kind=action.kind, client_id=action.client_id, client_name=action.client_name,
-            customer=action.customer, product_code=action.product_code, licence_id=action.licence_id,
-            line=action.line, summary=action.summary,
-            changes=[ChangeRow(field=c.field, before=_text(c.before), after=_text(c.after)) for c in action.changes]))
+        action_rows.append(_action_row(action, step.index))
     skipped_rows = [SkippedRow(**s.model_dump()) for s in decision.skipped]
     plan.warnings = [*feed.warnings, *decision.warnings]
-    if distributor_key(distributor) == DEFAULT_DISTRIBUTOR and cleanup:
-        plan.warnings.append(f"distributor was not named: licences are stamped '{DEFAULT_DISTRIBUTOR}' and cleanup "
-                             f"deletes only licences stamped so; pass the distributor's real name (e.g. "
-                             f"distributor='Pax8') and use it every month")
-    plan.skipped = [_skipped_text(r) for r in skipped_rows]
+    if decision.mismatches:
+        plan.warnings.append(f"{len(decision.mismatches)} likely code mismatch(es) held back (no create, no delete): "
+                             "see likely_code_mismatches and give product_mappings")
+    if decision.would_delete:
+        plan.warnings.append(f"first sync from {distributor}: {len(decision.would_delete)} cleanup delete(s) listed "
+                             "in would_delete, not planned; call again with cleanup_first_sync=true to plan them")
+    plan.skipped = [_skipped_text(r) for r in skipped_rows[:MAX_ROWS_SHOWN]]
+    if len(skipped_rows) > MAX_ROWS_SHOWN:
+        plan.skipped.append(f"… and {len(skipped_rows) - MAX_ROWS_SHOWN} more (the plan's result lists the counts)")
     plan.summary = _plan_summary(decision, distributor)
     save_plan(ctx, plan)
 
@@ -376,6 +458,10 @@ async def plan_license_sync(
         for customer, client_id in mappings.items():
             journal.remember_mapping(distributor, customer, client_id)
             remembered_now.append(f"{name_key(customer)} -> {client_id}")
+    if remember_mappings and product_mappings:
+        for feed_code, halo_code in product_mappings.items():
+            journal.remember_product_mapping(distributor, feed_code, halo_code)
+            remembered_now.append(f"product {feed_code.strip()} -> {halo_code.strip()}")
     await _progress(ctx, 100, f"plan {plan.id} ready with {len(plan.steps)} step(s)")
 
     s = decision.summary
@@ -392,12 +478,23 @@ async def plan_license_sync(
     if open_customers:
         next_step += (f" {open_customers} customer(s) are ambiguous or unmatched and were skipped: confirm their "
                       "Halo clients with the user and call again with mappings.")
+    if decision.mismatches:
+        next_step += (f" {len(decision.mismatches)} product(s) look like one product under two codes and were held "
+                      "back: confirm with the user, then call again with product_mappings (feed code -> Halo code).")
+    if decision.would_delete:
+        next_step += (f" First sync from {distributor}: {len(decision.would_delete)} cleanup delete(s) were only "
+                      "listed (would_delete); if the user confirms them, call again with cleanup_first_sync=true.")
     return LicenceSyncPlan(
         plan_id=plan.id, title=title, distributor=distributor, feed_lines=len(feed.lines), steps=len(plan.steps),
         matching=[MatchRow(**d.model_dump()) for d in _first_rows(decision.matching)],
         matching_total=len(decision.matching),
         actions=action_rows[:MAX_ROWS_SHOWN], actions_total=len(action_rows),
         skipped=skipped_rows[:MAX_ROWS_SHOWN], skipped_total=len(skipped_rows),
+        likely_code_mismatches=[MismatchRow(**m.model_dump()) for m in decision.mismatches[:MAX_ROWS_SHOWN]],
+        likely_code_mismatches_total=len(decision.mismatches), first_sync=first_sync,
+        would_delete=[_action_row(a, None) for a in decision.would_delete[:MAX_ROWS_SHOWN]],
+        would_delete_total=len(decision.would_delete),
+        product_mappings_used=[MappingUseRow(**u.model_dump()) for u in decision.product_mappings],
         summary=SyncSummaryRow(
             customers=s.customers, actions=s.actions, monthly_before=s.monthly_before,
             monthly_after=s.monthly_after,
