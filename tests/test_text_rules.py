@@ -110,10 +110,13 @@ def refusals():
         pytest.param("find_clients", {"name": "ac\x00me"}, "name", id="find-clients"),
         pytest.param("search_contracts", {"text": "\u202d"}, "text", id="search-text"),
         pytest.param("plan_license_sync", {"source": [{"customer": "Acme", "product_code": "X\u202e",
-                                                       "quantity": 1}]}, "product_code", id="feed-row-code"),
+                                                       "quantity": 1}], "distributor": "Pax8"},
+                     "product_code", id="feed-row-code"),
         pytest.param("plan_license_sync", {"source": [{"customer": "\ufeff\u200b", "product_code": "X",
-                                                       "quantity": 1}]}, "customer", id="feed-row-customer"),
-        pytest.param("plan_license_sync", {"source": "Customer,SKU,Product,Qty\nAcme,X,Seat\u2066s,1\n"},
+                                                       "quantity": 1}], "distributor": "Pax8"},
+                     "customer", id="feed-row-customer"),
+        pytest.param("plan_license_sync", {"source": "Customer,SKU,Product,Qty\nAcme,X,Seat\u2066s,1\n",
+                                           "distributor": "Pax8"},
                      "product_name", id="feed-csv-name"),
         pytest.param("plan_license_sync", {"source": [{"customer": "Acme", "product_code": "X", "quantity": 1}],
                                            "distributor": "Pax8\x1b"}, "distributor", id="distributor"),
@@ -201,7 +204,8 @@ async def test_negative_zero_money_becomes_zero_in_previews_results_and_bodies(t
         assert not items.is_error, items.content[0].text
         feed = [{"customer": sb.store.get("clients", 1)["name"], "product_code": "ZERO-SKU", "quantity": 1,
                  "unit_price": -0.0}]
-        sync = await client.call_tool("plan_license_sync", {"source": feed, "cleanup": False})
+        sync = await client.call_tool("plan_license_sync", {"source": feed, "cleanup": False,
+                                                            "distributor": "Pax8"})
         assert not sync.is_error, sync.content[0].text
         for result in (created, items, sync):
             _no_negative_zero(result.structured_content)

@@ -376,15 +376,7 @@ async def plan_license_sync(
         feed = await anyio.to_thread.run_sync(_read_feed, source, limits)
     except FeedError as exc:
         raise ToolError(f"Invalid 'source': {exc}. No plan was built and nothing was sent to Halo.") from None
-    _check_product_mappings(product_mappings)
-    for name in mappings or {}:
-        if not name.strip():
-            raise invalid("mappings", "a customer name is blank", "use the customer name exactly as in the feed")
-    for entry in exclude_clients or []:
-        if isinstance(entry, str) and not entry.strip():
-            raise invalid("exclude_clients", "an entry is blank", "give customer names, client names or ids")
-        if isinstance(entry, int) and entry <= 0:
-            raise invalid("exclude_clients", f"{entry} is not a Halo client id", "give ids above zero")
+    _check_options(mappings, exclude_clients, product_mappings)
 
     halo, journal = ctx_app.halo, ctx_app.journal
 
@@ -440,12 +432,7 @@ async def plan_license_sync(
         action_rows.append(_action_row(action, step.index))
     skipped_rows = [SkippedRow(**s.model_dump()) for s in decision.skipped]
     plan.warnings = [*feed.warnings, *decision.warnings]
-    if decision.mismatches:
-        plan.warnings.append(f"{len(decision.mismatches)} likely code mismatch(es) held back (no create, no delete): "
-                             "see likely_code_mismatches and give product_mappings")
-    if decision.would_delete:
-        plan.warnings.append(f"first sync from {distributor}: {len(decision.would_delete)} cleanup delete(s) listed "
-                             "in would_delete, not planned; call again with cleanup_first_sync=true to plan them")
+    plan.warnings += _held_back_warnings(decision, distributor)
     plan.skipped = [_skipped_text(r) for r in skipped_rows[:MAX_ROWS_SHOWN]]
     if len(skipped_rows) > MAX_ROWS_SHOWN:
         plan.skipped.append(f"… and {len(skipped_rows) - MAX_ROWS_SHOWN} more (the plan's result lists the counts)")
@@ -453,37 +440,10 @@ async def plan_license_sync(
     save_plan(ctx, plan)
 
     # 5. remember the mappings the user confirmed by giving them
-    remembered_now: list[str] = []
-    if remember_mappings and mappings:
-        for customer, client_id in mappings.items():
-            journal.remember_mapping(distributor, customer, client_id)
-            remembered_now.append(f"{name_key(customer)} -> {client_id}")
-    if remember_mappings and product_mappings:
-        for feed_code, halo_code in product_mappings.items():
-            journal.remember_product_mapping(distributor, feed_code, halo_code)
-            remembered_now.append(f"product {feed_code.strip()} -> {halo_code.strip()}")
+    remembered_now = _remember(journal, distributor, mappings if remember_mappings else None,
+                               product_mappings if remember_mappings else None)
     await _progress(ctx, 100, f"plan {plan.id} ready with {len(plan.steps)} step(s)")
-
     s = decision.summary
-    open_customers = s.customers["ambiguous"] + s.customers["unmatched"]
-    if plan.steps:
-        next_step = (f"Show the user the matching table, actions and money per month; then apply_plan('{plan.id}'). "
-                     "Nothing has been written to Halo yet.")
-    else:
-        next_step = "Halo already matches the feed for every matched customer: nothing to apply."
-    left_alone = s.actions.get("left_alone", 0)
-    if left_alone:
-        next_step += (f" {left_alone} Halo licence(s) were left alone (another or no distributor, or inactive): "
-                      "they are listed in skipped with what to do.")
-    if open_customers:
-        next_step += (f" {open_customers} customer(s) are ambiguous or unmatched and were skipped: confirm their "
-                      "Halo clients with the user and call again with mappings.")
-    if decision.mismatches:
-        next_step += (f" {len(decision.mismatches)} product(s) look like one product under two codes and were held "
-                      "back: confirm with the user, then call again with product_mappings (feed code -> Halo code).")
-    if decision.would_delete:
-        next_step += (f" First sync from {distributor}: {len(decision.would_delete)} cleanup delete(s) were only "
-                      "listed (would_delete); if the user confirms them, call again with cleanup_first_sync=true.")
     return LicenceSyncPlan(
         plan_id=plan.id, title=title, distributor=distributor, feed_lines=len(feed.lines), steps=len(plan.steps),
         matching=[MatchRow(**d.model_dump()) for d in _first_rows(decision.matching)],
@@ -499,4 +459,65 @@ async def plan_license_sync(
             customers=s.customers, actions=s.actions, monthly_before=s.monthly_before,
             monthly_after=s.monthly_after,
             money=[ClientMoneyRow(**m.model_dump()) for m in s.money[:MAX_ROWS_SHOWN]], money_total=len(s.money)),
-        remembered_mappings=remembered_now, warnings=plan.warnings, next_step=next_step)
+        remembered_mappings=remembered_now, warnings=plan.warnings, next_step=_next_step(plan, decision, distributor))
+
+
+def _check_options(mappings: dict[str, int] | None, exclude_clients: list[str | int] | None,
+                   product_mappings: dict[str, str] | None) -> None:
+    _check_product_mappings(product_mappings)
+    for name in mappings or {}:
+        if not name.strip():
+            raise invalid("mappings", "a customer name is blank", "use the customer name exactly as in the feed")
+    for entry in exclude_clients or []:
+        if isinstance(entry, str) and not entry.strip():
+            raise invalid("exclude_clients", "an entry is blank", "give customer names, client names or ids")
+        if isinstance(entry, int) and entry <= 0:
+            raise invalid("exclude_clients", f"{entry} is not a Halo client id", "give ids above zero")
+
+
+def _held_back_warnings(decision: SyncDecision, distributor: str) -> list[str]:
+    out: list[str] = []
+    if decision.mismatches:
+        out.append(f"{len(decision.mismatches)} likely code mismatch(es) held back (no create, no delete): "
+                   "see likely_code_mismatches and give product_mappings")
+    if decision.would_delete:
+        out.append(f"first sync from {distributor}: {len(decision.would_delete)} cleanup delete(s) listed "
+                   "in would_delete, not planned; call again with cleanup_first_sync=true to plan them")
+    return out
+
+
+def _remember(journal: Any, distributor: str, mappings: dict[str, int] | None,
+              product_mappings: dict[str, str] | None) -> list[str]:
+    """Store the mappings the user confirmed by giving them; what was stored, in words."""
+    stored: list[str] = []
+    for customer, client_id in (mappings or {}).items():
+        journal.remember_mapping(distributor, customer, client_id)
+        stored.append(f"{name_key(customer)} -> {client_id}")
+    for feed_code, halo_code in (product_mappings or {}).items():
+        journal.remember_product_mapping(distributor, feed_code, halo_code)
+        stored.append(f"product {feed_code.strip()} -> {halo_code.strip()}")
+    return stored
+
+
+def _next_step(plan: Plan, decision: SyncDecision, distributor: str) -> str:
+    s = decision.summary
+    open_customers = s.customers["ambiguous"] + s.customers["unmatched"]
+    if plan.steps:
+        text = (f"Show the user the matching table, actions and money per month; then apply_plan('{plan.id}'). "
+                "Nothing has been written to Halo yet.")
+    else:
+        text = "Halo already matches the feed for every matched customer: nothing to apply."
+    left_alone = s.actions.get("left_alone", 0)
+    if left_alone:
+        text += (f" {left_alone} Halo licence(s) were left alone (another or no distributor, or inactive): "
+                 "they are listed in skipped with what to do.")
+    if open_customers:
+        text += (f" {open_customers} customer(s) are ambiguous or unmatched and were skipped: confirm their "
+                 "Halo clients with the user and call again with mappings.")
+    if decision.mismatches:
+        text += (f" {len(decision.mismatches)} product(s) look like one product under two codes and were held "
+                 "back: confirm with the user, then call again with product_mappings (feed code -> Halo code).")
+    if decision.would_delete:
+        text += (f" First sync from {distributor}: {len(decision.would_delete)} cleanup delete(s) were only "
+                 "listed (would_delete); if the user confirms them, call again with cleanup_first_sync=true.")
+    return text
