@@ -32,7 +32,7 @@ from halo_contracts.plans.journal import POSTGRES_SCHEMES, open_journal
 from halo_contracts.plans.journal_guard import JournalUnavailable, journal_file
 from halo_contracts.progress import progress_middleware
 from halo_contracts.tools import load_tool_modules
-from halo_contracts.tools.common import REGISTRY, AppContext, ToolSpec
+from halo_contracts.tools.common import REGISTRY, AppContext, ToolSpec, text_rule_refusal
 from halo_contracts.tools.plans import ConfirmationPending
 
 log = logging.getLogger("halo_contracts")
@@ -187,6 +187,19 @@ def _journal_errors(fn: Any) -> Any:
     return tool
 
 
+class _Server(MCPServer):
+    """The SDK's server; an argument refused by the text rule reads as one plain message."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            plain = text_rule_refusal(name, exc)
+            if plain is None:
+                raise
+            raise plain from exc.__cause__
+
+
 def _error_result(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
@@ -277,7 +290,7 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
                 budget.close()
             journal.close()
 
-    server = MCPServer(
+    server = _Server(
         SERVER_NAME,
         title="HaloPSA contracts",
         version=__version__,
