@@ -121,9 +121,11 @@ def refusals():
         pytest.param("plan_license_sync", {"source": [{"customer": "Acme", "product_code": "X", "quantity": 1}],
                                            "distributor": "Pax8\x1b"}, "distributor", id="distributor"),
         pytest.param("plan_license_sync", {"source": [{"customer": "Acme", "product_code": "X", "quantity": 1}],
-                                           "mappings": {"Acme\u202e": 1}}, "mappings", id="mapping-name"),
+                                           "mappings": {"Acme\u202e": 1}, "distributor": "Pax8"}, "mappings",
+                     id="mapping-name"),
         pytest.param("plan_license_sync", {"source": [{"customer": "Acme", "product_code": "X", "quantity": 1}],
-                                           "exclude_clients": ["\u200b"]}, "exclude_clients[0]", id="exclude-name"),
+                                           "exclude_clients": ["\u200b"], "distributor": "Pax8"},
+                     "exclude_clients[0]", id="exclude-name"),
     ]
     return out
 
