@@ -140,6 +140,7 @@ class RecurringItem(DomainModel):
     description: str = ""
     long_description: str | None = None
     item_id: int | None = None
+    product_code: str | None = None  # the item's code (read only)
     quantity: Decimal = Decimal(0)
     unit_price: Decimal = Decimal(0)
     billing_frequency: str | None = None  # None: the contract's frequency

@@ -337,6 +337,8 @@ _LINE_WIRE: tuple[WireField, ...] = (
     WireField("description", "item_shortdescription", "str", "line description"),
     WireField("long_description", "item_longdescription", "text", "long description"),
     WireField("item_id", "_itemid", "link", "Halo item (product) id"),
+    WireField("product_code", "item_code", "str", "the item's code (ties a line to a licence's product code)",
+              writable=False),
     WireField("quantity", "qty_order", "hours", "quantity (a decimal; JSON number on the wire)"),
     WireField("unit_price", "unit_price", "money", "price per unit per billing period"),
     WireField("billing_frequency", "period", "line_billing",

@@ -18,7 +18,8 @@ of its steps, in the same tables, through the same SQL (the common dialect of th
   (where earlier steps' ids go: ``plans.models.ParamRef``; NULL in rows written by 0.1, whose
   ``"$step:N.id"`` id strings are read as references on load, see ``models.legacy_refs``);
 - ``mappings``: customer name -> Halo client id, per source (licence sync);
-- ``product_mappings``: a distributor's product code -> Halo product code, per source.
+- ``product_mappings``: a distributor's product code -> Halo product code, per source;
+- ``licence_lines``: licence id -> the recurring line confirmed to bill it.
 
 The executor writes ``sending`` (with the request) and commits it *before* the request
 leaves, and ``done`` with the answer after it: a crash at any point leaves either a
@@ -121,6 +122,11 @@ CREATE TABLE IF NOT EXISTS product_mappings (
     halo_code TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (source, feed_code)
+);
+CREATE TABLE IF NOT EXISTS licence_lines (
+    licence_id INTEGER PRIMARY KEY,
+    line_id INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS plans_created ON plans(created_at);
 CREATE TABLE IF NOT EXISTS claims (
@@ -427,6 +433,20 @@ class JournalBase(ABC):
             rows = db.execute("SELECT feed_code, halo_code FROM product_mappings WHERE source = ? ORDER BY feed_code",
                               (source,)).fetchall()
         return {r["feed_code"]: r["halo_code"] for r in rows}
+
+    def remember_licence_line(self, licence_id: int, line_id: int) -> None:
+        """The recurring line the MSP confirmed bills a licence (seats against billing)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO licence_lines(licence_id, line_id, updated_at) VALUES (?,?,?)"
+                " ON CONFLICT(licence_id) DO UPDATE SET line_id = excluded.line_id, updated_at = excluded.updated_at",
+                (int(licence_id), int(line_id), _now()))
+
+    def licence_lines(self) -> dict[int, int]:
+        """Confirmed licence id -> recurring line id links."""
+        with self._read() as db:
+            rows = db.execute("SELECT licence_id, line_id FROM licence_lines ORDER BY licence_id").fetchall()
+        return {int(r["licence_id"]): int(r["line_id"]) for r in rows}
 
     def applied_plans_of(self, tool: str, *, limit: int = 1000) -> list[dict[str, Any]]:
         """Plans of ``tool`` that changed Halo (applied or partly applied): id and summary, newest first."""

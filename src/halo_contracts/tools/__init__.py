@@ -14,6 +14,7 @@ TOOL_MODULES = (
     "reports",
     "licence_sync",
     "licences",
+    "licence_billing",
     "plans",
 )
 
