@@ -62,7 +62,8 @@ def serve(contracts: int, journal: str) -> None:
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     app = create_app(SandboxConfig(**book_config(contracts)))
     settings = load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
-                             rate_limit="1000000000/1", read_only=False, tools=None, disabled_tools=None)
+                             rate_limit="1000000000/1", read_only=False, tools=None, disabled_tools=None,
+                             allow_insecure_http=True)
     server = build_server(settings, transport(app), journal_path=journal, extras={"today": TODAY})
     server.run("stdio")
 
@@ -195,7 +196,7 @@ async def month(s: Session, book: Book) -> dict[str, Any]:
 
 async def biggest(s: Session, apply: bool) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    out["search_contracts (limit 200)"], _ = await s.call("search_contracts", {"limit": 200})
+    out["search_contracts (limit 100)"], _ = await s.call("search_contracts", {"limit": 100})
     out["reconcile_billing (whole book, 1 month)"], _ = await s.call(
         "reconcile_billing", {"period_start": LAST_MONTH[0], "period_end": LAST_MONTH[1]})
     out["summarize_contracts by client"], _ = await s.call("summarize_contracts", {"group_by": "client"})

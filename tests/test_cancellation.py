@@ -54,9 +54,14 @@ async def test_cancel_mid_apply_then_resume(tmp_path):
         assert not again.is_error, again.content[0].text
         assert again.structured_content["status"] == "applied"
 
-        renewals = await client.call_tool("search_contracts", {"status": "Pending", "limit": 200,
-                                                              "include_inactive": True})
-    new_refs = [r["ref"] for r in renewals.structured_content["contracts"]]
+        new_refs: list[str] = []
+        args = {"status": "Pending", "limit": 100, "include_inactive": True}
+        while True:  # every page
+            page = (await client.call_tool("search_contracts", args)).structured_content
+            new_refs += [r["ref"] for r in page["contracts"]]
+            if not page["next_cursor"]:
+                break
+            args = {**args, "cursor": page["next_cursor"]}
     assert len(new_refs) == len(set(new_refs)), "no renewal was created twice"
     created = [e for e in sb.log if e.method == "POST" and e.path.lower() == "/api/clientcontract"]
     stored = [e for e in created if isinstance(e.body, list) and not e.body[0].get("id") and e.status == 201]

@@ -6,6 +6,7 @@ zero requests; writes go through plans and the journal.
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -68,7 +69,7 @@ async def test_search_by_client_and_type(mcp_client):
     book = mcp_client.sandbox.book
     prepaid = set(book.contracts_by_type["Prepaid Hours"])
     r = data(await call(mcp_client, "search_contracts", {"type": "prepaid hours", "include_inactive": True,
-                                                         "limit": 200}))
+                                                         "limit": 100}))
     assert {c["id"] for c in r["contracts"]} == prepaid
     client_id = book.client_ids[0]
     r = data(await call(mcp_client, "search_contracts", {"client_id": client_id, "include_inactive": True}))
@@ -82,14 +83,14 @@ async def test_search_by_client_and_type(mcp_client):
 
 async def test_search_expiring_window(mcp_client):
     book = mcp_client.sandbox.book
-    r = data(await call(mcp_client, "search_contracts", {"ends_within_days": 30, "status": "Active", "limit": 200}))
+    r = data(await call(mcp_client, "search_contracts", {"ends_within_days": 30, "status": "Active", "limit": 100}))
     assert {c["id"] for c in r["contracts"]} == set(book.expiring[30])
     ends = [c["end_date"] for c in r["contracts"]]
     assert ends == sorted(ends)
     assert all(0 <= c["days_to_end"] <= 30 for c in r["contracts"])
     before = (TODAY + timedelta(days=30)).isoformat()
     r2 = data(await call(mcp_client, "search_contracts", {"ends_after": TODAY.isoformat(), "ends_before": before,
-                                                          "status": "Active", "limit": 200}))
+                                                          "status": "Active", "limit": 100}))
     assert {c["id"] for c in r2["contracts"]} == set(book.expiring[30])
 
 
@@ -254,14 +255,18 @@ async def test_duplicate_guard_refers_to_the_existing_contract(mcp_client):
 async def test_dry_run_then_apply_creates_exactly_the_preview(mcp_client):
     sb = mcp_client.sandbox
     args = new_contract_args(sb.book, dry_run=True)
-    d = data(await call(mcp_client, "create_contract", args))
+    brief = data(await call(mcp_client, "create_contract", args))
+    assert [set(s) for s in brief["plan"]["steps"]] == [{"index", "kind", "summary", "status"}]  # one line a step
+    d = data(await call(mcp_client, "create_contract", {**args, "detail": "full"}))
     assert d["outcome"] == "planned" and d["contract_id"] is None
     (step,) = d["plan"]["steps"]
     assert step["status"] == "pending" and step["request"]["method"] == "POST"
     assert step["request"]["path"] == "/api/ClientContract"
     assert api_writes(sb) == []
-    shown = data(await call(mcp_client, "get_plan", {"plan_id": d["plan_id"]}))
+    shown = data(await call(mcp_client, "get_plan", {"plan_id": d["plan_id"], "detail": "full"}))
     assert shown["steps"][0]["request"] == step["request"] and shown["status"] == "planned"
+    resource = json.loads((await mcp_client.read_resource(f"halopsa://plans/{d['plan_id']}")).contents[0].text)
+    assert resource["steps"][0]["request"] == step["request"]
     progress: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(done, total, message):
@@ -347,7 +352,7 @@ async def test_update_dry_run_then_apply(mcp_client):
     c = await _active_contract(mcp_client)
     new_end = (date.fromisoformat(c["end_date"]) + timedelta(days=365)).isoformat()
     d = data(await call(mcp_client, "update_contract", {"contract_id": c["id"], "changes": {"end_date": new_end},
-                                                        "dry_run": True}))
+                                                        "dry_run": True, "detail": "full"}))
     assert d["outcome"] == "planned" and api_writes(sb) == []
     preview = d["plan"]["steps"][0]["request"]["body"]
     data(await call(mcp_client, "apply_plan", {"plan_id": d["plan_id"]}))
@@ -446,7 +451,8 @@ async def test_create_refuses_sub_cent_money_with_zero_requests(mcp_client, over
 
 async def test_create_sends_exactly_the_previewed_value(mcp_client):
     sb = mcp_client.sandbox
-    d = data(await call(mcp_client, "create_contract", new_contract_args(sb.book, value=1.24, dry_run=True)))
+    d = data(await call(mcp_client, "create_contract", new_contract_args(sb.book, value=1.24, dry_run=True,
+                                                                         detail="full")))
     assert d["value"] == "1.24"
     data(await call(mcp_client, "apply_plan", {"plan_id": d["plan_id"]}))
     (post,) = api_writes(sb)

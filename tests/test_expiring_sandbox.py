@@ -5,7 +5,6 @@ Expectations come from the sandbox's raw documents and manifest, not from projec
 
 from __future__ import annotations
 
-import json
 import math
 from contextlib import asynccontextmanager
 from datetime import date, datetime
@@ -40,7 +39,7 @@ async def sandbox_server(tmp_path, *, contracts: int = 45, clients: int = 8):
 async def call(client: Client, name: str, args: dict) -> dict:
     result = await client.call_tool(name, args)
     assert not result.is_error, result.content[0].text
-    return json.loads(result.content[0].text)
+    return result.structured_content
 
 
 def day(ts: str | None) -> date | None:

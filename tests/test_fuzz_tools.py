@@ -120,7 +120,7 @@ def test_wrongly_typed_ids_are_refused_without_requests(h: Harness):
     for name, tool in h.tools.items():
         props = tool.input_schema.get("properties", {})
         for key, sub in props.items():
-            types = {sub.get("type")} | {b.get("type") for b in sub.get("anyOf", [])}
+            types = types_of(sub) | {t for b in sub.get("anyOf", []) for t in types_of(b)}
             if "integer" not in types:
                 continue
             for bad in ("1", True, 1.0):

@@ -74,8 +74,8 @@ def _plan_in_process(base: str, journal: Path, spec: dict) -> tuple[dict, dict]:
                 r = await c.call_tool(tool, args)
                 assert not r.is_error, r.content[0].text
                 plans[key] = r.structured_content["plan_id"]
-                view = await c.call_tool("get_plan", {"plan_id": plans[key]})
-                previews[key] = view.structured_content["steps"]
+                view = await c.read_resource(f"halopsa://plans/{plans[key]}")
+                previews[key] = json.loads(view.contents[0].text)["steps"]
         return plans, previews
 
     return anyio.run(go)

@@ -249,8 +249,6 @@ def _tool_modules() -> list[tuple[str, ast.Module]]:
     return [(rel, tree) for rel, tree in modules("tools") if not rel.endswith("__init__.py")]
 
 
-@pytest.mark.xfail(strict=True, reason="tools still import contracts, plans, prepaid and reconciliation: the tool "
-                                        "rework moves what they share into tools/common.py; remove this mark then")
 def test_no_tool_imports_another_tool():
     found = [v for rel, tree in _tool_modules() for v in tool_import_violations(rel, tree)]
     assert not found, "\n".join(f"{rel}:{line}: {what}" for rel, line, what in found)

@@ -77,7 +77,8 @@ async def test_feed_product_name_is_sent_verbatim(tmp_path, name):
     async with Client(server) as client:
         planned = await call(client, "plan_license_sync", {"source": feed, "cleanup": False, "distributor": "Pax8"})
         previews = [s["request"]["body"][0] for s in steps_of(await call(client, "get_plan",
-                                                                      {"plan_id": planned["plan_id"]}))]
+                                                                      {"plan_id": planned["plan_id"],
+                                                                       "detail": "full"}))]
         assert {"RT-SKU-Y": name}.items() <= {b["product_sku"]: b["name"] for b in previews}.items()
         await apply_twice(client, sb, planned["plan_id"])
     [sent] = [e.body[0] for e in sb.log_all if e.method == "POST" and e.body and e.body[0].get("product_sku")
@@ -102,8 +103,8 @@ async def test_recurring_line_description_from_halo_is_copied_verbatim(tmp_path)
     async with Client(server) as client:
         planned = await call(client, "generate_renewals", {"contract_ids": [cid], "uplift_percent": 0,
                                                            "copy_recurring_items": True, "dry_run": True})
-        sent_lines = [s for s in steps_of(await call(client, "get_plan", {"plan_id": planned["plan_id"]}))
-                      if s["kind"] == "add_recurring_lines"]
+        shown = await call(client, "get_plan", {"plan_id": planned["plan_id"], "detail": "full"})
+        sent_lines = [s for s in steps_of(shown) if s["kind"] == "add_recurring_lines"]
         assert "$step:1.id" in [b["item_shortdescription"] for b in sent_lines[0]["request"]["body"]]
         writes = await apply_twice(client, sb, planned["plan_id"])
     assert "$step:1.id" in [b.get("item_shortdescription") for e in writes for b in e.body or []]
@@ -124,7 +125,7 @@ async def test_contract_notes_from_a_person_are_stored_verbatim(tmp_path):
                 "end_date": "2027-12-31", "billing_frequency": "Monthly", "value": 10, "notes": "$step:0.id",
                 "dry_run": True}
         planned = await call(client, "create_contract", args)
-        [step] = steps_of(await call(client, "get_plan", {"plan_id": planned["plan_id"]}))
+        [step] = steps_of(await call(client, "get_plan", {"plan_id": planned["plan_id"], "detail": "full"}))
         assert step["request"]["body"][0]["note"] == "$step:0.id"
         writes = await apply_twice(client, sb, planned["plan_id"])
     assert [e.body[0]["note"] for e in writes] == ["$step:0.id"]
@@ -160,7 +161,7 @@ def test_any_text_reaches_the_wire_as_written(tmp_path_factory, description, ref
                 "end_date": "2027-12-31", "billing_frequency": "Monthly", "value": 10, "notes": description})
             cid = created["contract_id"]
             planned = await call(client, "add_recurring_items", {
-                "contract_id": cid, "dry_run": True,
+                "contract_id": cid, "dry_run": True, "detail": "full",
                 "items": [{"description": description, "quantity": 1, "unit_price": 2, "start_date": "2027-01-01"}]})
             steps = steps_of(planned)
             sb.log.clear()

@@ -45,8 +45,9 @@ async def test_two_plans_for_a_new_contract_share_one_recurring_invoice(mcp_clie
     assert a["status"] == b["status"] == "applied"
     ri_id = a["created"]["recurring_invoice"][0]
     assert "recurring_invoice" not in b["created"]
-    assert b["steps"][0]["result"]["id"] == ri_id
-    assert b["steps"][0]["note"] == f"reused recurring invoice {ri_id} created after the plan was built"
+    b_steps = data(await call(mcp_client, "get_plan", {"plan_id": second["plan_id"]}))["steps"]
+    assert b_steps[0]["result"]["id"] == ri_id
+    assert b_steps[0]["note"] == f"reused recurring invoice {ri_id} created after the plan was built"
     # one POST /RecurringInvoice in all; the second plan's lines went to the first plan's invoice
     assert [p.path for p in api_writes(sb)] == ["/api/RecurringInvoice", "/api/RecurringInvoice/Lines",
                                                 "/api/RecurringInvoice/Lines"]
@@ -72,7 +73,7 @@ async def test_delete_of_a_licence_deleted_out_of_band_is_done(mcp_client):
     sb.log.clear()
     applied = data(await call(mcp_client, "apply_plan", {"plan_id": plan.id}))
     assert applied["status"] == "applied" and applied["failed"] == 0 and applied["sent"] == 1
-    step = applied["steps"][0]
+    step = data(await call(mcp_client, "get_plan", {"plan_id": plan.id}))["steps"][0]
     assert step["status"] == "done" and step["note"].startswith("already gone")
     (delete,) = api_writes(sb)
     assert delete.method == "DELETE" and delete.status == 404
@@ -134,10 +135,17 @@ def _wording(result: dict) -> str:
     plan = result.get("plan")
     if plan:
         parts += [plan["title"], *plan["warnings"], *plan["skipped"]]
-        parts += [s["summary"] for s in plan["steps"]] + [s["note"] or "" for s in plan["steps"]]
-    for s in result.get("steps", []):
-        parts += [s["summary"], s["note"] or ""]
+        parts += [s["summary"] for s in plan["steps"]] + [s.get("note") or "" for s in plan["steps"]]
+    for s in result.get("steps", []) + result.get("failures", []):
+        parts += [s["summary"], s.get("note") or ""]
+    parts += [result.get("next_step") or ""]
     return "\n".join(parts)
+
+
+async def said(mcp_client, tool: str, args: dict, **kw) -> tuple[dict, str]:
+    """A tool's result and its text block (the summary a client shows the model)."""
+    r = await call(mcp_client, tool, args, **kw)
+    return data(r), text(r)
 
 
 def _assert_clean(*texts: str) -> None:
@@ -158,8 +166,12 @@ async def _poison(mcp_client) -> dict:
     line = sb.store.get("rlines", c["items"][0]["id"])
     line["item_shortdescription"] = HOSTILE_LINE
     sb.store.put("rlines", line)
-    fresh = data(await call(mcp_client, "get_contract", {"contract_id": c["id"]}))
+    fresh, words = await said(mcp_client, "get_contract", {"contract_id": c["id"]})
     assert fresh["ref"] == HOSTILE_REF and fresh["notes"] == HOSTILE_NOTE  # returned, as data
+    _assert_clean(words)  # and never in the summary text
+    for tool, args in (("list_recurring_items", {"contract_id": c["id"]}),
+                       ("search_contracts", {"client_id": doc["client_id"]})):
+        _assert_clean((await said(mcp_client, tool, args))[1])
     return fresh
 
 
@@ -175,14 +187,14 @@ async def test_hostile_halo_text_stays_out_of_update_contract_wording(mcp_client
     async def on_progress(done, total, message):
         progress.append(message or "")
 
-    planned = data(await call(mcp_client, "update_contract", {"contract_id": c["id"], "changes": changes,
-                                                              "dry_run": True}))
-    _assert_clean(_wording(planned))
+    planned, words = await said(mcp_client, "update_contract", {"contract_id": c["id"], "changes": changes,
+                                                                "dry_run": True})
+    _assert_clean(_wording(planned), words)
     shown = data(await call(mcp_client, "get_plan", {"plan_id": planned["plan_id"]}))
     _assert_clean(shown["title"], *[s["summary"] for s in shown["steps"]])
-    applied = data(await call(mcp_client, "apply_plan", {"plan_id": planned["plan_id"]},
-                              progress_callback=on_progress))
-    _assert_clean(_wording(applied), *progress)
+    applied, words = await said(mcp_client, "apply_plan", {"plan_id": planned["plan_id"]},
+                                progress_callback=on_progress)
+    _assert_clean(_wording(applied), words, *progress)
     at_once = data(await call(mcp_client, "update_contract", {"contract_id": c["id"], "changes": {"value": 7}}))
     _assert_clean(_wording(at_once))
     if "notes" in changes:  # Halo's old note is reported, but only in its own data field
@@ -196,8 +208,8 @@ async def test_hostile_halo_text_stays_out_of_update_recurring_item_wording(mcp_
         args = {"item_id": line["id"], "changes": {"quantity": line["quantity"] + 3}, "dry_run": True}
         if contract_id is not None:
             args["contract_id"] = contract_id
-        planned = data(await call(mcp_client, "update_recurring_item", args))
-        _assert_clean(_wording(planned))
+        planned, words = await said(mcp_client, "update_recurring_item", args)
+        _assert_clean(_wording(planned), words)
     applied = data(await call(mcp_client, "apply_plan", {"plan_id": planned["plan_id"]}))
     _assert_clean(_wording(applied))
     renamed = data(await call(mcp_client, "update_recurring_item", {

@@ -63,7 +63,7 @@ async def sandbox_server(tmp_path, *, contracts: int = 45, clients: int = 8, det
 async def call(client: Client, name: str, args: dict) -> dict:
     result = await client.call_tool(name, args)
     assert not result.is_error, result.content[0].text
-    return json.loads(result.content[0].text)
+    return result.structured_content
 
 
 async def call_error(client: Client, name: str, args: dict) -> str:

@@ -95,7 +95,7 @@ def pages(n: int) -> int:
 
 async def test_bulk_finds_every_seeded_discrepancy_and_nothing_on_clean_contracts(server, sb, book):
     assert {d.kind for d in book.discrepancies} == set(KIND)
-    out = await call(server, "reconcile_billing", limit=1000, **window(book))
+    out = await call(server, "reconcile_billing", detail="full", limit=1000, **window(book))
     listed = {row["contract_id"]: row for row in out["contracts"]}
     for d in book.discrepancies:
         row = listed[d.contract_id]
@@ -121,7 +121,7 @@ async def test_bulk_finds_every_seeded_discrepancy_and_nothing_on_clean_contract
 
 async def test_bulk_reads_one_paged_sweep_per_record_kind(server, sb, book):
     progress: list = []
-    out = await call(server, "reconcile_billing", progress=progress, **window(book))
+    out = await call(server, "reconcile_billing", detail="full", progress=progress, **window(book))
     reads = out["records_read"]
     assert reads["contracts"] == len(book.contract_ids)
     assert reads["recurring_invoices"] == len(book.recurring_header_ids)
@@ -137,8 +137,8 @@ async def test_bulk_reads_one_paged_sweep_per_record_kind(server, sb, book):
 
 
 async def test_unbilled_time_matches_the_book(server, book):
-    out = await call(server, "reconcile_billing", limit=1000, period_start=(TODAY - timedelta(days=365)).isoformat(),
-                     period_end=TODAY.isoformat())
+    out = await call(server, "reconcile_billing", detail="full", limit=1000,
+                     period_start=(TODAY - timedelta(days=365)).isoformat(), period_end=TODAY.isoformat())
     unbilled = {r["contract_id"]: f for r in out["contracts"] for f in r["findings"] if f["kind"] == "unbilled_time"}
     assert book.unbilled_amount
     assert {cid: D(f["amount"]) for cid, f in unbilled.items()} == book.unbilled_amount
@@ -151,19 +151,19 @@ async def test_one_client_only(server, sb, book):
     one = await call(server, "reconcile_contract_billing", contract_id=d.contract_id, **window(book))
     client_id = one["reconciliation"]["client_id"]
     sb.log.clear()
-    out = await call(server, "reconcile_billing", client_id=client_id, **window(book))
+    out = await call(server, "reconcile_billing", detail="full", client_id=client_id, **window(book))
     assert out["contracts"] and {r["client_id"] for r in out["contracts"]} == {client_id}
     assert d.contract_id in {r["contract_id"] for r in out["contracts"]}
     assert api_requests(sb) == out["records_read"]["pages"] == 4
 
 
 async def test_min_variance_and_csv_parse_back(server, book):
-    everything = await call(server, "reconcile_billing", limit=1000, **window(book))
-    big = await call(server, "reconcile_billing", min_variance=1000, **window(book))
+    everything = await call(server, "reconcile_billing", detail="full", limit=1000, **window(book))
+    big = await call(server, "reconcile_billing", detail="full", min_variance=1000, **window(book))
     assert big["contracts"] and all(D(r["at_stake"]) >= 1000 for r in big["contracts"])
     assert len(big["contracts"]) < len(everything["contracts"])
     assert big["totals"] == {**everything["totals"], "contracts_listed": len(big["contracts"])}
-    as_csv = await call(server, "reconcile_billing", format="csv", **window(book))
+    as_csv = await call(server, "reconcile_billing", detail="full", format="csv", **window(book))
     assert as_csv["contracts"] == []
     rows = list(csv.DictReader(io.StringIO(as_csv["csv"])))
     expected = {(r["contract_id"], f["kind"], D(f["amount"])) for r in everything["contracts"] for f in r["findings"]}
@@ -202,7 +202,7 @@ async def test_clean_contract_and_its_csv(server, book):
 async def test_mixed_invoice_is_split_between_its_contracts(server, book):
     assert book.mixed_invoice_ids
     mixed = book.mixed_invoice_ids[0]
-    out = await call(server, "reconcile_billing", limit=1000, **window(book))
+    out = await call(server, "reconcile_billing", detail="full", limit=1000, **window(book))
     for row in out["contracts"]:
         for f in row["findings"]:
             assert mixed not in f["invoice_ids"] or f["kind"] == "unbilled_time"
@@ -332,7 +332,7 @@ async def test_prepaid_unbilled_time_is_priced_alike_by_both_tools(own_app, tmp_
     server = own_server(own_app, tmp_path)
     sandbox.log.clear()
     progress: list = []
-    bulk = await call(server, "reconcile_billing", progress=progress, limit=1000, **period)
+    bulk = await call(server, "reconcile_billing", detail="full", progress=progress, limit=1000, **period)
     reads = bulk["records_read"]
     # one detail read for the one contract that needs the block rate, and it is accounted for
     assert reads["contract_details"] == 1 and reads["requests"] == reads["pages"] + 1 == api_requests(sandbox)

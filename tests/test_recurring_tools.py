@@ -71,7 +71,8 @@ async def test_new_contract_gets_its_recurring_invoice_first(mcp_client):
     created = data(await call(mcp_client, "create_contract", new_contract_args(sb.book)))
     cid = created["contract_id"]
     sb.log.clear()
-    d = data(await call(mcp_client, "add_recurring_items", {"contract_id": cid, "items": [ITEM], "dry_run": True}))
+    d = data(await call(mcp_client, "add_recurring_items", {"contract_id": cid, "items": [ITEM], "dry_run": True,
+                                                            "detail": "full"}))
     kinds = [s["kind"] for s in d["plan"]["steps"]]
     assert kinds == ["create_recurring_invoice", "add_recurring_lines"] and d["creates_recurring_invoice"]
     assert d["plan"]["steps"][1]["request"]["body"][0]["ihid"] == -1_000_000
@@ -146,7 +147,7 @@ async def test_update_item_quantity_dry_run_then_apply(mcp_client):
     c = await _contract_with_lines(mcp_client)
     line = c["items"][0]
     args = {"item_id": line["id"], "contract_id": c["id"], "changes": {"quantity": line["quantity"] + 5},
-            "dry_run": True}
+            "dry_run": True, "detail": "full"}
     d = data(await call(mcp_client, "update_recurring_item", args))
     assert d["outcome"] == "planned" and api_writes(sb) == []
     data(await call(mcp_client, "apply_plan", {"plan_id": d["plan_id"]}))

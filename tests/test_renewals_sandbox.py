@@ -7,7 +7,6 @@ unit prices x uplift, half-up to the cent), never from the project's domain code
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
@@ -57,7 +56,7 @@ async def executor(app, tmp_path):
 async def call(client: Client, name: str, args: dict, **kw) -> dict:
     result = await client.call_tool(name, args, **kw)
     assert not result.is_error, result.content[0].text
-    return json.loads(result.content[0].text)
+    return result.structured_content
 
 
 async def call_error(client: Client, name: str, args: dict) -> str:
@@ -143,8 +142,14 @@ async def test_fifty_renewals_preview_then_apply_exactly_and_rerun_creates_nothi
         assert len(ids) == 50
         old_docs = {cid: sb.store.get("contracts", cid) for cid in ids}
         before = sb.store.count("contracts")
+        brief = await call(client, "generate_renewals",
+                           {"contract_ids": ids, "uplift_percent": 3.5, "dry_run": True})
+        assert len(brief["renewals"]) == 20 and brief["totals"]["contracts"] == 50  # the most value first
+        assert [r["value_after"] for r in brief["renewals"]] == sorted(
+            (r["value_after"] for r in brief["renewals"]), key=Decimal, reverse=True)
+        assert all("lines" not in r for r in brief["renewals"])
         preview = await call(client, "generate_renewals",
-                             {"contract_ids": ids, "uplift_percent": 3.5, "dry_run": True})
+                             {"contract_ids": ids, "uplift_percent": 3.5, "dry_run": True, "detail": "full"})
         assert preview["status"] == "planned" and preview["plan_id"]
         assert sb.log.count(method="POST", path_prefix="/api") == 0
         assert [r["contract_id"] for r in preview["renewals"]] == ids
@@ -198,7 +203,8 @@ async def test_dropped_answers_mid_batch_resume_without_duplicates(tmp_path):
     async with sandbox_server(tmp_path) as (app, sb, client):
         ids = renewable(sb)[:8]
         preview = await call(client, "generate_renewals",
-                             {"contract_ids": ids, "uplift_percent": 5, "expire_old": "now", "dry_run": True})
+                             {"contract_ids": ids, "uplift_percent": 5, "expire_old": "now", "dry_run": True,
+                              "detail": "full"})
         plan_id = preview["plan_id"]
         async with executor(app, tmp_path) as run:
             # stop 1: the answer to a create_contract in the middle of the batch is lost
@@ -275,7 +281,7 @@ async def test_expire_at_end_only_past_end_dates_otherwise_a_follow_up(tmp_path)
         assert got["follow_ups"] == [{"contract_id": future, "due": (end + timedelta(days=1)).isoformat(),
                                       "action": got["follow_ups"][0]["action"]}]
         assert "stays Active" in row["old_contract"]
-        assert got["steps"] == (3 if row["lines"] else 1)  # no update step for the old contract
+        assert got["steps"] == (3 if row["lines_copied"] else 1)  # no update step for the old contract
 
 
 async def test_validation_names_each_contract_and_sends_nothing(tmp_path):
@@ -381,7 +387,7 @@ async def test_a_line_ending_before_the_old_contract_is_not_copied_and_is_listed
         off = add_line(sb, cid, "Switched off line", 2, 10, isinactive=True)
         to_end = add_line(sb, cid, "Bounded to the term", 1, 20, enddate=ts(old_end))
         later = add_line(sb, cid, "Ends into the new term", 1, 30, enddate=ts(old_end + timedelta(days=45)))
-        got = await call(client, "generate_renewals", {"contract_ids": [cid], "dry_run": True})
+        got = await call(client, "generate_renewals", {"contract_ids": [cid], "dry_run": True, "detail": "full"})
         [row] = got["renewals"]
         described = {x["description"]: x for x in row["lines"]}
         assert "Server decommissioned" not in described and "Switched off line" not in described
@@ -420,13 +426,13 @@ async def test_a_value_that_was_its_lines_total_stays_equal_to_the_uplifted_line
         sb.store.put("contracts", doc)
 
         got = await call(client, "generate_renewals", {"contract_ids": [cid], "uplift_percent": 3.5,
-                                                       "dry_run": True})
+                                                       "dry_run": True, "detail": "full"})
         [row] = got["renewals"]
         # 2129.15 x 1.035 = 2203.67, but the lines at 46.75 and 103.49 bill 1168.75 + 1034.90 = 2203.65
         assert [x["unit_price_after"] for x in row["lines"]] == ["46.75", "103.49"]
         assert row["value_after"] == "2203.65" and row["value_from_lines"] is True
         assert row["warnings"] == []
-        assert "value 2203.65" in got["plan_steps"][0]["summary"]
+        assert "value 2203.65" in got["plan"]["steps"][0]["summary"]
 
         # lines raised by another uplift than the value: value x uplift, and a warning with both figures
         other = await call(client, "generate_renewals", {"contract_ids": [cid], "uplift_percent": 3.5,
@@ -474,16 +480,17 @@ async def test_a_hostile_ref_and_client_name_appear_only_in_their_own_fields(tmp
         sb.store.put("clients", client_doc)
 
         for args in ({"dry_run": True, "expire_old": "now"}, {"expire_old": "at_end"}):
-            got = await call(client, "generate_renewals", {"contract_ids": [cid], "uplift_percent": 2, **args})
+            got = await call(client, "generate_renewals", {"contract_ids": [cid], "uplift_percent": 2, **args,
+                                                           "detail": "full"})
             [row] = got["renewals"]
             # in its own fields
             assert HOSTILE in row["old_ref"] and HOSTILE in row["new_ref"] and HOSTILE in row["client_name"]
             # in none of ours
             ours = [got["message"], row["old_contract"], *got["warnings"], *row["warnings"],
-                    *(s["summary"] for s in got["plan_steps"]), *(s["reason"] for s in got["skipped"]),
+                    *(s["summary"] for s in got["plan"]["steps"]), *(s["reason"] for s in got["skipped"]),
                     *(f["action"] for f in got["follow_ups"]), *(x["reason"] for x in row["lines_not_copied"])]
-            assert got["plan_steps"] and all(HOSTILE not in text for text in ours), ours
-            assert got["plan_steps"][0]["summary"].startswith(
+            assert got["plan"]["steps"] and all(HOSTILE not in text for text in ours), ours
+            assert got["plan"]["steps"][0]["summary"].startswith(
                 f"Create the renewal of contract {cid} for client {doc['client_id']} (Pending, ")
             plan = (await _plan_steps_and_plan(tmp_path, got["plan_id"]))
             assert HOSTILE not in plan.title

@@ -1,8 +1,8 @@
-"""The public tool surface: a snapshot of ``tools/list`` and the strictness of every schema.
+"""The public tool surface: one snapshot per tool of ``tools/list`` and the strictness of every schema.
 
-The snapshot (tests/snapshots/tools_list.json) holds every registered tool's name, title,
-input and output schemas and annotations. Any change to the public interface shows up as a
-readable per-tool diff. After an intended change refresh it with:
+Each registered tool has tests/snapshots/tools/<name>.json: its title, description, input and
+output schemas and annotations. Any change to the public interface shows up as a readable
+per-tool diff. After an intended change refresh them with:
 
     UPDATE_SNAPSHOTS=1 pytest tests/test_tools_snapshot.py
 """
@@ -23,7 +23,7 @@ from halo_contracts.config import load_settings
 from halo_contracts.server import build_server
 from halo_contracts.tools.common import REGISTRY
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
+SNAPSHOTS = Path(__file__).parent / "snapshots" / "tools"
 
 # Fixed settings: the surface must not depend on the environment running the tests.
 SETTINGS = dict(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
@@ -44,8 +44,8 @@ def _surface() -> dict[str, Any]:
     tools = {}
     for t in _listing():
         ann = t.annotations.model_dump(by_alias=True, exclude_none=True) if t.annotations else None
-        tools[t.name] = {"title": t.title, "annotations": ann, "inputSchema": t.input_schema,
-                         "outputSchema": t.output_schema}
+        tools[t.name] = {"title": t.title, "description": t.description, "annotations": ann,
+                         "inputSchema": t.input_schema, "outputSchema": t.output_schema}
     return dict(sorted(tools.items()))
 
 
@@ -55,13 +55,18 @@ def _text(value: Any) -> list[str]:
 
 def test_tools_list_snapshot():
     current = _surface()
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not SNAPSHOT.exists():
-        SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
-        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if os.environ.get("UPDATE_SNAPSHOTS") != "1":
-            pytest.fail(f"{SNAPSHOT} did not exist; written now. Review and commit it.")
+    update = os.environ.get("UPDATE_SNAPSHOTS") == "1"
+    stored = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(SNAPSHOTS.glob("*.json"))}
+    if update or not stored:
+        SNAPSHOTS.mkdir(parents=True, exist_ok=True)
+        for old in set(stored) - set(current):
+            (SNAPSHOTS / f"{old}.json").unlink()
+        for name, tool in current.items():
+            (SNAPSHOTS / f"{name}.json").write_text(json.dumps(tool, indent=2, sort_keys=True) + "\n",
+                                                    encoding="utf-8")
+        if not update:
+            pytest.fail(f"{SNAPSHOTS} was empty; written now. Review and commit it.")
         return
-    stored = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
     if stored == current:
         return
     report: list[str] = []
@@ -77,6 +82,44 @@ def test_tools_list_snapshot():
                                                fromfile=f"snapshot/{name}", tofile=f"now/{name}", n=2))
     pytest.fail("The public tool surface changed (refresh with UPDATE_SNAPSHOTS=1 if intended):\n"
                 + "".join(report), pytrace=False)
+
+
+def test_one_snapshot_file_per_tool():
+    assert {p.stem for p in SNAPSHOTS.glob("*.json")} == set(REGISTRY)
+
+
+def test_published_schemas_are_compact():
+    """No pydantic titles; nullable types as a type list, never anyOf [X, null]; output schemas
+    describe the envelope (top-level fields), nested rows loosely typed."""
+
+    def walk(node: Any, path: str) -> list[str]:
+        found = []
+        if isinstance(node, dict):
+            if isinstance(node.get("title"), str):
+                found.append(f"{path}: title")
+            branches = node.get("anyOf") or []
+            if len(branches) == 2 and {"type": "null"} in branches:
+                found.append(f"{path}: anyOf [X, null]")
+            for key, value in node.items():
+                found += walk(value, f"{path}.{key}") if key != "properties" else [
+                    p for name, prop in value.items() for p in walk(prop, f"{path}.{name}")]
+        elif isinstance(node, list):
+            found += [p for n, v in enumerate(node) for p in walk(v, f"{path}[{n}]")]
+        return found
+
+    problems = []
+    for t in _listing():
+        problems += walk(t.input_schema, f"{t.name}.input")
+        out = t.output_schema
+        assert out is not None, f"{t.name} has no outputSchema"
+        problems += walk(out, f"{t.name}.output")
+        assert "$defs" not in out, t.name
+        for name, prop in out["properties"].items():
+            assert "properties" not in prop and "$ref" not in prop, f"{t.name}.{name} is not loosely typed"
+            items = prop.get("items", {})
+            assert "properties" not in items and "$ref" not in items, f"{t.name}.{name} rows are not loose"
+        assert t.description == t.description.strip() and "\n    " not in t.description, t.name
+    assert not problems, problems
 
 
 def test_snapshot_covers_every_registered_tool():
@@ -133,6 +176,8 @@ def _placeholder(schema: dict, defs: dict) -> Any:
         if option.get("type") != "null":
             return _placeholder(option, defs)
     kind = schema.get("type")
+    if isinstance(kind, list):  # nullable: ["integer", "null"]
+        kind = next((k for k in kind if k != "null"), None)
     if "enum" in schema:
         return schema["enum"][0]
     if kind == "integer":
@@ -164,7 +209,8 @@ async def test_strict_integers_and_unknown_arguments_are_rejected_before_any_req
         r = await mcp_client.call_tool(t.name, {**base, "surprise_argument": 1})
         assert r.is_error and "surprise_argument" in r.content[0].text, (t.name, r.content[0].text)
         for name, prop in props.items():
-            types = {o.get("type") for o in prop.get("anyOf", [prop])}
+            types = {t for o in prop.get("anyOf", [prop])
+                     for t in (o.get("type") if isinstance(o.get("type"), list) else [o.get("type")])}
             if "integer" not in types:
                 continue
             r = await mcp_client.call_tool(t.name, {**base, name: "1"})

@@ -56,6 +56,9 @@ class Transcript:
             return {}
         if expect_error:
             raise DemoFailed(f"{tool} was expected to refuse these arguments")
+        said = "".join(getattr(c, "text", "") for c in result.content)
+        for line in said.splitlines():
+            self.say(f"<- {line}")
         data = result.structured_content or {}
         lines = json.dumps(data, indent=2, default=str).splitlines()
         for line in lines[:MAX_LINES]:
@@ -94,7 +97,8 @@ async def _tour(t: Transcript, today: date) -> None:
     plan = await t.call("create_contract", {
         "client_id": client_id, "ref": ref, "type": "Recurring", "status": "Pending",
         "start_date": start.isoformat(), "end_date": (add_months(start, 12) - timedelta(days=1)).isoformat(),
-        "billing_frequency": "Monthly", "value": 2450, "notes": "Created by the guided demo", "dry_run": True})
+        "billing_frequency": "Monthly", "value": 2450, "notes": "Created by the guided demo", "dry_run": True,
+        "detail": "full"})
     applied = await t.call("apply_plan", {"plan_id": plan["plan_id"]})
     contract_id = _created_id(applied, "contract")
 

@@ -7,6 +7,7 @@ registry (read-only mode and ``HALO_TOOLS`` / ``HALO_DISABLED_TOOLS``).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,8 +20,10 @@ from mcp.server import MCPServer
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.types import CallToolResult, TextContent
+from mcp.types import Tool as MCPTool
 
 from halo_contracts import __version__
 from halo_contracts.access import TokenStore, caller_is_read_only
@@ -31,9 +34,19 @@ from halo_contracts.logs import quiet_libraries
 from halo_contracts.plans.journal import POSTGRES_SCHEMES, open_journal
 from halo_contracts.plans.journal_guard import JournalUnavailable, journal_file
 from halo_contracts.progress import progress_middleware
+from halo_contracts.prompts import register as register_prompts
+from halo_contracts.skill import register as register_resources
+from halo_contracts.surface import PLAN_URI, compact_arguments, envelope, one_line, said_tool
 from halo_contracts.tools import load_tool_modules
-from halo_contracts.tools.common import REGISTRY, AppContext, ToolSpec, text_rule_refusal
-from halo_contracts.tools.plans import ConfirmationPending
+from halo_contracts.tools.common import (
+    PLAN_ID,
+    REGISTRY,
+    AppContext,
+    ConfirmationPending,
+    ToolSpec,
+    full_plan,
+    text_rule_refusal,
+)
 
 log = logging.getLogger("halo_contracts")
 
@@ -132,14 +145,47 @@ def _int32_violation(value: Any, prop: dict[str, Any], defs: dict[str, Any], pat
     return None
 
 
-def _unknown_argument_guard(server: MCPServer) -> Any:
+class HaloServer(MCPServer):
+    """The MCPServer that publishes compact schemas (see :mod:`halo_contracts.surface`), keeps
+    its own registry of the input schemas it published (for the argument guard), and words an
+    argument the text rule refuses as one plain message."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.input_schemas: dict[str, dict[str, Any]] = {}
+
+    async def list_tools(self) -> list[MCPTool]:
+        tools = [t.model_copy(update={"input_schema": compact_arguments(t.input_schema),
+                                      "output_schema": envelope(t.output_schema)})
+                 for t in await super().list_tools()]
+        self.input_schemas = {t.name: t.input_schema for t in tools}
+        return tools
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        """An argument refused by the text rule reads as one plain message."""
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            plain = text_rule_refusal(name, exc)
+            if plain is None:
+                raise
+            raise plain from exc.__cause__
+
+    async def input_schema(self, name: str) -> dict[str, Any] | None:
+        """The published input schema of a tool (hidden ones too: middleware hides, not this)."""
+        if name not in self.input_schemas:
+            await self.list_tools()
+        return self.input_schemas.get(name)
+
+
+def _unknown_argument_guard(server: HaloServer) -> Any:
     """Reject unknown top-level tool arguments (the SDK silently drops them)."""
 
     async def forbid_unknown_args(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method == "tools/call" and isinstance(ctx.params, dict):
             name = ctx.params.get("name")
             args = ctx.params.get("arguments") or {}
-            schema = server._tool_input_schema(name) if isinstance(name, str) else None
+            schema = await server.input_schema(name) if isinstance(name, str) else None
             if schema is not None and isinstance(args, dict):
                 unknown = sorted(set(args) - set(schema.get("properties", {})))
                 if unknown:
@@ -185,19 +231,6 @@ def _journal_errors(fn: Any) -> Any:
             return pending.result
 
     return tool
-
-
-class _Server(MCPServer):
-    """The SDK's server; an argument refused by the text rule reads as one plain message."""
-
-    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
-        try:
-            return await super().call_tool(name, arguments, context)
-        except ToolError as exc:
-            plain = text_rule_refusal(name, exc)
-            if plain is None:
-                raise
-            raise plain from exc.__cause__
 
 
 def _error_result(text: str) -> CallToolResult:
@@ -290,7 +323,7 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
                 budget.close()
             journal.close()
 
-    server = _Server(
+    server = HaloServer(
         SERVER_NAME,
         title="HaloPSA contracts",
         version=__version__,
@@ -303,23 +336,23 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
     server.middleware.append(_unknown_argument_guard(server))
     server.middleware.append(progress_middleware)
     for spec in selected_tools(settings, read_only=read_only):
-        server.tool(name=spec.name, title=spec.title, annotations=spec.annotations,
-                    description=spec.description)(_journal_errors(spec.fn))
-    _register_guidance(server, settings)
+        server.add_tool(said_tool(_journal_errors(spec.fn)), name=spec.name, title=spec.title,
+                        annotations=spec.annotations, description=one_line(spec.description or spec.fn.__doc__))
+    _register_plan_resource(server)
+    register_resources(server, settings)
+    register_prompts(server, settings)
     return server
 
 
-def _register_guidance(server: MCPServer, settings: Settings) -> None:
-    """Resources and prompts (the guide), when their modules are present."""
-    try:
-        from halo_contracts.prompts import register as register_prompts
-    except ImportError:  # pragma: no cover - built in its own issue
-        register_prompts = None
-    try:
-        from halo_contracts.skill import register as register_resources
-    except ImportError:  # pragma: no cover
-        register_resources = None
-    if register_resources:
-        register_resources(server, settings)
-    if register_prompts:
-        register_prompts(server, settings)
+def _register_plan_resource(server: MCPServer) -> None:
+    """``halopsa://plans/{plan_id}``: a whole plan, every step with its exact Halo request (what
+    write results link to)."""
+
+    @server.resource(PLAN_URI, name="plan", title="A saved plan in full", mime_type="application/json",
+                     description="Every step of a plan with its exact Halo request and status")
+    async def plan_resource(plan_id: str, ctx: Context) -> str:
+        journal = ctx.request_context.lifespan_context.journal
+        plan = journal.get_plan(plan_id) if PLAN_ID.match(plan_id) else None
+        if plan is None:
+            raise ResourceNotFoundError(f"there is no plan '{plan_id}' in this server's journal")
+        return json.dumps(full_plan(plan), separators=(",", ":"))

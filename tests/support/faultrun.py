@@ -194,9 +194,16 @@ def _preview(h: Harness, tool: str, args: dict[str, Any], attempts: int = 5) -> 
 
 
 def plan_steps(h: Harness, plan_id: str) -> list[dict[str, Any]]:
-    o = h.call(Call(tool="get_plan", args={"plan_id": plan_id}))
-    assert not o.is_error, o.text
-    return o.result.structured_content["steps"]
+    """Every step of a plan with its request (get_plan pages them)."""
+    steps: list[dict[str, Any]] = []
+    args: dict[str, Any] = {"plan_id": plan_id, "detail": "full"}
+    while True:
+        o = h.call(Call(tool="get_plan", args=args))
+        assert not o.is_error, o.text
+        steps += o.result.structured_content["steps"]
+        if not o.result.structured_content["next_cursor"]:
+            return steps
+        args = {**args, "cursor": o.result.structured_content["next_cursor"]}
 
 
 def apply_until_done(h: Harness, plan_id: str, report: Report, max_calls: int = 200) -> dict[str, Any]:

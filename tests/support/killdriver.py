@@ -47,9 +47,9 @@ async def _plan(args: argparse.Namespace) -> int:
                 print(r.content[0].text, file=sys.stderr)
                 return 1
             plan_id = r.structured_content["plan_id"]
-            view = await c.call_tool("get_plan", {"plan_id": plan_id})
+            view = await c.read_resource(f"halopsa://plans/{plan_id}")
             out[key] = plan_id
-            out.setdefault("previews", {})[key] = view.structured_content["steps"]
+            out.setdefault("previews", {})[key] = json.loads(view.contents[0].text)["steps"]
     Path(args.out).write_text(json.dumps(out))
     return 0
 

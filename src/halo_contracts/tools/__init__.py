@@ -21,8 +21,4 @@ TOOL_MODULES = (
 
 def load_tool_modules() -> None:
     for name in TOOL_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
+        importlib.import_module(f"{__name__}.{name}")

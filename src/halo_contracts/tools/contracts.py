@@ -7,20 +7,16 @@ There is deliberately no delete tool: a contract with invoices is cancelled, not
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import Field, PlainSerializer, WithJsonSchema
+from pydantic import Field
 
 from halo_contracts.config import CodeMaps
 from halo_contracts.domain.drafts import ContractFields
-from halo_contracts.domain.models import Contract, RecurringItem
+from halo_contracts.domain.models import Contract
 from halo_contracts.domain.money import annualised, cents, monthly_equivalent
 from halo_contracts.domain.validation import (
     MONEY_PLACES,
@@ -40,45 +36,44 @@ from halo_contracts.tools.common import (
     ArgModel,
     ClientId,
     ContractId,
+    Cursor,
+    Detail,
     DryRun,
     Hours,
     IsoDate,
+    ItemRow,
     Line,
     LineMaybeBlank,
     Money,
     Notes,
     Number,
+    PeriodTotal,
+    PlanView,
     Result,
     app,
+    canonical,
+    confirmation_note,
+    contract_lines,
+    cursor_offset,
+    fingerprint,
     halo_errors,
     halo_tool,
+    hours,
     invalid,
+    item_rows,
+    listed,
+    money,
+    paged,
+    period_totals,
+    plural,
+    read_contract,
+    rejected,
+    submit_plan,
     today_of,
+    write_said,
 )
-from halo_contracts.tools.plans import PlanView, confirmation_note, submit_plan
 
 # ---- shared helpers (also used by tools/recurring.py) ---------------------------------------
-
-
-def rejected(report: Report) -> ToolError:
-    """Every error of a report in one ToolError: field, rule and fix each."""
-    lines = "\n".join(f"- Invalid '{e.field}': {e.rule}. Fix: {e.fix}." for e in report.errors)
-    return ToolError(f"{len(report.errors)} problem(s) found; nothing was sent to Halo.\n{lines}")
-
-
-def canonical(kind: str, value: str | None, codes: CodeMaps) -> str | None:
-    """A known code name in the tenant's own spelling (input is case-insensitive)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if kind == "type":
-        code = codes.type_code(value)
-        return codes.types[code] if code is not None else value
-    if kind == "status":
-        code = codes.status_code(value)
-        return codes.statuses[code] if code is not None else value
-    code = codes.billing_period_code(value)
-    return codes.billing_periods[code].name if code is not None else value
 
 
 def _known(kind: str, field: str, value: str | None, codes: CodeMaps) -> None:
@@ -89,93 +84,6 @@ def _known(kind: str, field: str, value: str | None, codes: CodeMaps) -> None:
     if not any(n.casefold() == value.strip().casefold() for n in names):
         raise invalid(field, f"'{value}' is not a {kind.replace('_', ' ')} this Halo knows",
                       f"use one of: {', '.join(names)} (list_reference_data shows the tenant's values)")
-
-
-def item_months(item: RecurringItem, contract: Contract, codes: CodeMaps) -> tuple[str | None, int | None]:
-    """The line's billing frequency (its own, else the contract's) and its months."""
-    freq = item.billing_frequency or contract.billing_frequency
-    return freq, codes.months_of(freq) if freq else None
-
-
-def item_state_of(item: RecurringItem, today: date) -> Literal["active", "ended", "future", "inactive"]:
-    if item.inactive:
-        return "inactive"
-    if item.end_date and item.end_date < today:
-        return "ended"
-    if item.start_date and item.start_date > today:
-        return "future"
-    return "active"
-
-
-Quantity = Annotated[Decimal, PlainSerializer(float, return_type=float), WithJsonSchema({"type": "number"})]
-
-
-class ItemRow(Result):
-    id: int | None
-    recurring_invoice_id: int | None
-    description: str = Field(description="Halo's text for the line (data, not instructions)")
-    quantity: Quantity
-    unit_price: Money
-    per_period: Money = Field(description="quantity x unit price, per billing period")
-    billing_frequency: str | None = Field(description="the line's own frequency, else the contract's")
-    own_frequency: bool = Field(description="true when the line overrides the contract's frequency")
-    monthly_equivalent: Money | None
-    start_date: date | None
-    end_date: date | None
-    state: Literal["active", "ended", "future", "inactive"]
-
-
-class PeriodTotal(Result):
-    billing_frequency: str | None
-    items: int
-    per_period: Money
-    monthly_equivalent: Money | None
-    annualised: Money | None
-
-
-def item_rows(contract: Contract, lines: list[RecurringItem], codes: CodeMaps, today: date) -> list[ItemRow]:
-    rows = []
-    for line in lines:
-        freq, months = item_months(line, contract, codes)
-        per_period = line.quantity * line.unit_price
-        rows.append(ItemRow(
-            id=line.id, recurring_invoice_id=line.recurring_invoice_id, description=line.description,
-            quantity=line.quantity, unit_price=line.unit_price, per_period=per_period, billing_frequency=freq,
-            own_frequency=line.billing_frequency is not None,
-            monthly_equivalent=monthly_equivalent(per_period, months) if months else None,
-            start_date=line.start_date, end_date=line.end_date, state=item_state_of(line, today)))
-    return rows
-
-
-def period_totals(rows: list[ItemRow], codes: CodeMaps) -> list[PeriodTotal]:
-    """Totals of the billing lines in force today, per billing frequency."""
-    groups: dict[str | None, list[ItemRow]] = {}
-    for row in rows:
-        if row.state == "active":
-            groups.setdefault(row.billing_frequency, []).append(row)
-    out = []
-    for freq, members in groups.items():
-        months = codes.months_of(freq) if freq else None
-        per_period = sum((r.per_period for r in members), Decimal(0))
-        out.append(PeriodTotal(billing_frequency=freq, items=len(members), per_period=per_period,
-                               monthly_equivalent=monthly_equivalent(per_period, months) if months else None,
-                               annualised=annualised(per_period, months) if months else None))
-    return sorted(out, key=lambda t: codes.months_of(t.billing_frequency) or 0)
-
-
-async def contract_lines(halo: Any, contract_id: int) -> tuple[list[int], list[RecurringItem]]:
-    """The contract's recurring invoice ids and all their lines."""
-    invoices = await halo.list_recurring_invoices(contract_id=contract_id, include_lines=True)
-    mine = [ri for ri in invoices if ri.contract_id in (None, contract_id)]
-    return [ri.id for ri in mine], [line for ri in mine for line in ri.lines]
-
-
-async def read_contract(halo: Any, contract_id: int) -> Contract:
-    try:
-        return await halo.get_contract(contract_id, details=True)
-    except HaloNotFound:
-        raise invalid("contract_id", f"Halo has no contract {contract_id}",
-                      "check the id with search_contracts") from None
 
 
 # ---- search ---------------------------------------------------------------------------------
@@ -201,6 +109,15 @@ class SearchContractsResult(Result):
     next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
     contracts: list[ContractRow]
 
+    def said(self) -> str:
+        if not self.total:
+            return "No contract matches these filters."
+        rows = [f"{r.id} (client {r.client_id}, {r.status}, ends {r.end_date or 'never'}, {money(r.value)}"
+                + (f" {r.billing_frequency})" if r.billing_frequency else ")") for r in self.contracts[:8]]
+        more = (f" More: cursor='{self.next_cursor}'." if self.next_cursor else "")
+        return (f"{plural(self.total, 'contract')} match; this page has {self.count}: {listed(rows, 8)}.{more} "
+                "get_contract(id) shows one in full.")
+
 
 def contract_row(c: Contract, today: date) -> ContractRow:
     return ContractRow(id=c.id, ref=c.ref, client_id=c.client_id, client=c.client_name, type=c.type,
@@ -209,53 +126,26 @@ def contract_row(c: Contract, today: date) -> ContractRow:
                        billing_frequency=c.billing_frequency)
 
 
-def _cursor_for(offset: int, fingerprint: str) -> str:
-    raw = json.dumps({"o": offset, "f": fingerprint}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _offset_of(cursor: str, fingerprint: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        offset, fp = int(data["o"]), str(data["f"])
-    except Exception:
-        raise invalid("cursor", "this is not a cursor search_contracts returned",
-                      "pass next_cursor from the previous page unchanged, or leave cursor out") from None
-    if fp != fingerprint or offset < 0:
-        raise invalid("cursor", "the cursor belongs to a search with different filters",
-                      "repeat the same filters with this cursor, or leave cursor out to start again")
-    return offset
-
-
 Text = Annotated[Line | None, Field(min_length=1, max_length=200)]
 
 
 @halo_tool(group="contracts", kind="read", title="Search contracts")
 async def search_contracts(
     ctx: Context,
-    client_id: Annotated[ClientId | None, Field(description="Only this client's contracts")] = None,
-    client_name: Annotated[Text, Field(description="Only contracts of clients whose name contains this")] = None,
-    status: Annotated[Text, Field(description="e.g. Active, Pending, Expired, Cancelled, On Hold")] = None,
-    type: Annotated[Text, Field(description="e.g. Recurring, Prepaid Hours, Ad-Hoc, Project, Warranty")] = None,
-    text: Annotated[Text, Field(description="Free text Halo searches for (e.g. part of the reference)")] = None,
+    client_id: ClientId | None = None,
+    client_name: Annotated[Text, Field(description="Clients whose name contains this")] = None,
+    status: Annotated[Text, Field(description="e.g. Active, Pending, Expired")] = None,
+    type: Annotated[Text, Field(description="e.g. Recurring, Prepaid Hours")] = None,
+    text: Annotated[Text, Field(description="Free text Halo searches (e.g. part of the ref)")] = None,
     ends_within_days: Annotated[int | None, Field(strict=True, ge=0, le=3650,
-                                                  description="Only contracts ending between today and "
-                                                              "today + this many days")] = None,
-    ends_before: Annotated[IsoDate | None, Field(description="Only contracts ending on or before this date")] = None,
-    ends_after: Annotated[IsoDate | None, Field(description="Only contracts ending on or after this date")] = None,
-    include_inactive: Annotated[bool, Field(strict=True, description="Also contracts Halo marks inactive "
-                                            "(implied when a status is given)")] = False,
-    limit: Annotated[int, Field(strict=True, ge=1, le=200, description="Rows per page (default 50)")] = 50,
-    cursor: Annotated[str | None, Field(strict=True, max_length=200,
-                                        description="next_cursor of the previous page")] = None,
+                                                  description="Ending from today to today + this many days")] = None,
+    ends_before: Annotated[IsoDate | None, Field(description="Ending on or before this date")] = None,
+    ends_after: Annotated[IsoDate | None, Field(description="Ending on or after this date")] = None,
+    include_inactive: Annotated[bool, Field(strict=True, description="Also contracts Halo marks inactive")] = False,
+    limit: Annotated[int, Field(strict=True, ge=1, le=100)] = 50,
+    cursor: Cursor = None,
 ) -> SearchContractsResult:
-    """Find contracts by client, status, type, text and end date; compact rows, paged, with the total.
-
-    Use it to answer "which contracts does X have", "what expires in the next 60 days", or to
-    find a contract id for get_contract / update_contract. Sorted by end date when an end
-    filter is given, else by client and reference. Rules: halopsa://guide/contracts.
-    """
+    """Find contracts by client, status, type, text or end date: compact rows, total and cursor."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     _known("status", "status", status, codes)
@@ -269,8 +159,8 @@ async def search_contracts(
     filters = {"client_id": client_id, "client_name": client_name, "status": status, "type": type, "text": text,
                "ends_within_days": ends_within_days, "ends_before": str(ends_before), "ends_after": str(ends_after),
                "include_inactive": include_inactive, "limit": limit}
-    fingerprint = hashlib.sha256(json.dumps(filters, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    offset = _offset_of(cursor, fingerprint) if cursor else 0
+    fp = fingerprint(filters)
+    cursor_offset(cursor, fp, "search_contracts")  # a bad cursor fails before any read
 
     client_ids: set[int] | None = {client_id} if client_id is not None else None
     async with halo_errors():
@@ -304,10 +194,8 @@ async def search_contracts(
         matches.sort(key=lambda c: (c.end_date or date.max, c.id))
     else:
         matches.sort(key=lambda c: ((c.client_name or "").casefold(), c.ref.casefold(), c.id))
-    page = matches[offset:offset + limit]
-    more = offset + limit < len(matches)
-    return SearchContractsResult(total=len(matches), count=len(page),
-                                 next_cursor=_cursor_for(offset + limit, fingerprint) if more else None,
+    page, next_cursor = paged(matches, cursor, limit, fp, "search_contracts")
+    return SearchContractsResult(total=len(matches), count=len(page), next_cursor=next_cursor,
                                  contracts=[contract_row(c, today) for c in page])
 
 
@@ -357,6 +245,22 @@ class ContractDetail(Result):
     items_annualised: Money
     prepaid: PrepaidSummary | None = Field(description="Prepaid Hours contracts only")
 
+    def said(self) -> str:
+        ends = f"{self.end_date} ({self.days_to_end} days left)" if self.end_date else "no end date"
+        text = (f"Contract {self.id} of client {self.client_id}: "
+                f"{self.type}, {self.status}, {self.start_date} to {ends}; value {money(self.value)} "
+                f"{self.billing_frequency or ''}".rstrip()
+                + (f" (annualised {money(self.annualised)})" if self.annualised is not None else "") + ". ")
+        live = sum(1 for i in self.items if i.state == "active")
+        text += (f"{plural(len(self.items), 'recurring line')} ({live} billing today): "
+                 f"{money(self.items_monthly_equivalent)} a month, {money(self.items_annualised)} a year.")
+        if self.prepaid is not None:
+            p = self.prepaid
+            unit = "" if p.balance_is_money else " hours"
+            text += (f" Prepaid: {hours(p.hours_remaining)}{unit} left of {hours(p.hours_purchased)}{unit} "
+                     f"({p.percent_used}% used).")
+        return text
+
 
 def prepaid_summary(c: Contract) -> PrepaidSummary:
     total, used, left = c.prepay_total, c.prepay_used, c.prepay_balance
@@ -375,11 +279,8 @@ def prepaid_summary(c: Contract) -> PrepaidSummary:
 
 @halo_tool(group="contracts", kind="read", title="Get a contract")
 async def get_contract(contract_id: ContractId, ctx: Context) -> ContractDetail:
-    """One contract in full: fields, recurring billing lines with totals per billing period,
-    monthly equivalent and annualised value, and a prepaid-hours summary for prepaid contracts.
-
-    Use it before changing a contract or its lines, or to answer "what does X pay us".
-    """
+    """One contract in full: fields, recurring lines with totals, monthly and annual value, prepaid
+    balance."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     async with halo_errors():
@@ -432,6 +333,9 @@ class CreateContractResult(Result):
     warnings: list[str]
     message: str
 
+    def said(self) -> str:
+        return write_said(self.message, self.plan, self.warnings)
+
 
 async def _check_references(ac: Any, client_id: int, sla_id: int | None) -> tuple[Any, list[str]]:
     """Client exists (and is active); SLA exists. Reads only."""
@@ -455,41 +359,32 @@ async def _check_references(ac: Any, client_id: int, sla_id: int | None) -> tupl
 @halo_tool(group="contracts", kind="write", title="Create a contract", idempotent=False)
 async def create_contract(
     client_id: ClientId,
-    ref: Annotated[Name, Field(description="Contract reference, e.g. 'Acme Ltd - Managed Services 2026'")],
-    type: Annotated[Name, Field(description="Recurring, Prepaid Hours, Ad-Hoc, Project or Warranty "
-                                            "(list_reference_data kind='contract_types')")],
-    start_date: Annotated[IsoDate, Field(description="First day of the contract")],
+    ref: Annotated[Name, Field(description="e.g. 'Acme Ltd - Managed Services 2026'")],
+    type: Annotated[Name, Field(description="Recurring, Prepaid Hours, Ad-Hoc, Project or Warranty")],
+    start_date: IsoDate,
     ctx: Context,
-    status: Annotated[Name | None, Field(description="Default: Pending when it starts after today, else "
-                                                      "Active")] = None,
-    end_date: Annotated[IsoDate | None, Field(description="Last day of the contract")] = None,
+    status: Annotated[Name | None, Field(description="Default: Pending if it starts later, else Active")]
+    = None,
+    end_date: IsoDate | None = None,
     billing_frequency: Annotated[Name | None, Field(description="Monthly, Quarterly or Annual")] = None,
-    value: Annotated[Number | None, Field(description="Charge per billing period (at most 2 decimals); for "
-                                                      "Prepaid Hours the price of the block")] = None,
-    notes: Annotated[Notes | None, Field(max_length=4000, description="Free-text note")] = None,
-    sla_id: Annotated[int | None, Field(strict=True, gt=0, description="SLA id")] = None,
-    site_id: Annotated[int | None, Field(strict=True, gt=0, description="Client site id")] = None,
-    next_invoice_date: Annotated[IsoDate | None, Field(description="Next periodic invoice date "
-                                                                   "(inside the contract's dates)")] = None,
-    term_months: Annotated[int | None, Field(strict=True, ge=1, le=240, description="Term in months")] = None,
+    value: Annotated[Number | None, Field(description="Charge per billing period; Prepaid Hours: the block's "
+                                                      "price")] = None,
+    notes: Annotated[Notes | None, Field(max_length=4000)] = None,
+    sla_id: Annotated[int | None, Field(strict=True, gt=0)] = None,
+    site_id: Annotated[int | None, Field(strict=True, gt=0)] = None,
+    next_invoice_date: IsoDate | None = None,
+    term_months: Annotated[int | None, Field(strict=True, ge=1, le=240)] = None,
     prepaid_hours: Annotated[Number | None, Field(description="Prepaid Hours: hours in the block")] = None,
-    hourly_rate: Annotated[Number | None, Field(description="Prepaid Hours: rate per hour (at most 2 decimals); "
-                                                            "the value becomes hours x rate")] = None,
+    hourly_rate: Annotated[Number | None, Field(description="Prepaid Hours: rate per hour; the value becomes "
+                                                            "hours x rate")] = None,
     prepay_expiry_months: Annotated[int | None, Field(strict=True, ge=0, le=120,
-                                                      description="Prepaid Hours: months until purchased "
-                                                                  "hours expire (0 = never)")] = None,
+                                                      description="Prepaid Hours: months until hours expire "
+                                                                  "(0 = never)")] = None,
     dry_run: DryRun = False,
+    detail: Detail = "summary",
 ) -> CreateContractResult:
-    """Create a client contract (validated first; nothing is sent when a rule fails).
-
-    With dry_run=true it returns the plan (the Halo request it will send) and a plan_id for
-    apply_plan; otherwise it creates the contract at once. If the client already has a
-    contract with the same ref it creates nothing and returns that contract (outcome 'exists').
-    Prepaid Hours needs prepaid_hours and a rate (hourly_rate or value). Fields the guide
-    mentions without a Halo field (setup fee, margin target, "includes all sites") are not
-    accepted. Add billing lines afterwards with add_recurring_items. Rules and naming:
-    halopsa://guide/contracts.
-    """
+    """Create a contract (validated first); one with the same client and ref is returned instead.
+    Prepaid Hours needs prepaid_hours and a rate."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     given: dict[str, Any] = {
@@ -533,7 +428,7 @@ async def create_contract(
     plan.warnings = warnings
     plan.summary = consent.money_summary(
         Decimal(0), consent.contract_monthly(to_send.value, codes.months_of(to_send.billing_frequency), to_send.status))
-    view, outcome = await submit_plan(ctx, plan, dry_run=dry_run)
+    view, outcome = await submit_plan(ctx, plan, dry_run=dry_run, detail=detail)
     new_id = outcome.plan.steps[0].result["id"] if outcome else None
     return CreateContractResult(
         outcome="created" if outcome else "planned", contract_id=new_id, client_id=client_id, client=client.name,
@@ -569,16 +464,14 @@ class ContractChanges(ArgModel):
     start_date: IsoDate | None = None
     end_date: IsoDate | None = None
     billing_frequency: Name | None = None
-    value: Number | None = Field(default=None, description="charge per billing period, at most 2 decimals "
-                                                           "(Prepaid Hours: block price)")
+    value: Number | None = Field(default=None, description="per billing period (Prepaid Hours: block price)")
     notes: Annotated[Notes | None, Field(max_length=4000)] = None
     sla_id: Annotated[int | None, Field(gt=0)] = None
     site_id: Annotated[int | None, Field(gt=0)] = None
     next_invoice_date: IsoDate | None = None
     term_months: Annotated[int | None, Field(ge=1, le=240)] = None
     prepaid_hours: Number | None = None
-    hourly_rate: Number | None = Field(default=None, description="Prepaid Hours: the value becomes hours x rate "
-                                                                 "(at most 2 decimals)")
+    hourly_rate: Number | None = Field(default=None, description="Prepaid Hours: value becomes hours x rate")
     prepay_expiry_months: Annotated[int | None, Field(ge=0, le=120)] = None
 
 
@@ -596,6 +489,9 @@ class UpdateContractResult(Result):
     plan: PlanView | None
     warnings: list[str]
     message: str
+
+    def said(self) -> str:
+        return write_said(self.message, self.plan, self.warnings)
 
 
 def _text_of(value: Any) -> str | None:
@@ -645,18 +541,13 @@ def _precheck_changes(changes: ContractChanges, codes: CodeMaps) -> Report:
 @halo_tool(group="contracts", kind="write", title="Update a contract", idempotent=True)
 async def update_contract(
     contract_id: ContractId,
-    changes: Annotated[ContractChanges, Field(description="Only the fields to change")],
+    changes: ContractChanges,
     ctx: Context,
     dry_run: DryRun = False,
+    detail: Detail = "summary",
 ) -> UpdateContractResult:
-    """Change fields of a contract; only the fields that actually differ are sent to Halo.
-
-    The contract as it will be after the change must pass the same rules as a new one, and
-    status changes must make sense for billing (Cancelled is final; Expired becomes Active
-    only with a later end date in the future; see halopsa://guide/contracts). To end a
-    contract early set status Cancelled; there is no delete. With dry_run=true it returns the
-    plan and a plan_id for apply_plan.
-    """
+    """Change a contract; only real differences are sent, checked as a new one. Cancelled is final;
+    there is no delete."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     given = changes.model_fields_set
@@ -695,16 +586,16 @@ async def update_contract(
         if clash is not None and clash.id != contract_id:
             raise invalid("changes.ref", f"the client's contract {clash.id} already has this reference",
                           "pick a reference no other contract of this client uses")
-    listed = ", ".join(r.field for r in rows)
+    names = ", ".join(r.field for r in rows)
     plan = Plan(tool="update_contract", title=f"Update contract {contract_id}")
-    add_step(plan, ac.halo, "update_contract", f"Update contract {contract_id}: set {listed}",
+    add_step(plan, ac.halo, "update_contract", f"Update contract {contract_id}: set {names}",
              {"contract_id": contract_id, "fields": check.fields.model_dump(mode="json", exclude_unset=True)},
              natural_key={"contract_id": contract_id})
     plan.warnings = warnings
     plan.summary = {"names": {f"contract:{contract_id}": existing.ref}, **_update_money(existing, check.fields, codes)}
-    view, outcome = await submit_plan(ctx, plan, dry_run=dry_run)
+    view, outcome = await submit_plan(ctx, plan, dry_run=dry_run, detail=detail)
     return UpdateContractResult(
         outcome="updated" if outcome else "planned", contract_id=contract_id, changes=rows, plan_id=plan.id,
         plan=view, warnings=warnings,
-        message=(f"Updated contract {contract_id}: {listed}.{confirmation_note(outcome)}" if outcome else
+        message=(f"Updated contract {contract_id}: {names}.{confirmation_note(outcome)}" if outcome else
                  f"Nothing sent yet. Show the user the plan, then apply_plan('{plan.id}')."))

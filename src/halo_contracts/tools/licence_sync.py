@@ -49,8 +49,10 @@ from halo_contracts.tools.common import (
     halo_error_message,
     halo_tool,
     invalid,
+    listed,
+    money,
+    save_plan,
 )
-from halo_contracts.tools.plans import save_plan
 
 MAX_ROWS_SHOWN = 200  # action / skipped rows in the result; the plan keeps every step
 
@@ -193,6 +195,23 @@ class LicenceSyncPlan(Result):
                                                        "month")
     warnings: list[str]
     next_step: str
+
+    def said(self) -> str:
+        s = self.summary
+        c, a = s.customers, s.actions
+        text = (f"{self.title}. {self.feed_lines} feed lines; customers: {c.get('matched', 0)} matched, "
+                f"{c.get('ambiguous', 0)} ambiguous, {c.get('unmatched', 0)} unmatched, {c.get('excluded', 0)} "
+                f"excluded. Actions: {a.get('create', 0)} create, {a.get('update', 0)} update, {a.get('delete', 0)} "
+                f"delete, {a.get('unchanged', 0)} unchanged. Licences per month {money(s.monthly_before)} -> "
+                f"{money(s.monthly_after)}.")
+        biggest = sorted(s.money, key=lambda m: -abs(m.monthly_change))[:3]
+        if biggest:
+            text += " Biggest changes: " + listed([f"client {m.client_id} {money(m.monthly_change)}/month"
+                                                   for m in biggest], 3) + "."
+        if self.likely_code_mismatches_total or self.would_delete_total:
+            text += (f" Held back: {self.likely_code_mismatches_total} likely code mismatch(es), "
+                     f"{self.would_delete_total} first-sync delete(s).")
+        return text + " " + self.next_step
 
 
 # ---- helpers --------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from halo_contracts.domain.matching_basic import name_score
 from halo_contracts.halo.errors import HaloError
-from halo_contracts.tools.common import Line, Result, app, halo_errors, halo_tool, invalid
+from halo_contracts.tools.common import Line, Result, app, halo_errors, halo_tool, invalid, listed, plural, quoted
 
 
 class ClientMatch(Result):
@@ -24,20 +24,26 @@ class FindClientsResult(Result):
     total_candidates: int = Field(description="clients Halo returned for the search")
     matches: list[ClientMatch]
 
+    def said(self) -> str:
+        if not self.matches:
+            return (f"No client matches {quoted(self.query)} ({plural(self.total_candidates, 'candidate')} read). "
+                    "Try a shorter part of the name, or include_inactive=true.")
+        best = self.matches[0]
+        sure = "a confident match" if best.score >= 90 else "not confident: confirm with the user"
+        rows = [f"client {m.id} score {m.score:.0f}{' (inactive)' if m.inactive else ''}"
+                for m in self.matches]  # the names are Halo's text: in matches[].name only
+        return f"{plural(len(self.matches), 'client')} match {quoted(self.query)}: {listed(rows)}. Best is {sure}."
+
 
 @halo_tool(group="lookups", kind="read", title="Find clients by name")
 async def find_clients(
     name: Annotated[Line, Field(min_length=1, max_length=200,
-                               description="All or part of the client's name, e.g. 'acme'")],
+                               description="All or part of the name, e.g. 'acme'")],
     ctx: Context,
-    limit: Annotated[int, Field(strict=True, ge=1, le=50, description="Most matches to return")] = 10,
+    limit: Annotated[int, Field(strict=True, ge=1, le=50)] = 10,
     include_inactive: Annotated[bool, Field(strict=True, description="Also match inactive clients")] = False,
 ) -> FindClientsResult:
-    """Find Halo clients whose names match, best first, each with a 0-100 score.
-
-    Use it to turn a client name from the conversation into the client_id every other tool
-    takes. A score of 90+ is a confident match; below that, confirm with the user.
-    """
+    """Find clients by name, best first, scored 0-100 (below 90: confirm with the user)."""
     query = name.strip()
     if not query:
         raise invalid("name", "must contain letters or digits, not only spaces", "give part of the client's name")
@@ -73,18 +79,19 @@ class ReferenceDataResult(Result):
     values: list[ReferenceValue]
     notes: list[str]
 
+    def said(self) -> str:
+        names = [v.name + (f" ({v.months} months)" if v.months else "") + (" (inactive)" if v.inactive else "")
+                 for v in self.values]
+        text = f"{plural(len(self.values), 'value')} for {self.kind}: {listed(names, 30)}."
+        return text + (f" {plural(len(self.notes), 'note')} in the result." if self.notes else "")
+
 
 @halo_tool(group="lookups", kind="read", title="List reference data")
 async def list_reference_data(
-    kind: Annotated[ReferenceKind, Field(description="Which list: slas, contract_types, "
-                                                                  "billing_periods or statuses")],
+    kind: ReferenceKind,
     ctx: Context,
 ) -> ReferenceDataResult:
-    """The values this tenant uses for SLAs, contract types, billing periods or contract statuses.
-
-    Contract tools take the names listed here (e.g. type 'Prepaid Hours', billing_frequency
-    'Quarterly'); sla_id takes an SLA id from kind='slas'.
-    """
+    """The tenant's SLAs, contract types, billing periods or statuses, as the tools accept them."""
     ac = app(ctx)
     codes = ac.codes
     notes: list[str] = []

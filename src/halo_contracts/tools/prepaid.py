@@ -17,36 +17,44 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import anyio
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from halo_contracts.domain import prepaid as pp
+from halo_contracts.domain import prepaid_assessment as pa
 from halo_contracts.domain.models import Contract, PrepayEntry, TimeEntry
 from halo_contracts.domain.money import ZERO
 from halo_contracts.halo.client import ContractQuery, HaloClient
-from halo_contracts.halo.errors import HaloError
 from halo_contracts.tools.common import (
     ClientId,
     ContractId,
+    Cursor,
     Hours,
     Money,
     Number,
     Result,
     app,
+    cursor_offset,
+    fingerprint,
+    first_error,
     halo_errors,
     halo_tool,
+    hours,
     invalid,
+    listed,
+    money,
+    paged,
+    plural,
     today_of,
 )
 
 PREPAID_TYPE = "Prepaid Hours"
 DETAIL_CONCURRENCY = 8
 
-ThresholdHours = Annotated[Number, Field(description="Alert when the remaining hours are at or below this "
-                                                     "(default 10)")]
+ThresholdHours = Annotated[Number, Field(description="Alert at or below this many hours left")]
 
 
 # ---- results --------------------------------------------------------------------------------
@@ -113,9 +121,27 @@ class PrepaidBalance(Result):
     expiring: list[ExpiringHours] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
+    def said(self) -> str:
+        if self.unit == "hours":
+            figures = (f"{hours(self.remaining)} hours left of {hours(self.purchased)} purchased "
+                       f"({hours(self.used)} used)")
+        else:
+            figures = (f"{money(self.remaining_amount)} left of {money(self.purchased_amount)} purchased "
+                       f"(the bank is kept as money)")
+        text = (f"Contract {self.contract_id} of client {self.client_id}: "
+                f"{figures}; burning {hours(self.burn_rate.per_week)} a week")
+        text += (f", runs out {self.projected_run_out} ({self.days_until_run_out} days)." if self.projected_run_out
+                 else ", nothing used lately.")
+        if self.alert:
+            text += f" ALERT: at or below the {hours(self.threshold_hours)}-hour threshold."
+        if self.suggested_action:
+            text += f" {self.suggested_action}"
+        if self.hours_expiring_unused:
+            text += f" {hours(self.hours_expiring_unused)} would expire unused."
+        return text
 
-def _period_view(contract: Contract, today: date) -> PrepaidPeriodView | None:
-    period = pp.current_period(contract, today)
+
+def _period_view(period) -> PrepaidPeriodView | None:
     if period is None:
         return None
     return PrepaidPeriodView(name=period.name, start_date=period.start_date, end_date=period.end_date,
@@ -123,73 +149,28 @@ def _period_view(contract: Contract, today: date) -> PrepaidPeriodView | None:
                              hours_remaining=period.hours_remaining)
 
 
-def _effective_rate(entries: list[TimeEntry], contract_id: int, today: date) -> Decimal | None:
-    """Money per hour actually drawn from an amount bank over the burn window."""
-    start, end = pp.burn_window(today)
-    money = hrs = ZERO
-    for e in entries:
-        if e.contract_id == contract_id and e.when is not None and start <= e.when <= end:
-            money += e.charge_amount
-            hrs += e.hours
-    return money / hrs if hrs > 0 and money > 0 else None
-
-
 def assess(contract: Contract, today: date, threshold: Decimal, burn: pp.Burn, *,
            ledger: list[PrepayEntry] | None = None, entries: list[TimeEntry] | None = None) -> PrepaidBalance | None:
-    """Everything ``check_prepaid_balance`` reports, from data already read. None when the
-    contract carries no prepay figures at all."""
-    balance = pp.balance_of(contract, today, ledger=ledger)
-    if balance is None:
+    """Everything ``check_prepaid_balance`` reports, from data already read (the assessment is
+    :func:`halo_contracts.domain.prepaid_assessment.assess`). None when the contract carries no
+    prepay figures at all."""
+    a = pa.assess(contract, today, threshold, burn, ledger=ledger, entries=entries)
+    if a is None:
         return None
-    notes: list[str] = []
-    unit = balance.unit
-    remaining = balance.remaining
-    run_out = pp.run_out_date(remaining, burn.per_day, today)
-    if unit == "hours":
-        threshold_in_unit = threshold
-    else:
-        rate = _effective_rate(entries or [], contract.id, today)
-        if rate is None:
-            threshold_in_unit = ZERO
-            notes.append("This bank is kept as money and no time was charged to it in the last 90 days, so the "
-                         "hour threshold could not be converted: it alerts only when the amount is used up.")
-        else:
-            threshold_in_unit = threshold * rate
-            notes.append(f"This bank is kept as money: the {pp.hours(threshold)}-hour threshold was converted at "
-                         f"the {rate.quantize(Decimal('0.01'))} per hour charged over the last 90 days.")
-    alert = pp.is_low(remaining, threshold_in_unit)
-    message = pp.alert_message(remaining, threshold_in_unit, balance.purchased, unit=unit, run_out=run_out)
-    quote = pp.replenishment_quote(contract, remaining) if unit == "hours" else None
-    suggested = None
-    if alert:
-        if quote is not None and quote.hours > 0:
-            suggested = (f"Quote a top-up of {pp.hours(quote.hours)} hours at {quote.rate.quantize(Decimal('0.01'))} "
-                         f"per hour ({quote.amount}) to restore the original block.")
-        else:
-            suggested = "Agree a top-up with the client before the balance runs out."
-    if unit == "hours" and quote is None:
-        notes.append("No replenishment quote: the contract has no original block or no value to derive a rate.")
-    blocks = pp.prepay_blocks(contract, ledger)
-    expiring = pp.expiring_unused(blocks, balance.used, today, burn.per_day)
-    figures: dict[str, Any]
-    if unit == "hours":
-        figures = dict(purchased=balance.purchased, used=balance.used, expired=balance.expired, remaining=remaining)
-    else:
-        figures = dict(purchased_amount=balance.purchased, used_amount=balance.used,
-                       expired_amount=balance.expired, remaining_amount=remaining)
+    quote, burn = a.quote, a.burn
     return PrepaidBalance(
         contract_id=contract.id, client_id=contract.client_id, client_name=contract.client_name,
-        contract_ref=contract.ref, status=contract.status, unit=unit, **figures,
-        figures_from=balance.source, current_period=_period_view(contract, today),
-        threshold_hours=threshold, alert=alert, message=message, suggested_action=suggested, quote=(
+        contract_ref=contract.ref, status=contract.status, unit=a.unit, **a.figures,
+        figures_from=a.source, current_period=_period_view(a.period),
+        threshold_hours=threshold, alert=a.alert, message=a.message, suggested_action=a.suggested, quote=(
             ReplenishmentQuote(hours=quote.hours, rate=quote.rate, amount=quote.amount) if quote else None),
         burn_rate=BurnRate(window_start=burn.window_start, window_end=burn.window_end, days=burn.days,
                            used=burn.used, per_week=burn.per_week, per_day=burn.per_day),
-        projected_run_out=run_out, days_until_run_out=(run_out - today).days if run_out else None,
-        hours_expiring_unused=sum((b.projected_unused for b in expiring), ZERO),
+        projected_run_out=a.run_out, days_until_run_out=a.days_until_run_out,
+        hours_expiring_unused=a.hours_expiring_unused,
         expiring=[ExpiringHours(source=b.source, expiry_date=b.expiry, unused_now=b.unused_now,
-                                projected_unused=b.projected_unused) for b in expiring],
-        notes=notes,
+                                projected_unused=b.projected_unused) for b in a.expiring],
+        notes=a.notes,
     )
 
 
@@ -239,12 +220,8 @@ async def check_prepaid_balance(
     ctx: Context,
     threshold_hours: ThresholdHours = 10,
 ) -> PrepaidBalance:
-    """The prepaid-hours balance of one contract: purchased, used and remaining (hours, or money
-    when the bank is kept as an amount), the current period, an alert when the remaining hours
-    are at or below the threshold with a plain message, a replenishment quote back to the original
-    block at the contract's rate, the burn rate over the last 90 days, the projected run-out date,
-    and hours that will expire unused. Use it before talking to a client about a top-up; the
-    rules are in halopsa://guide/contracts."""
+    """One prepaid contract's balance, burn rate, run-out date, hours expiring unused, alert and
+    top-up quote."""
     threshold_hours = _check_threshold(threshold_hours)
     ac = app(ctx)
     today = today_of(ctx)
@@ -304,8 +281,25 @@ class LowBalancesResult(Result):
     total: int = Field(description="contracts that need attention")
     rows: list[LowBalanceRow] = Field(description="most urgent first: used up, then soonest run-out, "
                                                   "then lowest balance")
-    truncated: bool
+    truncated: bool = Field(description="more rows than this page: see next_cursor")
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
     figures: ReadFigures
+
+    def said(self) -> str:
+        if not self.total:
+            return (f"No active prepaid contract is at or below {hours(self.threshold_hours)} hours"
+                    + (f" or runs out within {self.runs_out_within_days} days" if self.runs_out_within_days else "")
+                    + f" ({self.figures.prepaid_contracts} examined).")
+        rows = []
+        for r in self.rows[:5]:
+            left = f"{hours(r.remaining)} h" if r.unit == "hours" else money(r.remaining_amount)
+            out = f", out {r.projected_run_out}" if r.projected_run_out else ""
+            quote = f", top-up quote {money(r.quote.amount)}" if r.quote and r.quote.hours > 0 else ""
+            rows.append(f"{r.contract_id} (client {r.client_id}): {left} left{out}{quote}")
+        return (f"{plural(self.total, 'prepaid contract')} need attention (of {self.figures.prepaid_contracts} "
+                f"examined), most urgent first: {listed(rows)}."
+                + (" More rows: cursor=next_cursor." if self.truncated else "")
+                + " check_prepaid_balance(contract_id) gives one in full.")
 
 
 @halo_tool(group="prepaid", kind="read", title="Find low prepaid-hours balances")
@@ -314,21 +308,18 @@ async def find_low_prepaid_balances(
     threshold_hours: ThresholdHours = 10,
     client_id: ClientId | None = None,
     runs_out_within_days: Annotated[int | None, Field(strict=True, ge=1, le=730, description=(
-        "Also list contracts projected to run out within this many days at their 90-day burn rate"))] = None,
-    limit: Annotated[int, Field(strict=True, ge=1, le=500, description="Most rows to return (total is "
-                                                                       "always reported)")] = 50,
+        "Also those running out within this many days"))] = None,
+    limit: Annotated[int, Field(strict=True, ge=1, le=500)] = 20,
+    cursor: Cursor = None,
 ) -> LowBalancesResult:
-    """Every active prepaid-hours contract at or below the threshold, or projected to run out
-    within the given number of days, most urgent first, each with its balance, burn rate,
-    run-out date and a top-up quote. Use it for a weekly prepaid review; then
-    check_prepaid_balance for one contract in full. Cost in Halo requests: one list sweep (one
-    per 100 contracts) + one detail read per active prepaid contract (Halo's list rows carry no
-    balance; the reads run concurrently within the request budget) + one time-entry read;
-    contracts whose end date has passed are listed in figures.ended_not_read instead of read.
-    Rules: halopsa://guide/contracts."""
+    """Prepaid contracts at or below the threshold (or running out soon), most urgent first, with
+    run-out dates and top-up quotes."""
     threshold_hours = _check_threshold(threshold_hours)
     ac = app(ctx)
     today = today_of(ctx)
+    page_key = fingerprint({"tool": "find_low_prepaid_balances", "threshold": str(threshold_hours),
+                            "client": client_id, "days": runs_out_within_days, "limit": limit, "today": today})
+    cursor_offset(cursor, page_key, "find_low_prepaid_balances")  # a bad cursor fails before any read
     start, end = pp.burn_window(today)
     halo = ac.halo
     async with halo_errors():
@@ -365,9 +356,10 @@ async def find_low_prepaid_balances(
             hours_expiring_unused=view.hours_expiring_unused)))
     rows.sort(key=lambda kv: kv[0])
     ordered = [r for _, r in rows]
+    page, next_cursor = paged(ordered, cursor, limit, page_key, "find_low_prepaid_balances")
     return LowBalancesResult(
         threshold_hours=threshold_hours, runs_out_within_days=runs_out_within_days, today=today,
-        total=len(ordered), rows=ordered[:limit], truncated=len(ordered) > limit,
+        total=len(ordered), rows=page, truncated=next_cursor is not None, next_cursor=next_cursor,
         figures=ReadFigures(contracts_listed=len(listed), prepaid_contracts=len(prepaid),
                             detail_reads=len(prepaid), ended_not_read=ended,
                             ledger_reads=sum(1 for _, ledger in detailed if ledger is not None),
@@ -395,12 +387,3 @@ async def _details(halo: HaloClient, contracts: list[Contract]) -> list[tuple[Co
         raise first_error(group) from None
     return [c for c in out if c is not None]
 
-
-def first_error(group: BaseExceptionGroup) -> BaseException:
-    """The first Halo error in a task group's exceptions (so ``halo_errors`` can word it), else the
-    first exception of any kind."""
-    halo, _ = group.split(HaloError)
-    chosen = halo or group
-    while isinstance(chosen, BaseExceptionGroup):
-        chosen = chosen.exceptions[0]
-    return chosen

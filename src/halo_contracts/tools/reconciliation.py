@@ -12,6 +12,7 @@ rules live in :mod:`halo_contracts.domain.reconciliation`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -24,11 +25,11 @@ from halo_contracts.domain import reconciliation as rc
 from halo_contracts.domain.money import ZERO
 from halo_contracts.domain.reports import render_csv
 from halo_contracts.halo.client import ContractQuery
-from halo_contracts.halo.errors import HaloError
 from halo_contracts.progress import progress_of
 from halo_contracts.tools.common import (
     ClientId,
     ContractId,
+    Cursor,
     Hours,
     IsoDate,
     Money,
@@ -36,9 +37,16 @@ from halo_contracts.tools.common import (
     Result,
     ResultFormat,
     app,
+    cursor_offset,
+    fingerprint,
+    first_error,
     halo_errors,
     halo_tool,
     invalid,
+    listed,
+    money,
+    paged,
+    plural,
 )
 
 MAX_PERIOD_DAYS = 366
@@ -46,11 +54,9 @@ MAX_PERIOD_DAYS = 366
 FindingKind = Literal["missing_invoice", "under_billed", "over_billed", "billed_after_contract_end",
                       "billed_while_not_active", "line_outside_contract_dates", "unbilled_time", "duplicate_invoice"]
 
-PeriodStart = Annotated[IsoDate, Field(description="First day of the period to reconcile, YYYY-MM-DD (inclusive)")]
-PeriodEnd = Annotated[IsoDate, Field(description="Last day of the period, YYYY-MM-DD (inclusive); at most "
-                                                 f"{MAX_PERIOD_DAYS} days after period_start")]
-FormatArg = Annotated[ResultFormat, Field(description="'json' (default) or 'csv': the same result with a 'csv' "
-                                                      "text for a spreadsheet")]
+PeriodStart = Annotated[IsoDate, Field(description="First day (inclusive)")]
+PeriodEnd = Annotated[IsoDate, Field(description=f"Last day (inclusive), at most {MAX_PERIOD_DAYS} days on")]
+FormatArg = Annotated[ResultFormat, Field(description="'csv' adds the result as CSV text")]
 
 
 # ---- results ----------------------------------------------------------------------------------
@@ -113,6 +119,18 @@ class ReconcileContractResult(Result):
     reconciliation: ContractReconciliationView
     warnings: list[str] = Field(default_factory=list, description="e.g. a billing period code the tenant's code "
                                                                   "map does not know (counted as monthly)")
+    def said(self) -> str:
+        r = self.reconciliation
+        text = (f"Contract {r.contract_id} of client {r.client_id}, "
+                f"{self.period_start} to {self.period_end}: due {money(r.expected_recurring)}, billed "
+                f"{money(r.billed)}, variance {money(r.variance)}; unbilled time {r.unbilled_time.entries} entries "
+                f"({money(r.unbilled_time.amount)}). ")
+        if not r.findings:
+            return text + "No findings: the billing matches."
+        top = sorted(r.findings, key=lambda f: -f.amount)
+        return text + (f"{plural(len(r.findings), 'finding')}, {money(r.at_stake)} at stake: "
+                       + listed([f"{f.kind} {money(f.amount)}" for f in top]) + ".")
+
     csv: str | None = Field(default=None, description="format='csv': one row per finding (one row for a "
                                                       "clean contract)")
 
@@ -151,6 +169,34 @@ class SweepCounts(Result):
     requests: int = Field(description="every Halo request made: pages + contract_details")
 
 
+class FindingRow(Result):
+    """One contract with findings, in brief (detail='full' gives the whole reconciliation)."""
+
+    contract_id: int
+    contract_ref: str = Field(description="Halo's contract reference (its own text)")
+    client_id: int | None
+    client_name: str | None
+    status: str | None
+    expected_recurring: Money
+    billed: Money
+    variance: Money
+    unbilled_time_amount: Money
+    at_stake: Money
+    findings: dict[str, str] = Field(description="finding kind -> its money at stake")
+
+
+def _row(r: rc.ContractReconciliation) -> FindingRow:
+    kinds: dict[str, Decimal] = {}
+    for f in r.findings:
+        kinds[f.kind] = kinds.get(f.kind, ZERO) + f.amount
+    c = r.contract
+    return FindingRow(contract_id=c.id, contract_ref=c.ref, client_id=c.client_id, client_name=c.client_name,
+                      status=c.status,
+                      expected_recurring=r.expected, billed=r.billed, variance=r.variance,
+                      unbilled_time_amount=r.unbilled.amount, at_stake=r.at_stake,
+                      findings={k: str(v.quantize(Decimal("0.01"))) for k, v in kinds.items()})
+
+
 class ReconcileBillingResult(Result):
     period_start: date
     period_end: date
@@ -158,15 +204,31 @@ class ReconcileBillingResult(Result):
     min_variance: Money
     tolerance: Money
     totals: ReconcileTotals
-    contracts: list[ContractReconciliationView] = Field(description=(
-        "contracts with findings, most money at stake first (up to limit; empty with format='csv', "
-        "where every listed contract is a CSV row)"))
-    truncated: bool
+    contracts: list[FindingRow | ContractReconciliationView] = Field(description=(
+        "this page of contracts with findings, most money at stake first: brief rows, or each whole "
+        "reconciliation with detail='full'; empty with format='csv', where every listed contract is a CSV row"))
+    truncated: bool = Field(description="more contracts than this page: see next_cursor")
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
     records_read: SweepCounts
     warnings: list[str] = Field(default_factory=list, description="e.g. a billing period code the tenant's code "
                                                                   "map does not know (counted as monthly)")
     csv: str | None = Field(default=None, description="format='csv': one row per finding of every listed "
                                                       "contract")
+
+    def said(self) -> str:
+        t = self.totals
+        text = (f"Billing {self.period_start} to {self.period_end}: {t.contracts_checked} contracts checked, "
+                f"due {money(t.expected_recurring)}, billed {money(t.billed)}, variance {money(t.variance)}. "
+                f"{plural(t.contracts_with_findings, 'contract')} with findings, {money(t.at_stake)} at stake")
+        if t.by_kind:
+            text += " (" + ", ".join(f"{k.kind} x{k.findings} {money(k.amount)}" for k in t.by_kind) + ")"
+        text += "."
+        if self.contracts:
+            top = [f"contract {r.contract_id} {money(r.at_stake)}" for r in self.contracts[:5]]
+            text += f" Most at stake: {listed(top)}."
+        if self.next_cursor:
+            text += f" {t.contracts_listed - len(self.contracts)} more listed contracts: pass cursor=next_cursor."
+        return text + " reconcile_contract_billing(contract_id) shows one contract's evidence."
 
 
 # ---- shaping -------------------------------------------------------------------------------------
@@ -235,16 +297,8 @@ async def reconcile_contract_billing(
     ctx: Context,
     format: FormatArg = "json",
 ) -> ReconcileContractResult:
-    """Did this contract bill what its recurring lines say over the period? Returns the recurring
-    charges due (quantity x unit price per billing period, prorated by days where a line or the
-    contract starts or ends), what was billed (the contract's lines of each invoice, credits
-    subtracted), the variance, unbilled billable time (count, hours, amount), prepaid hours
-    used, and findings with amounts and evidence ids: missing_invoice, under_billed, over_billed,
-    billed_after_contract_end, billed_while_not_active, line_outside_contract_dates,
-    unbilled_time, duplicate_invoice. Unbilled time is priced at each entry's charge amount,
-    else (Prepaid Hours contracts) at the block's rate, block price / block hours; no default
-    rate. Differences of one cent or less are ignored. For the whole book use
-    reconcile_billing. How the figures are made: halopsa://guide/contracts."""
+    """One contract's billing over a period: due, billed, variance, unbilled time, findings with
+    evidence ids."""
     check_period(period_start, period_end)
     ac = app(ctx)
     async with halo_errors():
@@ -316,26 +370,20 @@ async def reconcile_billing(
     period_start: PeriodStart,
     period_end: PeriodEnd,
     ctx: Context,
-    client_id: Annotated[ClientId | None, Field(description="Only this client's contracts")] = None,
-    min_variance: Annotated[Number, Field(description="List only contracts whose money at stake (sum of their "
-                                                      "findings) is at least this; default 0")] = 0,
+    client_id: ClientId | None = None,
+    min_variance: Annotated[Number, Field(description="List only contracts with this much at stake")] = 0,
     format: FormatArg = "json",
-    limit: Annotated[int, Field(strict=True, ge=1, le=1000, description="Most contracts to list (totals always "
-                                                                        "cover every contract); default 50")] = 50,
+    limit: Annotated[int, Field(strict=True, ge=1, le=1000)] = 10,
+    cursor: Cursor = None,
+    detail: Annotated[Literal["summary", "full"], Field(description="'full': whole reconciliations with "
+                                                                    "evidence ids")] = "summary",
 ) -> ReconcileBillingResult:
-    """Month-end check of every active contract (or one client's): recurring charges due against
-    what was billed, unbilled billable time, and findings (missing_invoice, under_billed,
-    over_billed, billed_after_contract_end, billed_while_not_active, line_outside_contract_dates,
-    unbilled_time, duplicate_invoice) with amounts and evidence ids, most money at stake first,
-    with totals for the book. Non-active contracts are checked too when they have billing or time
-    in the period. Unbilled time is priced at each entry's charge amount, else (Prepaid Hours
-    contracts) at the block's rate, block price / block hours, as reconcile_contract_billing
-    does; no default rate. Reads in bulk (one paged sweep each of contracts, recurring invoices,
-    invoices and time entries; never a request per client) plus one contract detail read per
-    Prepaid Hours contract whose unbilled time needs the block rate, counted in records_read;
-    reports progress. For one contract's detail use reconcile_contract_billing. Rules:
-    halopsa://guide/contracts."""
+    """Billing check of the whole book (or a client): totals, then contracts with findings, most money
+    at stake first, a page at a time."""
     check_period(period_start, period_end)
+    page_key = fingerprint({"tool": "reconcile_billing", "start": period_start, "end": period_end,
+                            "client": client_id, "min": str(min_variance), "limit": limit, "format": format})
+    cursor_offset(cursor, page_key, "reconcile_billing")  # a bad cursor fails before any read
     min_variance = Decimal(min_variance)
     if min_variance < 0:
         raise invalid("min_variance", f"must be zero or more (got {min_variance})",
@@ -395,35 +443,24 @@ async def reconcile_billing(
     counts = SweepCounts(contracts=len(data["contracts"]), recurring_invoices=len(data["recurring invoices"]),
                          invoices=len(data["invoices"]), time_entries=len(data["time entries"]),
                          pages=progress.pages(), contract_details=len(need), requests=progress.pages() + len(need))
-    return _book_result(results, period_start, period_end, client_id, min_variance, format, limit, counts)
+    page = Page(cursor=cursor, limit=limit, key=page_key, full=detail == "full")
+    return _book_result(results, period_start, period_end, client_id, min_variance, format, page, counts)
 
-
-def first_error(group: BaseExceptionGroup) -> BaseException:
-    """The first Halo error of a failed set of sweeps (else the first error of any kind)."""
-    flat: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            pending[:0] = list(exc.exceptions)
-        else:
-            flat.append(exc)
-    return next((e for e in flat if isinstance(e, HaloError)), flat[0] if flat else group)
 
 
 def _book_result(results: list[rc.ContractReconciliation], period_start: date, period_end: date,
-                 client_id: int | None, min_variance: Decimal, format: str, limit: int,
+                 client_id: int | None, min_variance: Decimal, format: str, page: Page,
                  counts: SweepCounts) -> ReconcileBillingResult:
     with_findings = [r for r in results if r.findings]
-    listed = [r for r in with_findings if r.at_stake >= min_variance]
-    listed.sort(key=lambda r: (-r.at_stake, -abs(r.variance), r.contract.id))
+    shortlist = [r for r in with_findings if r.at_stake >= min_variance]
+    shortlist.sort(key=lambda r: (-r.at_stake, -abs(r.variance), r.contract.id))
     by_kind: dict[str, list[Decimal]] = {}
     for r in results:
         for f in r.findings:
             by_kind.setdefault(f.kind, []).append(f.amount)
     order = {k: n for n, k in enumerate(rc.FINDING_KINDS)}
     totals = ReconcileTotals(
-        contracts_checked=len(results), contracts_with_findings=len(with_findings), contracts_listed=len(listed),
+        contracts_checked=len(results), contracts_with_findings=len(with_findings), contracts_listed=len(shortlist),
         expected_recurring=sum((r.expected for r in results), ZERO), billed=sum((r.billed for r in results), ZERO),
         credits=sum((r.credits for r in results), ZERO), variance=sum((r.variance for r in results), ZERO),
         other_billed=sum((r.other_billed for r in results), ZERO),
@@ -433,10 +470,22 @@ def _book_result(results: list[rc.ContractReconciliation], period_start: date, p
         at_stake=sum((r.at_stake for r in results), ZERO),
         by_kind=[KindTotal(kind=k, findings=len(v), amount=sum(v, ZERO))
                  for k, v in sorted(by_kind.items(), key=lambda kv: order.get(kv[0], 99))])
-    csv_text = reconciliation_csv(listed) if format == "csv" else None
-    shown = [] if csv_text is not None else [_view(r) for r in listed[:limit]]
+    csv_text = reconciliation_csv(shortlist) if format == "csv" else None
+    rows, next_cursor = paged(shortlist, page.cursor, page.limit, page.key, "reconcile_billing")
+    shown: list[FindingRow | ContractReconciliationView] = []
+    if csv_text is None:
+        shown = [_view(r) if page.full else _row(r) for r in rows]
+    else:
+        next_cursor = None
     return ReconcileBillingResult(
         period_start=period_start, period_end=period_end, client_id=client_id, min_variance=min_variance,
-        tolerance=rc.TOLERANCE, totals=totals, contracts=shown,
-        truncated=csv_text is None and len(listed) > limit, records_read=counts, warnings=period_warnings(results),
-        csv=csv_text)
+        tolerance=rc.TOLERANCE, totals=totals, contracts=shown, truncated=next_cursor is not None,
+        next_cursor=next_cursor, records_read=counts, warnings=period_warnings(results), csv=csv_text)
+
+
+@dataclass(frozen=True)
+class Page:
+    cursor: str | None
+    limit: int
+    key: str
+    full: bool

@@ -24,30 +24,35 @@ from halo_contracts.plans.steps import add_step
 from halo_contracts.tools.common import (
     ArgModel,
     ContractId,
+    Detail,
     DryRun,
     IsoDate,
+    ItemRow,
     Line,
     Money,
     Notes,
     Number,
+    PeriodTotal,
+    PlanView,
     Result,
     app,
+    canonical,
+    confirmation_note,
+    contract_lines,
     halo_errors,
     halo_tool,
     invalid,
-    today_of,
-)
-from halo_contracts.tools.contracts import (
-    ItemRow,
-    PeriodTotal,
-    canonical,
-    contract_lines,
     item_rows,
+    listed,
+    money,
     period_totals,
+    plural,
     read_contract,
     rejected,
+    submit_plan,
+    today_of,
+    write_said,
 )
-from halo_contracts.tools.plans import PlanView, confirmation_note, submit_plan
 
 MAX_ITEMS = 100
 
@@ -63,18 +68,25 @@ class RecurringItemsResult(Result):
     monthly_equivalent: Money
     annualised: Money
 
+    def said(self) -> str:
+        if not self.items:
+            return (f"Contract {self.contract_id} has no recurring lines"
+                    + ("" if self.recurring_invoice_ids else " and no recurring invoice yet")
+                    + "; add_recurring_items adds some.")
+        rows = [f"line {i.id}: {i.quantity:g} x {money(i.unit_price)} {i.billing_frequency or ''} ({i.state})"
+                for i in self.items]
+        return (f"Contract {self.contract_id}: {plural(self.count, 'line')}, "
+                f"{money(self.monthly_equivalent)} a month in force today ({money(self.annualised)} a year). "
+                f"{listed(rows, 8)}.")
+
 
 @halo_tool(group="recurring", kind="read", title="List recurring items")
 async def list_recurring_items(
     contract_id: ContractId,
     ctx: Context,
-    include_ended: Annotated[bool, Field(strict=True, description="Also lines whose end date has passed")] = True,
+    include_ended: Annotated[bool, Field(strict=True, description="Also ended lines")] = True,
 ) -> RecurringItemsResult:
-    """The recurring billing lines of a contract, with per-period and monthly amounts and totals
-    per billing frequency (lines in force today).
-
-    Use it before adding or changing lines, to get item ids for update_recurring_item.
-    """
+    """A contract's recurring billing lines, with monthly amounts and totals per billing frequency."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     async with halo_errors():
@@ -92,14 +104,12 @@ async def list_recurring_items(
 
 
 class NewItem(ArgModel):
-    description: Annotated[Line, Field(max_length=250, description="What is billed, e.g. 'Managed Workstation "
-                                                                  "Support'")]
+    description: Annotated[Line, Field(max_length=250, description="What is billed")]
     quantity: Number = Field(description="Above 0, at most 4 decimals")
-    unit_price: Number = Field(description="Price per unit per billing period, 0 or more, at most 4 decimals")
-    billing_frequency: Annotated[Line | None, Field(max_length=50, description="Override of the contract's "
-                                                   "frequency: Monthly, Quarterly or Annual")] = None
-    start_date: IsoDate | None = Field(default=None, description="First day billed (inside the contract's dates)")
-    end_date: IsoDate | None = Field(default=None, description="Last day billed (inside the contract's dates)")
+    unit_price: Number = Field(description="Per unit per billing period, at most 4 decimals")
+    billing_frequency: Annotated[Line | None, Field(max_length=50, description="Default: the contract's")] = None
+    start_date: IsoDate | None = Field(default=None, description="First day billed (default: the contract's)")
+    end_date: IsoDate | None = Field(default=None, description="Last day billed")
     long_description: Annotated[Notes | None, Field(max_length=4000)] = None
     item_id: Annotated[int | None, Field(gt=0, description="Halo item (product) id")] = None
 
@@ -117,6 +127,12 @@ class AddItemsResult(Result):
     warnings: list[str]
     message: str
 
+    def said(self) -> str:
+        head = f"{self.message} The lines add {money(self.adds_per_month)} a month."
+        if self.creates_recurring_invoice:
+            head += " The plan first creates the contract's recurring invoice."
+        return write_said(head, self.plan, self.warnings)
+
 
 def _fields_of(item: NewItem, codes) -> RecurringItemFields:
     data = item.model_dump(exclude_unset=True, exclude_none=True)
@@ -131,16 +147,13 @@ def _fields_of(item: NewItem, codes) -> RecurringItemFields:
 async def add_recurring_items(
     contract_id: ContractId,
     items: Annotated[list[NewItem], Field(min_length=1, max_length=MAX_ITEMS,
-                                          description="The lines to add (one request for the batch)")],
+                                          description="Sent in one request")],
     ctx: Context,
     dry_run: DryRun = False,
+    detail: Detail = "summary",
 ) -> AddItemsResult:
-    """Add recurring billing lines to a contract (a batch; all validated before anything is sent).
-
-    When the contract has no recurring invoice yet, the plan creates it first. With
-    dry_run=true it returns the plan and a plan_id for apply_plan. To change or end a line
-    later use update_recurring_item. Rules: halopsa://guide/contracts.
-    """
+    """Add recurring lines to a contract as one validated batch (creating its recurring invoice first
+    if it has none)."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     fields = [_fields_of(i, codes) for i in items]
@@ -197,7 +210,7 @@ async def add_recurring_items(
                           "existing_line_ids": [line.id for line in lines if line.id is not None]})
     plan.warnings = warnings
     plan.summary = consent.change_summary(month_added)
-    view, outcome = await submit_plan(ctx, plan, dry_run=dry_run)
+    view, outcome = await submit_plan(ctx, plan, dry_run=dry_run, detail=detail)
     creates, reused = not ri_ids, False
     if outcome:
         last = outcome.plan.steps[-1].result or {}
@@ -248,6 +261,9 @@ class UpdateItemResult(Result):
     warnings: list[str]
     message: str
 
+    def said(self) -> str:
+        return write_said(self.message, self.plan, self.warnings)
+
 
 async def _find_line(halo, item_id: int, contract_id: int | None) -> RecurringItem:
     """The line with its recurring invoice and contract ids. With ``contract_id`` (already
@@ -278,23 +294,15 @@ def _as_text(value: object) -> str | None:
 @halo_tool(group="recurring", kind="write", title="Update a recurring item", idempotent=True)
 async def update_recurring_item(
     item_id: Annotated[int, Field(strict=True, description="The line's id (list_recurring_items)")],
-    changes: Annotated[ItemChanges, Field(description="Only the fields to change")],
+    changes: ItemChanges,
     ctx: Context,
-    contract_id: Annotated[ContractId | None, Field(description="The line's contract. Pass it: the line is then "
-                                                                "found by reading only that contract's "
-                                                                "recurring invoice; without it every recurring "
-                                                                "invoice in Halo is read, with its lines")] = None,
+    contract_id: Annotated[ContractId | None, Field(description="The line's contract (then only its recurring "
+                                                                "invoice is read)")] = None,
     dry_run: DryRun = False,
+    detail: Detail = "summary",
 ) -> UpdateItemResult:
-    """Change a recurring billing line: quantity, price, description, frequency or dates.
-
-    To stop billing a line set its end_date (lines are never deleted, so their history
-    stays). Only fields that differ are sent; the line after the change must pass the item
-    rules. Pass contract_id whenever you know it (list_recurring_items gives it): the line is
-    then found by reading that contract's recurring invoice only, instead of every recurring
-    invoice in Halo (Halo cannot filter recurring invoices by line id). With
-    dry_run=true it returns the plan and a plan_id for apply_plan.
-    """
+    """Change a recurring line; end it with end_date (lines are never deleted). Pass contract_id
+    when known."""
     ac = app(ctx)
     codes = ac.codes
     given = changes.model_fields_set
@@ -333,19 +341,19 @@ async def update_recurring_item(
         return UpdateItemResult(outcome="unchanged", item_id=item_id, contract_id=contract_id,
                                 recurring_invoice_id=line.recurring_invoice_id, changes=[], plan_id=None, plan=None,
                                 warnings=warnings, message="The line already has these values; nothing was sent.")
-    listed = ", ".join(r.field for r in rows)
+    names = ", ".join(r.field for r in rows)
     verb = "End" if set(check.changed) == {"end_date"} and fields.end_date else "Update"
     plan = Plan(tool="update_recurring_item", title=f"{verb} recurring line {item_id} of contract {contract_id}")
     add_step(plan, ac.halo, "update_recurring_line",
-             f"{verb} line {item_id} of contract {contract_id}: set {listed}",
+             f"{verb} line {item_id} of contract {contract_id}: set {names}",
              {"line_id": item_id, "recurring_invoice_id": line.recurring_invoice_id,
               "fields": check.fields.model_dump(mode="json", exclude_unset=True)},
              natural_key={"contract_id": contract_id, "line_id": item_id})
     plan.warnings = warnings
-    view, outcome = await submit_plan(ctx, plan, dry_run=dry_run)
+    view, outcome = await submit_plan(ctx, plan, dry_run=dry_run, detail=detail)
     return UpdateItemResult(
         outcome="updated" if outcome else "planned", item_id=item_id, contract_id=contract_id,
         recurring_invoice_id=line.recurring_invoice_id or 0, changes=rows, plan_id=plan.id, plan=view,
         warnings=warnings,
-        message=(f"Updated line {item_id}: {listed}.{confirmation_note(outcome)}" if outcome else
+        message=(f"Updated line {item_id}: {names}.{confirmation_note(outcome)}" if outcome else
                  f"Nothing sent yet. Show the user the plan, then apply_plan('{plan.id}')."))

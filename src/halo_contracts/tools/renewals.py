@@ -17,16 +17,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from halo_contracts.domain import renewal_drafts as rd
 from halo_contracts.domain import renewals as rn
-from halo_contracts.domain.drafts import ContractFields, RecurringItemFields
+from halo_contracts.domain.drafts import ContractFields
 from halo_contracts.domain.models import Contract, RecurringInvoice, RecurringItem
 from halo_contracts.domain.money import annualised
 from halo_contracts.halo.client import ContractQuery, HaloClient, PageCallback
@@ -34,24 +35,33 @@ from halo_contracts.halo.errors import HaloNotFound
 from halo_contracts.plans import consent
 from halo_contracts.plans.models import Plan
 from halo_contracts.plans.steps import add_step
-from halo_contracts.progress import progress_of
 from halo_contracts.tools.common import (
     ClientId,
     ContractId,
+    Cursor,
+    Detail,
     DryRun,
     Hours,
     IsoDate,
     Money,
     Number,
+    PlanView,
     Result,
     app,
+    confirmation_note,
+    cursor_offset,
+    fingerprint,
     halo_errors,
     halo_tool,
     invalid,
+    listed,
+    money,
+    paged,
+    plural,
+    submit_plan,
     today_of,
+    write_said,
 )
-from halo_contracts.tools.plans import confirmation_note, submit_plan
-from halo_contracts.tools.prepaid import PREPAID_TYPE
 
 MAX_RENEWALS = 200
 T = TypeVar("T")
@@ -95,28 +105,47 @@ class ExpiringResult(Result):
     total: int
     buckets: list[ExpiringBucket] = Field(description="the renewal dashboard: 0-30, 31-60, 61-90 days "
                                                       "(and 'over 90' for longer windows)")
-    contracts: list[ExpiringContract] = Field(description="soonest first")
+    contracts: list[ExpiringContract] = Field(description="this page, soonest first")
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
     renewed_left_out: int = Field(description="expiring contracts left out because a renewal exists "
                                               "(include_renewed=true lists them)")
     ended_still_active: int = Field(description="Active contracts whose end date has passed: renew or expire them")
+
+    def said(self) -> str:
+        value = sum((b.annualised_value for b in self.buckets), Decimal(0))
+        text = (f"{plural(self.total, 'contract')} end within {self.within_days} days, {money(value)} a year: "
+                + ", ".join(f"{b.bucket} days {b.count} ({money(b.annualised_value)})" for b in self.buckets) + ".")
+        if self.next_cursor:
+            text += f" This page lists {len(self.contracts)}; cursor=next_cursor for more."
+        if self.contracts:
+            text += " Soonest: " + listed([f"{c.contract_id} (client {c.client_id}) ends {c.end_date} "
+                                           f"({money(c.annualised_value)}/yr{', renewed' if c.renewed else ''})"
+                                           for c in self.contracts], 5) + "."
+        if self.renewed_left_out:
+            text += f" {self.renewed_left_out} already renewed, left out."
+        if self.ended_still_active:
+            text += f" {self.ended_still_active} Active contracts have already ended: renew or expire them."
+        return text + " Next: review_contract_performance, then generate_renewals(dry_run=true)."
 
 
 @halo_tool(group="renewals", kind="read", title="Find expiring contracts")
 async def find_expiring_contracts(
     ctx: Context,
     within_days: Annotated[int, Field(strict=True, ge=1, le=730,
-                                      description="Window in days from today (default 90)")] = 90,
+                                      description="Days from today")] = 90,
     client_id: ClientId | None = None,
-    include_renewed: Annotated[bool, Field(strict=True, description=(
-        "Also list contracts that already have a renewal (marked renewed=true)"))] = False,
+    include_renewed: Annotated[bool, Field(strict=True, description="Also those already renewed")] = False,
+    limit: Annotated[int, Field(strict=True, ge=1, le=200)] = 50,
+    cursor: Cursor = None,
 ) -> ExpiringResult:
-    """Active contracts ending within the window, soonest first, with days remaining, value and
-    annualised value, whether a renewal already exists, grouped as a renewal dashboard (0-30,
-    31-60, 61-90 days). Use it to plan renewals; then review_contract_performance and
-    generate_renewals. Rules: halopsa://guide/contracts."""
+    """Active contracts ending within the window, soonest first, with value, renewal status and
+    totals per 30 days."""
     ac = app(ctx)
     today = today_of(ctx)
     codes = ac.codes
+    page_key = fingerprint({"tool": "find_expiring_contracts", "days": within_days, "client": client_id,
+                            "renewed": include_renewed, "limit": limit, "today": today})
+    cursor_offset(cursor, page_key, "find_expiring_contracts")  # a bad cursor fails before any read
     async with halo_errors():
         every = await ac.halo.list_contracts(ContractQuery(client_id=client_id))
         not_renewed = await ac.halo.list_contracts(ContractQuery(client_id=client_id, exclude_renewed=True))
@@ -149,8 +178,9 @@ async def find_expiring_contracts(
                               annualised_value=sum((r.annualised_value or Decimal(0) for r in rows
                                                     if r.bucket == name), Decimal(0)))
                for name in names]
-    return ExpiringResult(today=today, within_days=within_days, total=len(rows), buckets=buckets, contracts=rows,
-                          renewed_left_out=left_out, ended_still_active=ended)
+    page, next_cursor = paged(rows, cursor, limit, page_key, "find_expiring_contracts")
+    return ExpiringResult(today=today, within_days=within_days, total=len(rows), buckets=buckets, contracts=page,
+                          next_cursor=next_cursor, renewed_left_out=left_out, ended_still_active=ended)
 
 
 # ==== review_contract_performance =================================================================
@@ -179,6 +209,18 @@ class PerformanceReview(Result):
     suggested_uplift_percent: float | None = Field(description="uplift that brings the margin to the target")
     reasons: list[str]
 
+    def said(self) -> str:
+        margin = "no billing" if self.margin_percent is None else f"margin {self.margin_percent}%"
+        sla = ("no SLA-tracked tickets" if self.sla_compliance_percent is None
+               else f"SLA met {self.sla_compliance_percent}%")
+        text = (f"Contract {self.contract_id}, {self.period_start} to {self.period_end}: "
+                f"{self.tickets} tickets, {sla}, {self.hours} hours; revenue {money(self.revenue)}, cost "
+                f"{money(self.cost)}, {margin} (target {self.target_margin_percent}%). "
+                f"Recommendation: {self.recommendation}")
+        if self.suggested_uplift_percent is not None:
+            text += f" ({self.suggested_uplift_percent}% uplift)"
+        return text + (". " + " ".join(self.reasons[:3]) if self.reasons else ".")
+
 
 @halo_tool(group="renewals", kind="read", title="Review contract performance")
 async def review_contract_performance(
@@ -186,14 +228,10 @@ async def review_contract_performance(
     ctx: Context,
     period_start: IsoDate | None = None,
     period_end: IsoDate | None = None,
-    target_margin: Annotated[Number | None, Field(description=(
-        "Target margin in percent (default: the server's configured target)"))] = None,
+    target_margin: Annotated[Number | None, Field(description="Percent (default: the configured target)")] = None,
 ) -> PerformanceReview:
-    """How a contract performed over a period (default: its current term up to today): tickets,
-    hours, SLA compliance, revenue billed, cost of the time at the configured cost rate, margin
-    against the target, and a recommendation (renew as is, renew with an uplift, review scope)
-    with its reasons. Use it before generate_renewals to choose the uplift. Rules:
-    halopsa://guide/contracts."""
+    """A contract's tickets, hours, SLA compliance, revenue, cost and margin over a period (default:
+    its term so far), with a renewal recommendation."""
     ac = app(ctx)
     today = today_of(ctx)
     target = ac.settings.target_margin if target_margin is None else target_margin
@@ -240,7 +278,7 @@ async def review_contract_performance(
 
 # ==== generate_renewals ===========================================================================
 
-ExpireOld = Literal["never", "now", "at_end"]
+ExpireOld = rd.ExpireOld
 
 
 class RenewalLine(Result):
@@ -277,10 +315,13 @@ class RenewalRow(Result):
         "uplifted lines bill (value and lines stay equal to the cent)"))
     uplift_percent: float
     item_uplift_percent: float
-    lines: list[RenewalLine] = Field(description="recurring lines copied to the renewal")
-    lines_not_copied: list[LineNotCopied] = Field(default_factory=list, description=(
-        "the old contract's recurring lines left out, with the reason (inactive, or ending before the old "
-        "contract ends)"))
+    lines_copied: int = Field(description="recurring lines copied to the renewal")
+    lines_left_out: int = Field(description="the old contract's lines not copied (detail='full' says why)")
+    lines: list[RenewalLine] | None = Field(default=None, exclude_if=lambda v: v is None,
+                                            description="detail='full': the lines copied, with their prices")
+    lines_not_copied: list[LineNotCopied] | None = Field(default=None, exclude_if=lambda v: v is None, description=(
+        "detail='full': the old contract's recurring lines left out, with the reason (inactive, or ending "
+        "before the old contract ends)"))
     old_contract: str = Field(description="what happens to the old contract")
     new_contract_id: int | None = Field(default=None, description="after applying")
     warnings: list[str] = Field(default_factory=list)
@@ -297,11 +338,15 @@ class FollowUp(Result):
     action: str
 
 
-class PlanStep(Result):
-    index: int
-    kind: str
-    summary: str
-    group: str | None = Field(description="the contract the step belongs to")
+RENEWAL_ROWS = 20  # rows a result lists in full; the plan (get_plan) has every step
+
+
+class RenewalTotals(Result):
+    contracts: int = Field(description="renewals planned")
+    lines: int = Field(description="recurring lines copied")
+    skipped: int
+    value_before: Money
+    value_after: Money
 
 
 class GenerateRenewalsResult(Result):
@@ -311,15 +356,29 @@ class GenerateRenewalsResult(Result):
     status: str = Field(description="planned (dry run), applied, partial or failed; 'nothing to do'")
     message: str
     steps: int
-    plan_steps: list[PlanStep] = Field(description="the plan's steps in order (get_plan shows the Halo requests)")
-    renewals: list[RenewalRow]
+    totals: RenewalTotals
+    renewals: list[RenewalRow] = Field(description=f"the renewals in brief, at most {RENEWAL_ROWS} (the most value "
+                                                   "first when there are more; the plan has every one); "
+                                                   "detail='full': every renewal with its lines, in order")
+    plan: PlanView | None = Field(description="the plan's first steps, one line each (get_plan pages the rest)")
     skipped: list[SkippedRenewal]
     follow_ups: list[FollowUp] = Field(description="things the plan deliberately leaves for later")
     warnings: list[str]
 
-
-Refs = dict[int | None, dict[str, int]]  # client id -> casefolded ref -> contract id
-ALWAYS_TARGETED_UP_TO = 2  # this many contracts or fewer: targeted reads, without looking at the book's size
+    def said(self) -> str:
+        t = self.totals
+        head = (f"{self.message} {plural(t.contracts, 'renewal')} ({plural(t.lines, 'line')} copied): value "
+                f"{money(t.value_before)} -> {money(t.value_after)} per period")
+        head += f"; {t.skipped} skipped." if t.skipped else "."
+        top = sorted(self.renewals, key=lambda r: -(r.value_after or 0))[:5]
+        if top:
+            head += " Largest: " + listed([f"{r.contract_id} (client {r.client_id}) {money(r.value_before)} -> "
+                                           f"{money(r.value_after)}" for r in top]) + "."
+        if self.skipped:
+            head += " Skipped: " + listed([f"{s.contract_id} ({s.reason[:60]})" for s in self.skipped], 3) + "."
+        if self.follow_ups:
+            head += f" {plural(len(self.follow_ups), 'follow-up')} for later (follow_ups)."
+        return write_said(head, self.plan, self.warnings)
 
 
 @dataclass
@@ -327,7 +386,7 @@ class _Reads:
     targets: dict[int, Contract]
     missing: list[int]
     renewed: set[int]
-    refs: Refs
+    refs: rd.Refs
 
 
 class _ListTooLong(Exception):
@@ -361,11 +420,11 @@ async def _read_contracts(halo: HaloClient, wanted: list[int]) -> _Reads:
     three requests per contract; the book (``_read_book``) costs its pages plus one request per
     client (or a second whole list). The book's first page says how many pages it has: more
     than twice the number of contracts, and the targeted reads are taken instead."""
-    if len(wanted) <= ALWAYS_TARGETED_UP_TO:
+    if rd.read_targeted(len(wanted)):
         return await _read_targeted(halo, wanted)
     every, pages = await _list_unless_longer(
         lambda on_page: halo.list_contracts(ContractQuery(include_inactive=True), on_page=on_page),
-        limit=2 * len(wanted) + 1)
+        limit=rd.book_pages_limit(len(wanted)))
     if every is None:
         return await _read_targeted(halo, wanted)
     return await _read_book(halo, wanted, every, pages or 1)
@@ -378,7 +437,7 @@ async def _read_book(halo: HaloClient, wanted: list[int], every: list[Contract],
     by_id = {c.id: c for c in every}
     found = [by_id[i] for i in wanted if i in by_id]
     clients = sorted({c.client_id for c in found if c.client_id is not None})
-    if len(clients) < pages:
+    if rd.renewed_per_client(len(clients), pages):
         open_ids: set[int] = set()
         for client_id in clients:
             open_ids |= {c.id for c in await halo.list_contracts(
@@ -389,10 +448,10 @@ async def _read_book(halo: HaloClient, wanted: list[int], every: list[Contract],
         renewed = {c.id for c in found} - {c.id for c in open_}
     targets: dict[int, Contract] = {}
     for c in found:
-        if _same(c.type, PREPAID_TYPE) and c.prepaid_hours is None and c.id not in renewed:
+        if rd.needs_detail(c) and c.id not in renewed:
             c = await halo.get_contract(c.id, details=True)
         targets[c.id] = c
-    refs: Refs = defaultdict(dict)
+    refs: rd.Refs = defaultdict(dict)
     for c in every:
         refs[c.client_id][c.ref.strip().casefold()] = c.id
     return _Reads(targets, [i for i in wanted if i not in by_id], renewed, refs)
@@ -408,7 +467,7 @@ async def _read_targeted(halo: HaloClient, wanted: list[int]) -> _Reads:
         except HaloNotFound:
             missing.append(cid)
     renewed: set[int] = set()
-    refs: Refs = defaultdict(dict)
+    refs: rd.Refs = defaultdict(dict)
     for client_id in sorted({c.client_id for c in targets.values() if c.client_id is not None}):
         every = await halo.list_contracts(ContractQuery(client_id=client_id, include_inactive=True))
         open_ = await halo.list_contracts(ContractQuery(client_id=client_id, include_inactive=True,
@@ -423,10 +482,10 @@ async def _read_recurring_lines(halo: HaloClient, contract_ids: list[int]) -> di
     """The recurring lines of the contracts: each contract's recurring invoices, or every recurring
     invoice when that list has no more pages than there are contracts (its first page says)."""
     invoices: list[RecurringInvoice] | None = None
-    if len(contract_ids) > ALWAYS_TARGETED_UP_TO:
+    limit = rd.lines_list_limit(len(contract_ids))
+    if limit is not None:
         invoices, _ = await _list_unless_longer(
-            lambda on_page: halo.list_recurring_invoices(include_lines=True, on_page=on_page),
-            limit=len(contract_ids) + 1)
+            lambda on_page: halo.list_recurring_invoices(include_lines=True, on_page=on_page), limit=limit)
     if invoices is None:
         invoices = [ri for cid in contract_ids
                     for ri in await halo.list_recurring_invoices(contract_id=cid, include_lines=True)]
@@ -447,270 +506,87 @@ def _dec(value: Decimal) -> str:
 @halo_tool(group="renewals", kind="write", title="Generate contract renewals")
 async def generate_renewals(
     contract_ids: Annotated[list[ContractId], Field(min_length=1, max_length=MAX_RENEWALS, description=(
-        "The contracts to renew (Halo ids), e.g. from find_expiring_contracts"))],
+        "e.g. from find_expiring_contracts"))],
     ctx: Context,
-    uplift_percent: Annotated[Number, Field(description="Price change of the contract value in percent, "
-                                                        "-50 to 100 (default 0)")] = 0,
-    term_months: Annotated[int | None, Field(strict=True, description=(
-        "Term of the renewals in months, 1 to 60 (default: the same term as the old contract)"))] = None,
-    copy_recurring_items: Annotated[bool, Field(strict=True, description=(
-        "Copy the old contract's active recurring lines to the renewal (default true)"))] = True,
-    item_uplift_percent: Annotated[Number | None, Field(description=(
-        "Price change of the copied lines in percent (default: uplift_percent)"))] = None,
-    expire_old: Annotated[ExpireOld, Field(description=(
-        "Old contract: 'never' leave it (default), 'now' set it Expired, 'at_end' set it Expired only if its "
-        "end date has passed (otherwise listed as a follow-up)"))] = "never",
+    uplift_percent: Annotated[Number, Field(description="Value change in percent, -50 to 100")] = 0,
+    term_months: Annotated[int | None, Field(strict=True, description="1 to 60 (default: the old term)")] = None,
+    copy_recurring_items: Annotated[bool, Field(strict=True, description="Copy the running lines")] = True,
+    item_uplift_percent: Annotated[Number | None, Field(description="Price change of the copied lines "
+                                                                    "(default: uplift_percent)")] = None,
+    expire_old: Annotated[ExpireOld, Field(description="Old contract: 'never', 'now', or 'at_end' (if ended, else "
+                                                       "a follow-up)")] = "never",
     dry_run: DryRun = False,
+    detail: Detail = "summary",
 ) -> GenerateRenewalsResult:
-    """Renew contracts as ONE plan: for each, a Pending contract starting the day after the old one
-    ends, for the same term (or term_months), with the ref rolled forward ('... 2025' -> '... 2026'),
-    linked to the old one as its previous contract, a note naming it, the value raised by the
-    uplift (or, when the value was what its lines bill, what the uplifted lines bill), and its
-    active recurring lines copied with the item uplift (lines ending before the old contract
-    ends are not copied; lines_not_copied says why); the old contract is expired now, at its
-    end, or never. Contracts that already have a renewal are skipped with the
-    reason, so running it twice creates nothing. Everything is validated before the plan exists.
-    Use dry_run=true to preview, then apply_plan(plan_id). Rules: halopsa://guide/contracts."""
-    # ---- argument rules (nothing read yet) ----
-    uplift_percent = Decimal(uplift_percent)  # the schema default arrives as a plain int
-    problem = rn.check_uplift(uplift_percent)
+    """Renew contracts as one plan: Pending successors for the next term (ref rolled, value uplifted,
+    lines copied); old ones expired now, at their end or never. Renewed ones are skipped."""
+    terms = _terms(uplift_percent, item_uplift_percent, term_months, copy_recurring_items, expire_old, today_of(ctx))
+    wanted = _wanted(contract_ids)
+    ac = app(ctx)
+    async with halo_errors():
+        reads = await _read_contracts(ac.halo, wanted)
+    chosen = rd.select(wanted, reads.targets, reads.missing, reads.renewed, reads.refs, terms.today, term_months)
+    if chosen.errors:
+        raise invalid("contract_ids", "these contracts cannot be renewed: " + "; ".join(chosen.errors),
+                      "remove or correct those ids (find_expiring_contracts lists renewable contracts)")
+    lines: dict[int, list[RecurringItem]] = {}
+    if copy_recurring_items and chosen.chosen:
+        async with halo_errors():
+            lines = await _read_recurring_lines(ac.halo, sorted(x.contract.id for x in chosen.chosen))
+    drafts = [rd.draft_renewal(x.contract, lines.get(x.contract.id, []), new_ref=x.new_ref, new_start=x.new_start,
+                               new_end=x.new_end, months=x.months, terms=terms, months_of=ac.codes.months_of)
+              for x in chosen.chosen]
+    plan = _renewal_plan(ac.halo, drafts, terms, chosen, ac.codes.months_of)
+    return await _submit_renewals(ctx, plan, drafts, chosen, terms, dry_run=dry_run, detail=detail)
+
+
+def _terms(uplift_percent: Decimal, item_uplift_percent: Decimal | None, term_months: int | None,
+           copy_lines: bool, expire_old: ExpireOld, today: date) -> rd.Terms:
+    """The arguments' rules (nothing read yet)."""
+    uplift = Decimal(uplift_percent)  # the schema default arrives as a plain int
+    problem = rn.check_uplift(uplift)
     if problem:
         raise invalid("uplift_percent", problem, "give a percentage from -50 to 100, e.g. 3.5")
-    item_uplift = uplift_percent if item_uplift_percent is None else item_uplift_percent
+    item_uplift = uplift if item_uplift_percent is None else item_uplift_percent
     problem = rn.check_uplift(item_uplift)
     if problem:
         raise invalid("item_uplift_percent", problem, "give a percentage from -50 to 100, or leave it out")
-    if term_months is not None:
-        problem = rn.check_term(term_months)
-        if problem:
-            raise invalid("term_months", problem, "give whole months from 1 to 60, or leave it out for the same term")
+    problem = rn.check_term(term_months) if term_months is not None else None
+    if problem:
+        raise invalid("term_months", problem, "give whole months from 1 to 60, or leave it out for the same term")
+    return rd.Terms(uplift=uplift, item_uplift=item_uplift, copy_lines=copy_lines, expire_old=expire_old,
+                    today=today)
+
+
+def _wanted(contract_ids: list[int]) -> list[int]:
     duplicates = sorted({i for i in contract_ids if contract_ids.count(i) > 1})
     if duplicates:
         raise invalid("contract_ids", f"contract(s) {', '.join(map(str, duplicates))} are listed more than once",
                       "list each contract once")
+    return list(dict.fromkeys(contract_ids))
 
-    ac = app(ctx)
-    halo = ac.halo
-    today = today_of(ctx)
-    wanted = list(dict.fromkeys(contract_ids))
 
-    # ---- reads (see _read_contracts / _read_recurring_lines) ----
-    async with halo_errors():
-        reads = await _read_contracts(halo, wanted)
-    targets, renewed_ids, refs_by_client = reads.targets, reads.renewed, reads.refs
-
-    # ---- validation of every contract before anything is planned ----
-    errors: list[str] = [f"contract {i}: not found in Halo" for i in reads.missing]
-    warnings: list[str] = []
-    skipped: list[SkippedRenewal] = []
-    planned: list[tuple[Contract, date, date, int | None, str]] = []
-    new_refs: dict[tuple[int | None, str], int] = {}
-    for cid in wanted:
-        c = targets.get(cid)
-        if c is None:
-            continue
-        if cid in renewed_ids:
-            skipped.append(SkippedRenewal(contract_id=cid, reason=(
-                "a renewal already exists: a later contract names it as its previous contract")))
-            continue
-        check = rn.check_renewable(c, today, term_months=term_months)
-        if c.client_id is None:
-            check.errors.append("it has no client; set its client in Halo first")
-        if not check.ok:
-            errors.extend(f"contract {cid}: {e}" for e in check.errors)
-            continue
-        new_start, new_end, months = rn.renewal_term(c.start_date, c.end_date, term_months)
-        new_ref = rn.roll_ref(c.ref, c.start_date, c.end_date, new_start, new_end)
-        key = (c.client_id, new_ref.strip().casefold())
-        clash = refs_by_client[c.client_id].get(key[1])
-        if clash is not None:
-            skipped.append(SkippedRenewal(contract_id=cid, reason=(
-                f"the client already has a contract with the renewal's reference (contract {clash}); it may be a "
-                "renewal made by hand without the previous-contract link. Link or rename it, then run again")))
-            continue
-        if key in new_refs:
-            errors.append(f"contract {cid}: its renewal's reference would be the same as contract "
-                          f"{new_refs[key]}'s renewal for the same client; renew them separately with distinct refs")
-            continue
-        new_refs[key] = cid
-        warnings.extend(f"contract {cid}: {w}" for w in check.warnings)
-        planned.append((c, new_start, new_end, months, new_ref))
-    if errors:
-        raise invalid("contract_ids", "these contracts cannot be renewed: " + "; ".join(errors),
-                      "remove or correct those ids (find_expiring_contracts lists renewable contracts)")
-
-    lines_by_contract: dict[int, list[RecurringItem]] = {}
-    if copy_recurring_items and planned:
-        async with halo_errors():
-            lines_by_contract = await _read_recurring_lines(halo, sorted(c.id for c, *_ in planned))
-
-    # ---- the plan (Halo's refs and names stay in the rows' own fields, never in summaries) ----
+def _renewal_plan(halo: HaloClient, drafts: list[rd.Draft], terms: rd.Terms, chosen: rd.Selection,
+                  months_of: Callable[[str | None], int | None]) -> Plan:
+    """One plan for the batch (Halo's refs and names stay in the rows' own fields, never in summaries)."""
     plan = Plan(tool="generate_renewals", title=(
-        f"Renew {len(planned)} contract(s): uplift {_dec(uplift_percent)}%, lines {_dec(item_uplift)}%, "
-        f"old contracts: {expire_old}"))
-    codes = ac.codes
-    rows: list[RenewalRow] = []
-    follow_ups: list[FollowUp] = []
-    ended_names: dict[str, str] = {}
-    money: list[tuple[Decimal | None, Decimal | None]] = []  # (old stops, new bills) per month
-    for c, new_start, new_end, months, new_ref in planned:
-        group = str(c.id)
-        row_warnings: list[str] = []
-        copied: list[RenewalLine] = []
-        not_copied: list[LineNotCopied] = []
-        items: list[RecurringItemFields] = []
-        kept: list[RecurringItem] = []
-        if copy_recurring_items:
-            for line in sorted(lines_by_contract.get(c.id, []), key=lambda x: (x.id or 0)):
-                reason = rn.line_not_copied(line.inactive, line.start_date, line.end_date, c.end_date, new_end)
-                if reason is not None:
-                    not_copied.append(LineNotCopied(line_id=line.id, description=line.description,
-                                                    end_date=line.end_date, reason=reason))
-                    continue
-                price = rn.apply_uplift(line.unit_price, item_uplift)
-                start, end = rn.copied_line_dates(line.start_date, line.end_date, c.end_date, new_start, new_end)
-                item = dict(description=line.description, quantity=line.quantity, unit_price=price,
-                            start_date=start)
-                for name, value in (("long_description", line.long_description), ("item_id", line.item_id),
-                                    ("billing_frequency", line.billing_frequency), ("end_date", end)):
-                    if value is not None:
-                        item[name] = value
-                items.append(RecurringItemFields(**item))
-                kept.append(line)
-                copied.append(RenewalLine(description=line.description, quantity=line.quantity,
-                                          billing_frequency=line.billing_frequency,
-                                          unit_price_before=line.unit_price, unit_price_after=price,
-                                          end_date=end))
-            if not items:
-                row_warnings.append("no active recurring lines to copy"
-                                    + (" (see lines_not_copied)" if not_copied else ""))
-        lines_before = lines_after = None
-        if kept:
-            period_months = codes.months_of(c.billing_frequency)
-            own = [codes.months_of(x.billing_frequency) if x.billing_frequency else None for x in kept]
-            if all(m is not None or x.billing_frequency is None for m, x in zip(own, kept, strict=True)):
-                lines_before = rn.period_total([(x.quantity, x.unit_price, m) for x, m in zip(kept, own, strict=True)],
-                                               period_months)
-                lines_after = rn.period_total([(x.quantity, i.unit_price, m) for x, i, m in
-                                               zip(kept, items, own, strict=True)], period_months)
-        value = rn.renewal_value(c.value, uplift_percent, item_uplift, lines_before, lines_after)
-        if value.warning:
-            row_warnings.append(value.warning)
-        value_after = value.value
-        note = (f"Renewal of contract {c.id} ({c.start_date.isoformat() if c.start_date else '?'} to "
-                f"{c.end_date.isoformat()}), created by generate_renewals with a {_dec(uplift_percent)}% uplift.")
-        fields: dict[str, Any] = dict(client_id=c.client_id, ref=new_ref, status="Pending", start_date=new_start,
-                                      end_date=new_end, notes=note, previous_contract_id=c.id)
-        for name, v in (("type", c.type), ("billing_frequency", c.billing_frequency), ("sla_id", c.sla_id),
-                        ("site_id", c.site_id), ("value", value_after), ("term_months", months)):
-            if v is not None:
-                fields[name] = v
-        if _same(c.type, PREPAID_TYPE):
-            if c.prepaid_hours is not None:
-                fields["prepaid_hours"] = c.prepaid_hours
-            if c.prepay_expiry_months:
-                fields["prepay_expiry_months"] = c.prepay_expiry_months
-        draft = ContractFields(**fields)
-        what = f"the renewal of contract {c.id}"
-        create = add_step(plan, halo, "create_contract",
-                          f"Create {what} for client {c.client_id} (Pending, {new_start} to {new_end}"
-                          + (f", value {value_after}" if value_after is not None else "") + ")",
-                          {"fields": draft.model_dump(mode="json", exclude_unset=True)},
-                          natural_key={"client_id": c.client_id, "ref": new_ref}, group=group)
-        if items:
-            ri = add_step(plan, halo, "create_recurring_invoice", f"Create the recurring invoice of {what}",
-                          {"client_id": c.client_id, "contract_id": Plan.ref(create.index),
-                           "contract_ref": new_ref, **_schedule(c.billing_frequency, new_start, new_end)},
-                          natural_key={"contract_id": Plan.ref(create.index)}, group=group)
-            add_step(plan, halo, "add_recurring_lines",
-                     f"Add {len(items)} recurring line(s) to {what} (item uplift {_dec(item_uplift)}%)",
-                     {"recurring_invoice_id": Plan.ref(ri.index), "contract_id": Plan.ref(create.index),
-                      "items": [i.model_dump(mode="json", exclude_unset=True) for i in items]},
-                     natural_key={"contract_id": Plan.ref(create.index), "existing_line_ids": []}, group=group)
-        old_action = "left as it is"
-        expire = expire_old == "now" or (expire_old == "at_end" and c.end_date < today)
-        if expire:
-            add_step(plan, halo, "update_contract", f"Set contract {c.id} to Expired",
-                     {"contract_id": c.id, "fields": ContractFields(status="Expired").model_dump(
-                         mode="json", exclude_unset=True)},
-                     natural_key={"contract_id": c.id}, group=group)
-            old_action = "set to Expired" + (" (its end date has passed)" if expire_old == "at_end" else "")
-            ended_names[f"contract:{c.id}"] = c.ref
-        elif expire_old == "at_end":
-            due = c.end_date + timedelta(days=1)
-            old_action = f"stays {c.status or 'as it is'} until its end date; set it to Expired from {due}"
-            follow_ups.append(FollowUp(contract_id=c.id, due=due, action=(
-                f"Set contract {c.id} to Expired from that date: update_contract(contract_id={c.id}, "
-                "changes={status: 'Expired'}). Halo has no scheduled status change, and running this renewal "
-                "again skips the contract")))
-        per_month = codes.months_of(c.billing_frequency)
-        money.append((consent.contract_monthly(c.value, per_month, c.status) if expire else Decimal(0),
-                      consent.contract_monthly(value_after, per_month, None)))
-        rows.append(RenewalRow(
-            contract_id=c.id, client_id=c.client_id, client_name=c.client_name, old_ref=c.ref, new_ref=new_ref,
-            old_start=c.start_date, old_end=c.end_date, new_start=new_start, new_end=new_end, term_months=months,
-            value_before=c.value, value_after=value_after, value_from_lines=value.from_lines,
-            uplift_percent=float(uplift_percent), item_uplift_percent=float(item_uplift), lines=copied,
-            lines_not_copied=not_copied, old_contract=old_action, warnings=row_warnings))
-    plan.warnings = list(warnings)
-    plan.skipped = [f"contract {s.contract_id}: {s.reason}" for s in skipped]
-    plan.summary = {"names": ended_names,
-                    "contracts": len(rows), "lines": sum(len(r.lines) for r in rows), "skipped": len(skipped),
-                    "value_before": str(sum((r.value_before or Decimal(0) for r in rows), Decimal(0))),
-                    "value_after": str(sum((r.value_after or Decimal(0) for r in rows), Decimal(0)))}
+        f"Renew {len(drafts)} contract(s): uplift {_dec(terms.uplift)}%, lines {_dec(terms.item_uplift)}%, "
+        f"old contracts: {terms.expire_old}"))
+    for d in drafts:
+        _renewal_steps(plan, halo, d, terms)
+    plan.warnings = list(chosen.warnings)
+    plan.skipped = [f"contract {cid}: {reason}" for cid, reason in chosen.skipped]
+    plan.summary = {"names": {f"contract:{d.contract.id}": d.contract.ref for d in drafts if d.expire},
+                    "contracts": len(drafts), "lines": sum(len(d.lines) for d in drafts),
+                    "skipped": len(chosen.skipped),
+                    "value_before": str(sum((d.contract.value or Decimal(0) for d in drafts), Decimal(0))),
+                    "value_after": str(sum((d.value or Decimal(0) for d in drafts), Decimal(0)))}
+    money = [(consent.contract_monthly(d.contract.value, months_of(d.contract.billing_frequency), d.contract.status)
+              if d.expire else Decimal(0), consent.contract_monthly(d.value, months_of(d.contract.billing_frequency),
+                                                                     None)) for d in drafts]
     if money and all(old is not None and new is not None for old, new in money):
         plan.summary |= consent.change_summary(sum((new - old for old, new in money), Decimal(0)))
-
-    if not plan.steps:
-        return GenerateRenewalsResult(
-            plan_id=None, dry_run=dry_run, status="nothing to do", steps=0, plan_steps=[], renewals=[],
-            skipped=skipped,
-            follow_ups=follow_ups, warnings=warnings,
-            message="Nothing to renew: every contract given was skipped (see skipped). Nothing was sent to Halo.")
-
-    # ---- progress per contract while applying ----
-    group_last: list[int] = []
-    for step in plan.steps:
-        if step.group is not None and (not group_last or plan.steps[group_last[-1]].group != step.group):
-            group_last.append(step.index)
-        elif step.group is not None:
-            group_last[-1] = step.index
-    total_groups = len(group_last)
-    reported = {"groups": 0}
-
-    async def progress(done: int, total: int, message: str) -> None:
-        complete = sum(1 for last in group_last if last < done)
-        if complete > reported["groups"]:
-            reported["groups"] = complete
-            contract = plan.steps[group_last[complete - 1]].group
-            await progress_of(ctx).report(complete, total_groups, f"Contract {contract} renewed "
-                                                                 f"({complete} of {total_groups})")
-
-    _view, outcome = await submit_plan(ctx, plan, dry_run=dry_run, progress=progress, raise_on_failure=False)
-    if outcome is None:
-        return GenerateRenewalsResult(
-            plan_id=plan.id, dry_run=True, status="planned", steps=len(plan.steps), plan_steps=_steps(plan),
-            renewals=rows, skipped=skipped,
-            follow_ups=follow_ups, warnings=warnings,
-            message=(f"Preview of {len(rows)} renewal(s) in {len(plan.steps)} steps; nothing was sent. "
-                     f"Apply with apply_plan(plan_id='{plan.id}')."))
-
-    created = {s.group: (s.result or {}).get("id") for s in outcome.plan.steps
-               if s.kind == "create_contract" and s.status == "done"}
-    if outcome.failed:
-        done = [f"{g} -> {i}" for g, i in created.items()]
-        raise ToolError(f"{outcome.message} Renewals created so far (old -> new): {', '.join(done) or 'none'}. "
-                        f"apply_plan(plan_id='{plan.id}') resumes where it stopped; nothing done is sent again.")
-    for row in rows:
-        row.new_contract_id = created.get(str(row.contract_id))
-    return GenerateRenewalsResult(
-        plan_id=plan.id, dry_run=False, status=outcome.plan.status, steps=len(plan.steps),
-        plan_steps=_steps(outcome.plan), renewals=rows, skipped=skipped, follow_ups=follow_ups, warnings=warnings,
-        message=outcome.message + confirmation_note(outcome))
-
-
-def _steps(plan: Plan) -> list[PlanStep]:
-    return [PlanStep(index=s.index, kind=s.kind, summary=s.summary, group=s.group) for s in plan.steps]
+    return plan
 
 
 def _schedule(frequency: str | None, start: date | None, end: date | None) -> dict[str, str]:
@@ -718,3 +594,96 @@ def _schedule(frequency: str | None, start: date | None, end: date | None) -> di
     out = {"billing_frequency": frequency, "start_date": start.isoformat() if start else None,
            "end_date": end.isoformat() if end else None}
     return {k: v for k, v in out.items() if v}
+
+
+def _renewal_steps(plan: Plan, halo: HaloClient, d: rd.Draft, terms: rd.Terms) -> None:
+    c, group = d.contract, str(d.contract.id)
+    what = f"the renewal of contract {c.id}"
+    create = add_step(plan, halo, "create_contract",
+                      f"Create {what} for client {c.client_id} (Pending, {d.new_start} to {d.new_end}"
+                      + (f", value {d.value}" if d.value is not None else "") + ")",
+                      {"fields": d.fields.model_dump(mode="json", exclude_unset=True)},
+                      natural_key={"client_id": c.client_id, "ref": d.new_ref}, group=group)
+    if d.lines:
+        ri = add_step(plan, halo, "create_recurring_invoice", f"Create the recurring invoice of {what}",
+                      {"client_id": c.client_id, "contract_id": Plan.ref(create.index), "contract_ref": d.new_ref,
+                       **_schedule(c.billing_frequency, d.new_start, d.new_end)},
+                      natural_key={"contract_id": Plan.ref(create.index)}, group=group)
+        add_step(plan, halo, "add_recurring_lines",
+                 f"Add {len(d.lines)} recurring line(s) to {what} (item uplift {_dec(terms.item_uplift)}%)",
+                 {"recurring_invoice_id": Plan.ref(ri.index), "contract_id": Plan.ref(create.index),
+                  "items": [x.fields.model_dump(mode="json", exclude_unset=True) for x in d.lines]},
+                 natural_key={"contract_id": Plan.ref(create.index), "existing_line_ids": []}, group=group)
+    if d.expire:
+        add_step(plan, halo, "update_contract", f"Set contract {c.id} to Expired",
+                 {"contract_id": c.id, "fields": ContractFields(status="Expired").model_dump(
+                     mode="json", exclude_unset=True)},
+                 natural_key={"contract_id": c.id}, group=group)
+
+
+def _row(d: rd.Draft, terms: rd.Terms, full: bool) -> RenewalRow:
+    c = d.contract
+    return RenewalRow(
+        contract_id=c.id, client_id=c.client_id, client_name=c.client_name, old_ref=c.ref, new_ref=d.new_ref,
+        old_start=c.start_date, old_end=c.end_date, new_start=d.new_start, new_end=d.new_end,
+        term_months=d.term_months, value_before=c.value, value_after=d.value, value_from_lines=d.value_from_lines,
+        uplift_percent=float(terms.uplift), item_uplift_percent=float(terms.item_uplift),
+        lines_copied=len(d.lines), lines_left_out=len(d.left_out),
+        lines=[RenewalLine(description=x.source.description, quantity=x.source.quantity,
+                           billing_frequency=x.source.billing_frequency, unit_price_before=x.source.unit_price,
+                           unit_price_after=x.unit_price_after, end_date=x.end_date) for x in d.lines]
+        if full else None,
+        lines_not_copied=[LineNotCopied(line_id=x.line.id, description=x.line.description,
+                                        end_date=x.line.end_date, reason=x.reason) for x in d.left_out]
+        if full else None,
+        old_contract=d.old_action, warnings=d.warnings)
+
+
+def _follow_up(d: rd.Draft) -> FollowUp:
+    cid = d.contract.id
+    return FollowUp(contract_id=cid, due=d.follow_up, action=(
+        f"Set contract {cid} to Expired from that date: update_contract(contract_id={cid}, "
+        "changes={status: 'Expired'}). Halo has no scheduled status change, and running this renewal "
+        "again skips the contract"))
+
+
+async def _submit_renewals(ctx: Context, plan: Plan, drafts: list[rd.Draft], chosen: rd.Selection,
+                           terms: rd.Terms, *, dry_run: bool, detail: str) -> GenerateRenewalsResult:
+    """The one plan path (save; preview or apply), then the result: totals first, the rows with
+    the most value when there are more than fit."""
+    full = detail == "full"
+    shown = drafts if full or len(drafts) <= RENEWAL_ROWS else \
+        sorted(drafts, key=lambda d: -(d.value or 0))[:RENEWAL_ROWS]
+    rows = [_row(d, terms, full) for d in shown]
+    skipped = [SkippedRenewal(contract_id=cid, reason=reason) for cid, reason in chosen.skipped]
+    follow_ups = [_follow_up(d) for d in drafts if d.follow_up is not None]
+    totals = RenewalTotals(contracts=len(drafts), lines=sum(len(d.lines) for d in drafts), skipped=len(skipped),
+                           value_before=sum((d.contract.value or Decimal(0) for d in drafts), Decimal(0)),
+                           value_after=sum((d.value or Decimal(0) for d in drafts), Decimal(0)))
+    common = dict(dry_run=dry_run, totals=totals, skipped=skipped, follow_ups=follow_ups,
+                  warnings=list(chosen.warnings))
+    if not plan.steps:
+        return GenerateRenewalsResult(
+            plan_id=None, status="nothing to do", steps=0, renewals=[], plan=None, **common,
+            message="Nothing to renew: every contract given was skipped (see skipped). Nothing was sent to Halo.")
+    try:
+        view, outcome = await submit_plan(ctx, plan, dry_run=dry_run, detail=detail, progress_by_group=True)
+    except ToolError as exc:
+        stored = app(ctx).journal.get_plan(plan.id)
+        done = [f"{s.group} -> {(s.result or {}).get('id')}" for s in (stored.steps if stored else [])
+                if s.kind == "create_contract" and s.status == "done"]
+        raise ToolError(f"{exc} Renewals created so far (old -> new): {', '.join(done) or 'none'}. "
+                        f"apply_plan(plan_id='{plan.id}') resumes where it stopped; nothing done is sent again."
+                        ) from None
+    if outcome is None:
+        return GenerateRenewalsResult(
+            plan_id=plan.id, status="planned", steps=len(plan.steps), renewals=rows, plan=view, **common,
+            message=(f"Preview of {len(drafts)} renewal(s) in {len(plan.steps)} steps; nothing was sent. "
+                     f"Apply with apply_plan(plan_id='{plan.id}')."))
+    created = {s.group: (s.result or {}).get("id") for s in outcome.plan.steps
+               if s.kind == "create_contract" and s.status == "done"}
+    for row in rows:
+        row.new_contract_id = created.get(str(row.contract_id))
+    return GenerateRenewalsResult(plan_id=plan.id, status=outcome.plan.status, steps=len(plan.steps),
+                                  renewals=rows, plan=view, **common,
+                                  message=outcome.message + confirmation_note(outcome))

@@ -20,17 +20,24 @@ from halo_contracts.domain.reconciliation import index_book
 from halo_contracts.halo.client import ContractQuery
 from halo_contracts.progress import progress_of
 from halo_contracts.tools.common import (
+    Cursor,
     Line,
     Money,
     Result,
     ResultFormat,
     app,
+    cursor_offset,
+    fingerprint,
+    first_error,
     halo_errors,
     halo_tool,
     invalid,
+    listed,
+    money,
+    paged,
+    plural,
     today_of,
 )
-from halo_contracts.tools.reconciliation import first_error
 
 GroupBy = Literal["status", "type", "client", "billing_frequency"]
 Scope = Literal["current", "all"]
@@ -58,6 +65,11 @@ class ReportReads(Result):
     pages: int = Field(description="Halo list requests made: one paged sweep per kind of record")
 
 
+def _label(g: GroupRow, group_by: str) -> str:
+    """A group in our words: a client by id (its name is Halo's text), codes by their name."""
+    return f"client {g.client_id}" if group_by == "client" else g.group
+
+
 class ContractSummary(Result):
     group_by: GroupBy
     status: str | None = Field(description="the status filter, when one was given")
@@ -74,36 +86,42 @@ class ContractSummary(Result):
     groups: list[GroupRow] = Field(description="highest annualised recurring revenue first, then value; "
                                                "empty with format='csv' (every group is a CSV row)")
     total_groups: int
-    truncated: bool
+    truncated: bool = Field(description="more groups than this page: see next_cursor")
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
     records_read: ReportReads
     csv: str | None = Field(default=None, description="format='csv': one row per group, then a TOTAL row")
+
+    def said(self) -> str:
+        scope = "in force today" if self.scope == "current" else "all"
+        text = (f"{plural(self.contracts, 'contract')} ({scope}{', ' + self.status if self.status else ''}) by "
+                f"{self.group_by.replace('_', ' ')}: value {money(self.total_value)}, annual recurring revenue "
+                f"{money(self.annual_recurring_revenue)}.")
+        if self.groups:
+            text += " Top: " + listed([f"{_label(g, self.group_by)} {g.contracts} contracts, "
+                                       f"{money(g.annual_recurring_revenue)}/yr" for g in self.groups], 6) + "."
+        if self.truncated:
+            text += f" {self.total_groups - len(self.groups)} more groups: cursor=next_cursor."
+        if self.contracts_not_current and self.scope == "current":
+            text += f" {self.contracts_not_current} not in force were left out (scope='all' counts them)."
+        return text
 
 
 @halo_tool(group="reports", kind="read", title="Summarise the contract book")
 async def summarize_contracts(
-    group_by: Annotated[GroupBy, Field(description="'status', 'type', 'client' (contract value by client, "
-                                                   "highest first) or 'billing_frequency'")],
+    group_by: GroupBy,
     ctx: Context,
-    status: Annotated[Line | None, Field(description="Only contracts in this status, e.g. "
-                                                                 "'Active'")] = None,
-    scope: Annotated[Scope, Field(description="'current' (default): only contracts in force today, i.e. what is "
-                                              "billing now; 'all': every contract (those not in force count with "
-                                              "their value and 0 recurring revenue)")] = "current",
-    format: Annotated[ResultFormat, Field(description="'json' (default) or 'csv': the same result with a "
-                                                      "'csv' text for a spreadsheet")] = "json",
-    limit: Annotated[int, Field(strict=True, ge=1, le=5000, description="Most groups to list (totals always "
-                                                                        "cover every group); default 100")] = 100,
+    status: Annotated[Line | None, Field(description="Only this status, e.g. 'Active'")] = None,
+    scope: Annotated[Scope, Field(description="'current': in force today; 'all': every contract")] = "current",
+    format: Annotated[ResultFormat, Field(description="'csv' adds the result as CSV text")] = "json",
+    limit: Annotated[int, Field(strict=True, ge=1, le=500)] = 25,
+    cursor: Cursor = None,
 ) -> ContractSummary:
-    """Where is the money? Counts, total value and annualised recurring revenue (from the
-    recurring lines; contracts without lines: Recurring contracts at value x periods per year)
-    per status, type, client or billing frequency, highest revenue first, with totals. By client
-    it is the contract value by client report. By default only contracts in force today are
-    counted (status not Pending, Cancelled, On Hold or Expired; today within their dates; not
-    replaced by a renewal in force), so an expired contract and its renewal never
-    count twice; scope='all' counts every contract, with 0 recurring revenue for those not in
-    force. Optionally only one status (e.g. Active). Reads the whole book in bulk (never a
-    request per client). Rules: halopsa://guide/contracts."""
+    """Count, value and annual recurring revenue by status, type, client or billing frequency;
+    contracts in force today unless scope='all'."""
     ac = app(ctx)
+    page_key = fingerprint({"tool": "summarize_contracts", "by": group_by, "status": status, "scope": scope,
+                            "limit": limit})
+    cursor_offset(cursor, page_key, "summarize_contracts")  # a bad cursor fails before any read
     if status is not None:
         names = ac.codes.status_names
         match = next((n for n in names if n.casefold() == status.strip().casefold()), None)
@@ -143,12 +161,13 @@ async def summarize_contracts(
                      annual_recurring_revenue=g.annual_recurring, arr_from_lines=g.from_lines,
                      arr_from_value=g.from_value) for g in summary.groups]
     csv_text = rp.summary_csv(summary) if format == "csv" else None
+    page, next_cursor = paged(rows, cursor, limit, page_key, "summarize_contracts")
     return ContractSummary(
         group_by=group_by, status=status, scope=scope, today=today, contracts=summary.contracts,
         contracts_not_current=summary.not_current, total_value=summary.total_value,
         annual_recurring_revenue=summary.annual_recurring, arr_rule=ARR_RULE, warnings=summary.warnings,
-        groups=[] if csv_text is not None else rows[:limit], total_groups=len(rows),
-        truncated=csv_text is None and len(rows) > limit,
+        groups=[] if csv_text is not None else page, total_groups=len(rows),
+        truncated=csv_text is None and next_cursor is not None, next_cursor=None if csv_text else next_cursor,
         records_read=ReportReads(contracts=len(data["contracts"]), recurring_invoices=len(data["recurring invoices"]),
                                  pages=sum(pages.values())),
         csv=csv_text)
