@@ -218,7 +218,7 @@ def _unknown_argument_guard(server: HaloServer) -> Any:
 def _journal_errors(fn: Any) -> Any:
     """The tool, with a journal that cannot be used reported as a ToolError naming the file and
     the fix (not a bare "Error executing tool"), and, for a write tool waiting for the person's
-    yes (protocol 2026-07-28 asks within rounds of one call; see tools/plans.py), the SDK's
+    yes (protocol 2026-07-28 asks within rounds of one call; see tools/common.py), the SDK's
     input-required result returned. Same signature, so the tool's schema is unchanged."""
 
     @functools.wraps(fn)
