@@ -139,9 +139,9 @@ async def search_contracts(
     text: Annotated[Text, Field(description="Free text Halo searches (e.g. part of the ref)")] = None,
     ends_within_days: Annotated[int | None, Field(strict=True, ge=0, le=3650,
                                                   description="Ending from today to today + this many days")] = None,
-    ends_before: Annotated[IsoDate | None, Field(description="Ending on or before this date")] = None,
-    ends_after: Annotated[IsoDate | None, Field(description="Ending on or after this date")] = None,
-    include_inactive: Annotated[bool, Field(strict=True, description="Also contracts Halo marks inactive")] = False,
+    ends_before: Annotated[IsoDate | None, Field()] = None,
+    ends_after: Annotated[IsoDate | None, Field()] = None,
+    include_inactive: Annotated[bool, Field(strict=True)] = False,
     limit: Annotated[int, Field(strict=True, ge=1, le=100)] = 50,
     cursor: Cursor = None,
 ) -> SearchContractsResult:
@@ -366,7 +366,7 @@ async def create_contract(
     status: Annotated[Name | None, Field(description="Default: Pending if it starts later, else Active")]
     = None,
     end_date: IsoDate | None = None,
-    billing_frequency: Annotated[Name | None, Field(description="Monthly, Quarterly or Annual")] = None,
+    billing_frequency: Annotated[Name | None, Field()] = None,
     value: Annotated[Number | None, Field(description="Charge per billing period; Prepaid Hours: the block's "
                                                       "price")] = None,
     notes: Annotated[Notes | None, Field(max_length=4000)] = None,
@@ -374,7 +374,7 @@ async def create_contract(
     site_id: Annotated[int | None, Field(strict=True, gt=0)] = None,
     next_invoice_date: IsoDate | None = None,
     term_months: Annotated[int | None, Field(strict=True, ge=1, le=240)] = None,
-    prepaid_hours: Annotated[Number | None, Field(description="Prepaid Hours: hours in the block")] = None,
+    prepaid_hours: Annotated[Number | None, Field()] = None,
     hourly_rate: Annotated[Number | None, Field(description="Prepaid Hours: rate per hour; the value becomes "
                                                             "hours x rate")] = None,
     prepay_expiry_months: Annotated[int | None, Field(strict=True, ge=0, le=120,

@@ -60,13 +60,13 @@ MAX_ROWS_SHOWN = 200  # action / skipped rows in the result; the plan keeps ever
 class FeedLine(ArgModel):
     """One distributor line (the list form of ``source``)."""
 
-    customer: StrictStr = Field(description="The distributor's customer (company) name")
-    product_code: StrictStr = Field(description="The distributor's product code / SKU")
-    product_name: StrictStr | None = Field(default=None, description="Product name (used when creating)")
-    quantity: StrictInt = Field(description="Seats this month; 0 removes the Halo licence")
-    unit_price: Number | None = Field(default=None, description="Sell price per seat per billing cycle")
-    billing_cycle: StrictStr | None = Field(default=None, description="Monthly, Quarterly, Annual …")
-    term: StrictStr | None = Field(default=None, description="Commitment term, e.g. P1M, P1Y, 12 months")
+    customer: StrictStr
+    product_code: StrictStr
+    product_name: StrictStr | None = None
+    quantity: StrictInt = Field(description="Seats this month; 0 removes the licence")
+    unit_price: Number | None = Field(default=None)
+    billing_cycle: StrictStr | None = None
+    term: StrictStr | None = Field(default=None)
 
 
 # ---- result ---------------------------------------------------------------------------------
@@ -325,69 +325,40 @@ async def _progress(ctx: Context, progress: float, message: str) -> None:
 async def plan_license_sync(
     source: Annotated[
         StrictStr | list[FeedLine],
-        Field(description="The distributor's lines: CSV text with a header row (columns matched "
-                          "case-insensitively: customer/company/client, product code/SKU/part number, product "
-                          "name/description, quantity/qty/seats/licenses, unit price/price, billing cycle/"
-                          "frequency, term/commitment), or a list of row objects."),
+        Field(description="CSV with a header row (customer, product code, name, quantity, unit price, billing "
+                          "cycle, term), or rows"),
     ],
     distributor: Annotated[Line, Field(min_length=1, max_length=100, pattern=r"\S",
-                                       description="Required: the feed's source, e.g. 'Pax8', the same name every "
-                                                   "month. Creates are stamped with it in Halo's distributor field; "
-                                                   "cleanup deletes only its own licences; another distributor's "
-                                                   "are never changed; mappings are remembered per distributor")],
+                                       description="The feed's source, e.g. 'Pax8', the same every month; only its "
+                                                   "licences are changed")],
     ctx: Context,
     match_threshold: Annotated[float, Field(strict=True, ge=50, le=100,
-                                            description="Score (0-100) at or above which a customer is matched "
-                                                        "to a Halo client automatically")] = 90,
+                                            description="Score to match a customer automatically")] = 90,
     ambiguity_margin: Annotated[float, Field(strict=True, ge=0, le=20,
-                                             description="A runner-up within this many points of the best "
-                                                         "makes the customer ambiguous (never auto-matched)")] = 3,
+                                             description="A runner-up this close makes the match ambiguous")] = 3,
     mappings: Annotated[
         dict[Line, Annotated[int, Field(strict=True, gt=0)]] | None,
-        Field(description="Explicit customer name -> Halo client id overrides; they win over matching and are "
-                          "remembered for next month's feed from the same distributor"),
+        Field(),
     ] = None,
-    cleanup: Annotated[bool, Field(strict=True, description="Delete Halo licences of matched customers whose "
-                                                            "product code is not in the feed - only active ones "
-                                                            "whose distributor is `distributor`")] = True,
+    cleanup: Annotated[bool, Field(strict=True, description="Also delete the distributor's licences of "
+                                                            "matched customers for products not in the feed")]
+    = True,
     exclude_clients: Annotated[
         list[Line | StrictInt] | None,
-        Field(description="Customers to leave alone: feed customer names, Halo client names or Halo client ids"),
+        Field(),
     ] = None,
-    drop_zero_price_lines: Annotated[bool, Field(strict=True, description="Ignore feed lines priced 0 (their "
-                                                                          "Halo licences are left as they are)")]
-    = False,
+    drop_zero_price_lines: Annotated[bool, Field(strict=True)] = False,
     product_mappings: Annotated[
         dict[Annotated[Line, Field(max_length=100)], Annotated[Line, Field(max_length=100)]] | None,
-        Field(description="The feed's product code -> Halo's product code (see list_licences), for products "
-                          "the distributor codes differently; remembered per distributor"),
+        Field(description="Feed product code -> Halo's (list_licences); remembered"),
     ] = None,
-    cleanup_first_sync: Annotated[bool, Field(strict=True, description="On a first sync from this distributor, "
-                                                                       "plan the cleanup deletes too (otherwise "
-                                                                       "they are only listed in would_delete)")]
-    = False,
-    remember_mappings: Annotated[bool, Field(strict=True, description="Store the explicit customer and product "
-                                                                      "mappings of this call for next month")]
-    = True,
+    cleanup_first_sync: Annotated[bool, Field(strict=True, description="First sync: plan the cleanup deletes "
+                                                                       "too (else only listed)")] = False,
+    remember_mappings: Annotated[bool, Field(strict=True)] = True,
 ) -> LicenceSyncPlan:
-    """Plan a distributor licence sync: mirror this month's seat counts into Halo's software licences.
-
-    Use it when the user has a distributor export (Pax8, Ingram Micro …) and wants Halo to
-    bill the right quantities. It reads every Halo client and licence, matches each
-    distributor customer to a Halo client by normalised name (score 0-100; explainable:
-    every decision lists normalised names, scores and the reason), then per matched customer
-    and product code: create (no licence, seats > 0), update (quantity, price, billing cycle
-    or term differ), delete (0 seats; or, with cleanup, a product not in the feed), nothing
-    otherwise. Ambiguous and unmatched customers are skipped and listed with their best
-    candidates: resolve them with `mappings` and call again. Licences are owned per
-    `distributor` (Halo's distributor field): creates are stamped with it, cleanup deletes
-    only its own active licences, another distributor's licences are never touched, and an
-    inactive licence with seats in the feed is reactivated rather than duplicated.
-
-    It always returns a plan and writes nothing to Halo: show the user the matching table,
-    actions and money per month, then apply_plan(plan_id). If Halo's clients or licences
-    cannot be read completely, it fails and builds no plan. Guide: halopsa://guide/contracts.
-    """
+    """Preview a distributor feed's seat counts as Halo licence creates, updates and deletes;
+    customers matched to clients by name (resolve the rest with mappings). Guide:
+    halopsa://guide/contracts."""
     # 1. the feed (nothing is read from Halo while the input is wrong); parsed off the event loop
     ctx_app = app(ctx)
     limits = FeedLimits(ctx_app.settings.feed_max_rows, ctx_app.settings.feed_max_bytes)

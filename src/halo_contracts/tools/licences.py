@@ -16,7 +16,18 @@ from pydantic import Field
 
 from halo_contracts.domain.licence_sync import distributor_key, monthly_amount
 from halo_contracts.domain.models import Licence
-from halo_contracts.tools.common import ClientId, Money, Result, app, halo_errors, halo_tool, invalid
+from halo_contracts.tools.common import (
+    ClientId,
+    Cursor,
+    Money,
+    Result,
+    app,
+    halo_errors,
+    halo_tool,
+    invalid,
+    listed,
+    money,
+)
 
 
 class LicenceRow(Result):
@@ -39,6 +50,14 @@ class ListLicencesResult(Result):
     next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
     monthly_total: Money = Field(description="monthly value of every matching active licence (all pages)")
     licences: list[LicenceRow]
+
+    def said(self) -> str:
+        if not self.total:
+            return "No licence matches these filters."
+        text = (f"{self.total} licence(s) match, {money(self.monthly_total)} a month; this page has {self.count}: "
+                + listed([f"licence {x.licence_id} (client {x.client_id}) {x.seats} seats" for x in self.licences])
+                + ".")
+        return text + (" More: cursor=next_cursor." if self.next_cursor else "")
 
 
 def _cursor_for(offset: int, fingerprint: str) -> str:
@@ -70,22 +89,16 @@ def _row(x: Licence) -> LicenceRow:
 @halo_tool(group="license-sync", kind="read", title="List software licences")
 async def list_licences(
     ctx: Context,
-    client_id: Annotated[ClientId | None, Field(description="Only this client's licences (default: every client)")]
-    = None,
+    client_id: ClientId | None = None,
     distributor: Annotated[str | None, Field(strict=True, min_length=1, max_length=100,
-                                             description="Only licences of this distributor (case-insensitive)")]
+                                             description="Only this distributor's")]
     = None,
-    include_inactive: Annotated[bool, Field(strict=True, description="Also list ended (inactive) licences")] = False,
-    limit: Annotated[int, Field(strict=True, ge=1, le=200, description="Rows per page")] = 50,
-    cursor: Annotated[str | None, Field(strict=True, max_length=200,
-                                        description="next_cursor of the previous page")] = None,
+    include_inactive: Annotated[bool, Field(strict=True)] = False,
+    limit: Annotated[int, Field(strict=True, ge=1, le=200)] = 50,
+    cursor: Cursor = None,
 ) -> ListLicencesResult:
-    """List the software licences Halo holds: product code, Halo's name, seats, price, cycle,
-    distributor and active, per client or for every client, paged.
-
-    Use it before a licence sync whose feed codes may differ from Halo's: it shows the codes
-    to give plan_license_sync as product_mappings (feed code -> Halo code).
-    """
+    """Halo's software licences (product code, seats, price, distributor), paged: the Halo codes to
+    give plan_license_sync as product_mappings."""
     fingerprint = json.dumps([client_id, distributor_key(distributor), include_inactive])
     offset = _offset_of(cursor, fingerprint) if cursor else 0
     async with halo_errors():

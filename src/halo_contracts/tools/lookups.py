@@ -41,7 +41,7 @@ async def find_clients(
                                description="All or part of the name, e.g. 'acme'")],
     ctx: Context,
     limit: Annotated[int, Field(strict=True, ge=1, le=50)] = 10,
-    include_inactive: Annotated[bool, Field(strict=True, description="Also match inactive clients")] = False,
+    include_inactive: Annotated[bool, Field(strict=True)] = False,
 ) -> FindClientsResult:
     """Find clients by name, best first, scored 0-100 (below 90: confirm with the user)."""
     query = name.strip()

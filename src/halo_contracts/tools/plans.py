@@ -36,15 +36,13 @@ def _check_plan_id(plan_id: str) -> str:
 
 @halo_tool(group="plans", kind="read", title="Show a plan")
 async def get_plan(plan_id: PlanId, ctx: Context, detail: Detail = "summary", cursor: Cursor = None) -> PlanView:
-    """A saved plan: status and one line per step, 25 a page; detail='full' adds the Halo requests,
-    sent exactly as shown (all of them: halopsa://plans/{plan_id})."""
+    """A saved plan, one line per step (25 a page); detail='full' adds the Halo requests, sent as shown."""
     return plan_view(load_plan(ctx, _check_plan_id(plan_id)), detail=detail, cursor=cursor)
 
 
 @halo_tool(group="plans", kind="destructive", title="Apply a plan", idempotent=True)
 async def apply_plan(plan_id: PlanId, ctx: Context) -> ApplyView:
-    """Apply a previewed plan after the user's go-ahead (the person may be asked too): counts,
-    created ids, failures. Destructive: licence-sync plans delete. Safe to repeat: it resumes,
-    never resending a done step."""
+    """Apply a previewed plan after the user's go-ahead; returns counts, ids, failures. Destructive:
+    licence-sync plans delete. Safe to repeat: it resumes."""
     outcome = await apply_with_progress(ctx, _check_plan_id(plan_id))
     return apply_view(outcome)

@@ -220,8 +220,7 @@ async def check_prepaid_balance(
     ctx: Context,
     threshold_hours: ThresholdHours = 10,
 ) -> PrepaidBalance:
-    """One prepaid contract's balance, burn rate, run-out date, hours expiring unused, alert and
-    top-up quote."""
+    """One prepaid contract's balance, burn rate, run-out date, alert and top-up quote."""
     threshold_hours = _check_threshold(threshold_hours)
     ac = app(ctx)
     today = today_of(ctx)

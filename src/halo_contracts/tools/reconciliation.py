@@ -54,7 +54,7 @@ MAX_PERIOD_DAYS = 366
 FindingKind = Literal["missing_invoice", "under_billed", "over_billed", "billed_after_contract_end",
                       "billed_while_not_active", "line_outside_contract_dates", "unbilled_time", "duplicate_invoice"]
 
-PeriodStart = Annotated[IsoDate, Field(description="First day (inclusive)")]
+PeriodStart = Annotated[IsoDate, Field()]
 PeriodEnd = Annotated[IsoDate, Field(description=f"Last day (inclusive), at most {MAX_PERIOD_DAYS} days on")]
 FormatArg = Annotated[ResultFormat, Field(description="'csv' adds the result as CSV text")]
 

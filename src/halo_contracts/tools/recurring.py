@@ -84,7 +84,7 @@ class RecurringItemsResult(Result):
 async def list_recurring_items(
     contract_id: ContractId,
     ctx: Context,
-    include_ended: Annotated[bool, Field(strict=True, description="Also ended lines")] = True,
+    include_ended: Annotated[bool, Field(strict=True)] = True,
 ) -> RecurringItemsResult:
     """A contract's recurring billing lines, with monthly amounts and totals per billing frequency."""
     ac = app(ctx)
@@ -104,14 +104,14 @@ async def list_recurring_items(
 
 
 class NewItem(ArgModel):
-    description: Annotated[Line, Field(max_length=250, description="What is billed")]
+    description: Annotated[Line, Field(max_length=250)]
     quantity: Number = Field(description="Above 0, at most 4 decimals")
     unit_price: Number = Field(description="Per unit per billing period, at most 4 decimals")
     billing_frequency: Annotated[Line | None, Field(max_length=50, description="Default: the contract's")] = None
     start_date: IsoDate | None = Field(default=None, description="First day billed (default: the contract's)")
-    end_date: IsoDate | None = Field(default=None, description="Last day billed")
+    end_date: IsoDate | None = Field(default=None)
     long_description: Annotated[Notes | None, Field(max_length=4000)] = None
-    item_id: Annotated[int | None, Field(gt=0, description="Halo item (product) id")] = None
+    item_id: Annotated[int | None, Field(gt=0)] = None
 
 
 class AddItemsResult(Result):

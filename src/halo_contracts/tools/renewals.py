@@ -134,12 +134,11 @@ async def find_expiring_contracts(
     within_days: Annotated[int, Field(strict=True, ge=1, le=730,
                                       description="Days from today")] = 90,
     client_id: ClientId | None = None,
-    include_renewed: Annotated[bool, Field(strict=True, description="Also those already renewed")] = False,
+    include_renewed: Annotated[bool, Field(strict=True)] = False,
     limit: Annotated[int, Field(strict=True, ge=1, le=200)] = 50,
     cursor: Cursor = None,
 ) -> ExpiringResult:
-    """Active contracts ending within the window, soonest first, with value, renewal status and
-    totals per 30 days."""
+    """Active contracts ending within the window, soonest first, with value and renewal status."""
     ac = app(ctx)
     today = today_of(ctx)
     codes = ac.codes
@@ -230,8 +229,8 @@ async def review_contract_performance(
     period_end: IsoDate | None = None,
     target_margin: Annotated[Number | None, Field(description="Percent (default: the configured target)")] = None,
 ) -> PerformanceReview:
-    """A contract's tickets, hours, SLA compliance, revenue, cost and margin over a period (default:
-    its term so far), with a renewal recommendation."""
+    """A contract's tickets, hours, SLA, revenue, cost and margin over a period, with a renewal
+    recommendation."""
     ac = app(ctx)
     today = today_of(ctx)
     target = ac.settings.target_margin if target_margin is None else target_margin
@@ -505,12 +504,11 @@ def _dec(value: Decimal) -> str:
 
 @halo_tool(group="renewals", kind="write", title="Generate contract renewals")
 async def generate_renewals(
-    contract_ids: Annotated[list[ContractId], Field(min_length=1, max_length=MAX_RENEWALS, description=(
-        "e.g. from find_expiring_contracts"))],
+    contract_ids: Annotated[list[ContractId], Field(min_length=1, max_length=MAX_RENEWALS)],
     ctx: Context,
     uplift_percent: Annotated[Number, Field(description="Value change in percent, -50 to 100")] = 0,
     term_months: Annotated[int | None, Field(strict=True, description="1 to 60 (default: the old term)")] = None,
-    copy_recurring_items: Annotated[bool, Field(strict=True, description="Copy the running lines")] = True,
+    copy_recurring_items: Annotated[bool, Field(strict=True)] = True,
     item_uplift_percent: Annotated[Number | None, Field(description="Price change of the copied lines "
                                                                     "(default: uplift_percent)")] = None,
     expire_old: Annotated[ExpireOld, Field(description="Old contract: 'never', 'now', or 'at_end' (if ended, else "
