@@ -284,7 +284,7 @@ StrictBool = Annotated[bool, Field(strict=True)]
 StrictStr = Annotated[str, Field(strict=True)]
 ContractId = Annotated[int, Field(strict=True, gt=0)]
 ClientId = Annotated[int, Field(strict=True, gt=0)]
-DryRun = Annotated[bool, Field(strict=True, description="true: plan only, send nothing")]
+DryRun = Annotated[bool, Field(strict=True)]  # true: plan only, send nothing (the tool descriptions say so)
 ResultFormat = Literal["json", "csv"]
 Detail = Literal["summary", "full"]  # 'full': with each plan step's Halo request (the tool descriptions say so)
 Cursor = Annotated[str | None, Field(strict=True, max_length=200)]  # the previous page's next_cursor

@@ -136,16 +136,16 @@ async def search_contracts(
     client_name: Annotated[Text, Field(description="Clients whose name contains this")] = None,
     status: Annotated[Text, Field(description="e.g. Active, Pending, Expired")] = None,
     type: Annotated[Text, Field(description="e.g. Recurring, Prepaid Hours")] = None,
-    text: Annotated[Text, Field(description="Free text Halo searches (e.g. part of the ref)")] = None,
+    text: Annotated[Text, Field(description="Part of the ref")] = None,
     ends_within_days: Annotated[int | None, Field(strict=True, ge=0, le=3650,
-                                                  description="Ending from today to today + this many days")] = None,
+                                                  description="Ending within this many days")] = None,
     ends_before: Annotated[IsoDate | None, Field()] = None,
     ends_after: Annotated[IsoDate | None, Field()] = None,
     include_inactive: Annotated[bool, Field(strict=True)] = False,
     limit: Annotated[int, Field(strict=True, ge=1, le=100)] = 50,
     cursor: Cursor = None,
 ) -> SearchContractsResult:
-    """Find contracts by client, status, type, text or end date: compact rows, total and cursor."""
+    """Find contracts by client, status, type, text or end date; paged."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     _known("status", "status", status, codes)
@@ -279,8 +279,7 @@ def prepaid_summary(c: Contract) -> PrepaidSummary:
 
 @halo_tool(group="contracts", kind="read", title="Get a contract")
 async def get_contract(contract_id: ContractId, ctx: Context) -> ContractDetail:
-    """One contract in full: fields, recurring lines with totals, monthly and annual value, prepaid
-    balance."""
+    """One contract in full: fields, recurring lines with totals, prepaid balance."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     async with halo_errors():
@@ -383,8 +382,8 @@ async def create_contract(
     dry_run: DryRun = False,
     detail: Detail = "summary",
 ) -> CreateContractResult:
-    """Create a contract (validated first); one with the same client and ref is returned instead.
-    Prepaid Hours needs prepaid_hours and a rate."""
+    """Create a contract, checked first (dry_run=true: plan only); an existing one with the same
+    client and ref is returned instead."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     given: dict[str, Any] = {
@@ -455,8 +454,7 @@ _CLEARABLE = ("end_date", "notes", "sla_id", "site_id", "next_invoice_date", "te
 
 
 class ContractChanges(ArgModel):
-    """Only the fields to change. null clears end_date, notes, sla_id, site_id, next_invoice_date
-    and term_months."""
+    """null clears end_date, notes, sla_id, site_id, next_invoice_date, term_months."""
 
     ref: Name | None = None
     type: Name | None = None
@@ -546,8 +544,8 @@ async def update_contract(
     dry_run: DryRun = False,
     detail: Detail = "summary",
 ) -> UpdateContractResult:
-    """Change a contract; only real differences are sent, checked as a new one. Cancelled is final;
-    there is no delete."""
+    """Change a contract (dry_run=true: plan only); only real differences are sent. No delete:
+    cancel instead."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     given = changes.model_fields_set

@@ -18,15 +18,26 @@ from halo_contracts.domain.money import ZERO
 from halo_contracts.halo.contracts import ContractQuery
 from halo_contracts.plans.models import Plan
 from halo_contracts.plans.steps import add_step
-from halo_contracts.tools.common import ArgModel, ClientId, Money, Result, app, halo_errors, halo_tool, invalid
-from halo_contracts.tools.plans import save_plan
+from halo_contracts.tools.common import (
+    ArgModel,
+    ClientId,
+    Money,
+    Result,
+    app,
+    halo_errors,
+    halo_tool,
+    invalid,
+    listed,
+    money,
+    save_plan,
+)
 
 MAX_ROWS = 100
 
 
 class LinkArg(ArgModel):
     licence_id: int = Field(gt=0)
-    line_id: int = Field(gt=0, description="the recurring line that bills this licence")
+    line_id: int = Field(gt=0)
 
 
 class BilledLineRow(Result):
@@ -70,6 +81,18 @@ class ReconcileLicencesResult(Result):
     links_remembered: list[str]
     next_step: str
 
+    def said(self) -> str:
+        counts = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in self.counts.items())
+        text = (f"{self.licences_total} licence(s) checked against their billing lines ({counts}); "
+                f"{self.mismatches_total} not billed right, {money(self.monthly_difference)} a month.")
+        top = sorted(self.mismatches, key=lambda r: -abs(r.monthly_difference))[:5]
+        if top:
+            text += " Largest: " + listed([f"licence {r.licence_id} (client {r.client_id}) {r.status.replace('_', ' ')}"
+                                           f" {money(r.monthly_difference)}/month" for r in top]) + "."
+        if self.plan_id:
+            text += f" True-up plan {self.plan_id} adds {money(self.true_up_monthly)} a month."
+        return text + " " + self.next_step
+
 
 def _row(c: LicenceCheck, client_name: str | None, step: int | None) -> LicenceBillingRow:
     return LicenceBillingRow(**c.model_dump(exclude={"lines"}), client_name=client_name, true_up_step=step,
@@ -90,25 +113,14 @@ def _check_links(links: list[LinkArg], licences: dict[int, int | None], line_cli
 @halo_tool(group="license-sync", kind="write", title="Reconcile licence seats with billing")
 async def reconcile_licences(
     ctx: Context,
-    client_id: Annotated[ClientId | None, Field(description="Only this client (default: every client)")] = None,
-    distributor: Annotated[str | None, Field(strict=True, min_length=1, max_length=100,
-                                             description="Only licences of this distributor")] = None,
-    links: Annotated[list[LinkArg] | None, Field(max_length=500,
-                                                 description="Confirmed licence -> recurring line ties, for lines "
-                                                             "whose item code is not the licence's product code; "
-                                                             "remembered")] = None,
-    remember_links: Annotated[bool, Field(strict=True, description="Store the links for next time")] = True,
-    true_up: Annotated[bool, Field(strict=True, description="Offer a plan setting each mismatched line's "
-                                                            "quantity to the seat count")] = True,
+    client_id: ClientId | None = None,
+    distributor: Annotated[str | None, Field(strict=True, min_length=1, max_length=100)] = None,
+    links: Annotated[list[LinkArg] | None, Field(max_length=500, description="Confirmed licence -> line ties; "
+                                                                             "remembered")] = None,
+    remember_links: Annotated[bool, Field(strict=True)] = True,
+    true_up: Annotated[bool, Field(strict=True, description="Plan each tied line's quantity = seats")] = True,
 ) -> ReconcileLicencesResult:
-    """Compare each software licence's seats and price with the recurring invoice lines that
-    bill that product for the client; list every mismatch with money per month.
-
-    A licence is tied to a line by a confirmed link (links, remembered) or by product code
-    (the line's item code). Lines with the same product name are only suggested. With
-    true_up, a plan sets each tied line's quantity to the seats: nothing is written until
-    apply_plan(plan_id).
-    """
+    """Licence seats and prices against the lines billing them; mismatches and a true-up plan."""
     ac = app(ctx)
     async with halo_errors():
         licences = await ac.halo.list_licences(client_id=client_id)

@@ -58,7 +58,6 @@ MAX_ROWS_SHOWN = 200  # action / skipped rows in the result; the plan keeps ever
 
 
 class FeedLine(ArgModel):
-    """One distributor line (the list form of ``source``)."""
 
     customer: StrictStr
     product_code: StrictStr
@@ -356,9 +355,8 @@ async def plan_license_sync(
                                                                        "too (else only listed)")] = False,
     remember_mappings: Annotated[bool, Field(strict=True)] = True,
 ) -> LicenceSyncPlan:
-    """Preview a distributor feed's seat counts as Halo licence creates, updates and deletes;
-    customers matched to clients by name (resolve the rest with mappings). Guide:
-    halopsa://guide/contracts."""
+    """Preview a distributor feed's seat counts as Halo licence changes; customers matched to clients by
+    name. Guide: halopsa://guide/contracts."""
     # 1. the feed (nothing is read from Halo while the input is wrong); parsed off the event loop
     ctx_app = app(ctx)
     limits = FeedLimits(ctx_app.settings.feed_max_rows, ctx_app.settings.feed_max_bytes)

@@ -97,8 +97,7 @@ async def list_licences(
     limit: Annotated[int, Field(strict=True, ge=1, le=200)] = 50,
     cursor: Cursor = None,
 ) -> ListLicencesResult:
-    """Halo's software licences (product code, seats, price, distributor), paged: the Halo codes to
-    give plan_license_sync as product_mappings."""
+    """Halo's software licences, paged: the codes plan_license_sync's product_mappings take."""
     fingerprint = json.dumps([client_id, distributor_key(distributor), include_inactive])
     offset = _offset_of(cursor, fingerprint) if cursor else 0
     async with halo_errors():

@@ -91,7 +91,7 @@ async def list_reference_data(
     kind: ReferenceKind,
     ctx: Context,
 ) -> ReferenceDataResult:
-    """The tenant's SLAs, contract types, billing periods or statuses, as the tools accept them."""
+    """The tenant's SLAs, contract types, billing periods or statuses."""
     ac = app(ctx)
     codes = ac.codes
     notes: list[str] = []

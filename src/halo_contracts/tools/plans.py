@@ -23,7 +23,7 @@ from halo_contracts.tools.common import (
     plan_view,
 )
 
-PlanId = Annotated[str, Field(strict=True, min_length=1, max_length=40, description="e.g. 'plan_3f9a0c1b2d4e'")]
+PlanId = Annotated[str, Field(strict=True, min_length=1, max_length=40)]
 
 
 def _check_plan_id(plan_id: str) -> str:
@@ -42,7 +42,7 @@ async def get_plan(plan_id: PlanId, ctx: Context, detail: Detail = "summary", cu
 
 @halo_tool(group="plans", kind="destructive", title="Apply a plan", idempotent=True)
 async def apply_plan(plan_id: PlanId, ctx: Context) -> ApplyView:
-    """Apply a previewed plan after the user's go-ahead; returns counts, ids, failures. Destructive:
-    licence-sync plans delete. Safe to repeat: it resumes."""
+    """Apply a previewed plan after the user's go-ahead. Destructive: licence-sync plans delete. Safe to
+    repeat: it resumes."""
     outcome = await apply_with_progress(ctx, _check_plan_id(plan_id))
     return apply_view(outcome)

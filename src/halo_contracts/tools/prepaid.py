@@ -54,7 +54,7 @@ from halo_contracts.tools.common import (
 PREPAID_TYPE = "Prepaid Hours"
 DETAIL_CONCURRENCY = 8
 
-ThresholdHours = Annotated[Number, Field(description="Alert at or below this many hours left")]
+ThresholdHours = Number  # alert at or below this many hours left
 
 
 # ---- results --------------------------------------------------------------------------------
@@ -311,8 +311,7 @@ async def find_low_prepaid_balances(
     limit: Annotated[int, Field(strict=True, ge=1, le=500)] = 20,
     cursor: Cursor = None,
 ) -> LowBalancesResult:
-    """Prepaid contracts at or below the threshold (or running out soon), most urgent first, with
-    run-out dates and top-up quotes."""
+    """Prepaid contracts at or below the threshold (or running out soon), most urgent first."""
     threshold_hours = _check_threshold(threshold_hours)
     ac = app(ctx)
     today = today_of(ctx)

@@ -56,7 +56,7 @@ FindingKind = Literal["missing_invoice", "under_billed", "over_billed", "billed_
 
 PeriodStart = Annotated[IsoDate, Field()]
 PeriodEnd = Annotated[IsoDate, Field(description=f"Last day (inclusive), at most {MAX_PERIOD_DAYS} days on")]
-FormatArg = Annotated[ResultFormat, Field(description="'csv' adds the result as CSV text")]
+FormatArg = ResultFormat  # 'csv' adds the result as CSV text
 
 
 # ---- results ----------------------------------------------------------------------------------
@@ -297,8 +297,7 @@ async def reconcile_contract_billing(
     ctx: Context,
     format: FormatArg = "json",
 ) -> ReconcileContractResult:
-    """One contract's billing over a period: due, billed, variance, unbilled time, findings with
-    evidence ids."""
+    """One contract's billing over a period: due, billed, variance, unbilled time, findings."""
     check_period(period_start, period_end)
     ac = app(ctx)
     async with halo_errors():
@@ -371,15 +370,13 @@ async def reconcile_billing(
     period_end: PeriodEnd,
     ctx: Context,
     client_id: ClientId | None = None,
-    min_variance: Annotated[Number, Field(description="List only contracts with this much at stake")] = 0,
+    min_variance: Annotated[Number, Field(description="Smallest at_stake listed")] = 0,
     format: FormatArg = "json",
     limit: Annotated[int, Field(strict=True, ge=1, le=1000)] = 10,
     cursor: Cursor = None,
-    detail: Annotated[Literal["summary", "full"], Field(description="'full': whole reconciliations with "
-                                                                    "evidence ids")] = "summary",
+    detail: Annotated[Literal["summary", "full"], Field(description="'full': with evidence ids")] = "summary",
 ) -> ReconcileBillingResult:
-    """Billing check of the whole book (or a client): totals, then contracts with findings, most money
-    at stake first, a page at a time."""
+    """Billing check of the book (or a client): totals, then contracts by money at stake."""
     check_period(period_start, period_end)
     page_key = fingerprint({"tool": "reconcile_billing", "start": period_start, "end": period_end,
                             "client": client_id, "min": str(min_variance), "limit": limit, "format": format})

@@ -86,7 +86,7 @@ async def list_recurring_items(
     ctx: Context,
     include_ended: Annotated[bool, Field(strict=True)] = True,
 ) -> RecurringItemsResult:
-    """A contract's recurring billing lines, with monthly amounts and totals per billing frequency."""
+    """A contract's recurring lines with monthly amounts and totals."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     async with halo_errors():
@@ -152,8 +152,7 @@ async def add_recurring_items(
     dry_run: DryRun = False,
     detail: Detail = "summary",
 ) -> AddItemsResult:
-    """Add recurring lines to a contract as one validated batch (creating its recurring invoice first
-    if it has none)."""
+    """Add recurring lines to a contract as one batch (dry_run=true: plan only)."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     fields = [_fields_of(i, codes) for i in items]
@@ -232,8 +231,7 @@ async def add_recurring_items(
 
 
 class ItemChanges(ArgModel):
-    """Only the fields to change. End a line by setting end_date (null reopens it);
-    billing_frequency null = use the contract's."""
+    """end_date ends the line (null reopens it); billing_frequency null: the contract's."""
 
     description: Annotated[Line | None, Field(max_length=250)] = None
     long_description: Annotated[Notes | None, Field(max_length=4000)] = None
@@ -296,13 +294,11 @@ async def update_recurring_item(
     item_id: Annotated[int, Field(strict=True, description="The line's id (list_recurring_items)")],
     changes: ItemChanges,
     ctx: Context,
-    contract_id: Annotated[ContractId | None, Field(description="The line's contract (then only its recurring "
-                                                                "invoice is read)")] = None,
+    contract_id: Annotated[ContractId | None, Field(description="Saves reading every recurring invoice")] = None,
     dry_run: DryRun = False,
     detail: Detail = "summary",
 ) -> UpdateItemResult:
-    """Change a recurring line; end it with end_date (lines are never deleted). Pass contract_id
-    when known."""
+    """Change or end (end_date) a recurring line (dry_run=true: plan only)."""
     ac = app(ctx)
     codes = ac.codes
     given = changes.model_fields_set

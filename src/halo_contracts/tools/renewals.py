@@ -138,7 +138,7 @@ async def find_expiring_contracts(
     limit: Annotated[int, Field(strict=True, ge=1, le=200)] = 50,
     cursor: Cursor = None,
 ) -> ExpiringResult:
-    """Active contracts ending within the window, soonest first, with value and renewal status."""
+    """Active contracts ending within the window, soonest first."""
     ac = app(ctx)
     today = today_of(ctx)
     codes = ac.codes
@@ -229,8 +229,7 @@ async def review_contract_performance(
     period_end: IsoDate | None = None,
     target_margin: Annotated[Number | None, Field(description="Percent (default: the configured target)")] = None,
 ) -> PerformanceReview:
-    """A contract's tickets, hours, SLA, revenue, cost and margin over a period, with a renewal
-    recommendation."""
+    """A contract's SLA, hours, revenue, cost and margin over a period, with a renewal advice."""
     ac = app(ctx)
     today = today_of(ctx)
     target = ac.settings.target_margin if target_margin is None else target_margin
@@ -509,15 +508,14 @@ async def generate_renewals(
     uplift_percent: Annotated[Number, Field(description="Value change in percent, -50 to 100")] = 0,
     term_months: Annotated[int | None, Field(strict=True, description="1 to 60 (default: the old term)")] = None,
     copy_recurring_items: Annotated[bool, Field(strict=True)] = True,
-    item_uplift_percent: Annotated[Number | None, Field(description="Price change of the copied lines "
-                                                                    "(default: uplift_percent)")] = None,
+    item_uplift_percent: Annotated[Number | None, Field(description="Default: uplift_percent")] = None,
     expire_old: Annotated[ExpireOld, Field(description="Old contract: 'never', 'now', or 'at_end' (if ended, else "
                                                        "a follow-up)")] = "never",
     dry_run: DryRun = False,
     detail: Detail = "summary",
 ) -> GenerateRenewalsResult:
-    """Renew contracts as one plan: Pending successors for the next term (ref rolled, value uplifted,
-    lines copied); old ones expired now, at their end or never. Renewed ones are skipped."""
+    """Renew contracts as one plan: Pending successors (ref rolled, value uplifted, lines copied), the
+    old ones expired now, at their end or never; renewed ones skipped."""
     terms = _terms(uplift_percent, item_uplift_percent, term_months, copy_recurring_items, expire_old, today_of(ctx))
     wanted = _wanted(contract_ids)
     ac = app(ctx)

@@ -112,11 +112,11 @@ async def summarize_contracts(
     ctx: Context,
     status: Annotated[Line | None, Field()] = None,
     scope: Annotated[Scope, Field(description="'current': in force today; 'all': every contract")] = "current",
-    format: Annotated[ResultFormat, Field(description="'csv' adds the result as CSV text")] = "json",
+    format: ResultFormat = "json",
     limit: Annotated[int, Field(strict=True, ge=1, le=500)] = 25,
     cursor: Cursor = None,
 ) -> ContractSummary:
-    """Count, value and annual recurring revenue by status, type, client or billing frequency."""
+    """Count, value and recurring revenue by status, type, client or billing frequency."""
     ac = app(ctx)
     page_key = fingerprint({"tool": "summarize_contracts", "by": group_by, "status": status, "scope": scope,
                             "limit": limit})
