@@ -249,3 +249,12 @@ def test_who_previewed_confirmed_and_applied_is_kept(journal_store):
     assert back.audit.confirmation == "accepted" and back.audit.confirmed_at and back.audit.applied_at
     with pytest.raises(KeyError):
         j.record_applied("plan_missing", applier)
+
+
+def test_product_mappings_and_licence_lines_are_shared(journal_store):
+    a, b = journal_store.open(), journal_store.open()  # two connections, as two replicas
+    a.remember_product_mapping("pax8", "MS-365-BP", "M365BP")
+    a.remember_licence_line(41, 900)
+    a.remember_licence_line(41, 901)  # a new confirmation replaces the last
+    assert b.product_mappings("pax8") == {"ms-365-bp": "M365BP"}
+    assert b.licence_lines() == {41: 901}
