@@ -380,3 +380,14 @@ async def test_the_signed_in_person_is_recorded_as_previewer_and_applier(idp, tm
     journal = (tmp_path / "j.sqlite3").read_bytes()
     assert b"user-42" in journal
     assert dana_writes.encode() not in journal and dana_writes.split(".")[2].encode() not in journal  # no token
+
+
+async def test_the_metadata_document_is_public_to_browser_clients_but_mcp_keeps_its_origin_check(idp, tmp_path):
+    async with running(idp, tmp_path) as (asgi, _sb), http(asgi) as c:
+        for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
+            r = await c.get(path, headers={"Origin": "https://inspector.example"})
+            assert r.status_code == 200 and r.json()["resource"] == PUBLIC_URL
+            assert r.headers.get("access-control-allow-origin") == "*"
+        r = await c.post("/mcp", json=LIST, headers={**ACCEPT, "Origin": "https://inspector.example",
+                                                     "Authorization": f"Bearer {idp.token()}"})
+        assert r.status_code == 403

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
-from mcp.server.auth.routes import create_protected_resource_routes
+from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import AnyHttpUrl
 from starlette.middleware import Middleware
@@ -103,7 +103,8 @@ def build_http_app(settings: Settings, *, transport: httpx2.AsyncBaseTransport |
     app = server.streamable_http_app(streamable_http_path=path, stateless_http=stateless,
                                      transport_security=security, host=host,
                                      session_idle_timeout=settings.mcp_session_idle_seconds, max_sessions=None)
-    add_guards(app, settings, security, path=path, stateless=stateless)
+    add_guards(app, settings, security, path=path, stateless=stateless,
+               public=metadata_paths(signin.resource_url) if signin else ())
     if signin is not None:
         publish_resource_metadata(app, signin)
         return app  # the SDK's bearer middleware checks every /mcp request (static tokens first)
@@ -111,7 +112,7 @@ def build_http_app(settings: Settings, *, transport: httpx2.AsyncBaseTransport |
 
 
 def add_guards(app: Any, settings: Settings, security: TransportSecuritySettings | None, *, path: str,
-               stateless: bool) -> None:
+               stateless: bool, public: tuple[str, ...] = ()) -> None:
     """Exact Host/Origin checks in front of everything but /health, and (stateful mode) a bound
     on each token's open sessions, innermost so they see only requests that reached the app."""
     hosts = security.allowed_hosts if security else LOOPBACK_HOSTS
@@ -123,10 +124,20 @@ def add_guards(app: Any, settings: Settings, security: TransportSecuritySettings
                           "HALO_ALLOWED_HOSTS=mcp.example.com,mcp.example.com:* "
                           "HALO_ALLOWED_ORIGINS=https://mcp.example.com") from None
     app.user_middleware.insert(0, Middleware(ExactHostOrigin, allowed_hosts=hosts, allowed_origins=origins,
-                                             exempt=PUBLIC_PATHS))
+                                             exempt=PUBLIC_PATHS | set(public)))
     if not stateless:
         app.user_middleware.append(Middleware(SessionLimits, max_per_token=settings.mcp_max_sessions_per_token,
                                               idle_seconds=settings.mcp_session_idle_seconds, path=path))
+
+
+BARE_METADATA_PATH = "/.well-known/oauth-protected-resource"
+
+
+def metadata_paths(resource_url: str) -> tuple[str, ...]:
+    """Where the RFC 9728 document is served: the path-suffixed URL and the bare one. They are
+    public (a browser-based client fetches them cross-origin), so the Origin check skips them."""
+    suffixed = urlsplit(str(build_resource_metadata_url(AnyHttpUrl(resource_url)))).path
+    return tuple(dict.fromkeys([suffixed, BARE_METADATA_PATH]))
 
 
 def publish_resource_metadata(app: Any, signin: SignIn) -> None:
@@ -137,9 +148,8 @@ def publish_resource_metadata(app: Any, signin: SignIn) -> None:
                                               authorization_servers=[signin.auth.issuer_url],
                                               scopes_supported=list(SCOPES),
                                               resource_name="HaloPSA contracts")
-    bare = "/.well-known/oauth-protected-resource"
-    if all(r.path != bare for r in routes):
-        routes.append(Route(bare, endpoint=routes[0].endpoint, methods=["GET", "OPTIONS"]))
+    if all(r.path != BARE_METADATA_PATH for r in routes):
+        routes.append(Route(BARE_METADATA_PATH, endpoint=routes[0].endpoint, methods=["GET", "OPTIONS"]))
     app.router.routes[0:0] = routes  # ahead of the SDK's own copy
 
 
