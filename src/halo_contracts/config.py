@@ -66,7 +66,7 @@ EXAMPLES: dict[str, str] = {
     "allow_insecure_http": "false",
     "mcp_max_sessions_per_token": "16",
     "mcp_session_idle_seconds": "300",
-    "feed_max_rows": "20000",
+    "feed_max_rows": "10000",
     "feed_max_bytes": "2000000",
     "confirm_writes": "destructive",
 }
@@ -284,7 +284,7 @@ class Settings(BaseSettings):
     allow_insecure_http: bool = False
     mcp_max_sessions_per_token: int = Field(default=16, ge=1)
     mcp_session_idle_seconds: float = Field(default=300, gt=0)
-    feed_max_rows: int = Field(default=20_000, ge=1)
+    feed_max_rows: int = Field(default=10_000, ge=1)
     feed_max_bytes: int = Field(default=2_000_000, ge=1)
     # When apply_plan asks the person first (MCP elicitation): destructive plans only, every
     # plan with writes, or never.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from halo_contracts.domain.licence_sync import FeedError, FeedProblem
 
-DEFAULT_MAX_ROWS = 20_000
+DEFAULT_MAX_ROWS = 10_000
 DEFAULT_MAX_BYTES = 2_000_000
 
 

@@ -407,25 +407,30 @@ async def plan_license_sync(
         raise invalid("mappings", f"Halo has no client with the id(s) in {pairs}",
                       "check the ids (find_clients by name) and call again") from None
 
-    # 4. the plan
-    counts = decision.summary.actions
-    title = (f"Licence sync from {distributor}: {counts['create']} create, {counts['update']} update, "
-             f"{counts['delete']} delete for {decision.summary.customers['matched']} matched customer(s)")
-    plan = Plan(tool="plan_license_sync", title=title)
-    action_rows: list[ActionRow] = []
-    for action in decision.actions:
-        step = add_step(plan, halo, f"{action.kind}_licence", action.summary, _step_params(action),
-                        natural_key={"client_id": action.client_id, "product_code": action.product_code},
-                        group=f"client {action.client_id}")
-        action_rows.append(_action_row(action, step.index))
-    skipped_rows = [SkippedRow(**s.model_dump()) for s in decision.skipped]
-    plan.warnings = [*feed.warnings, *decision.warnings]
-    plan.warnings += _held_back_warnings(decision, distributor)
-    plan.skipped = [_skipped_text(r) for r in skipped_rows[:MAX_ROWS_SHOWN]]
-    if len(skipped_rows) > MAX_ROWS_SHOWN:
-        plan.skipped.append(f"… and {len(skipped_rows) - MAX_ROWS_SHOWN} more (the plan's result lists the counts)")
-    plan.summary = _plan_summary(decision, distributor)
-    save_plan(ctx, plan)
+    # 4. the plan (built and saved off the event loop: a big feed makes thousands of steps)
+    def build() -> tuple[Plan, list[ActionRow], list[SkippedRow]]:
+        counts = decision.summary.actions
+        title = (f"Licence sync from {distributor}: {counts['create']} create, {counts['update']} update, "
+                 f"{counts['delete']} delete for {decision.summary.customers['matched']} matched customer(s)")
+        plan = Plan(tool="plan_license_sync", title=title)
+        action_rows: list[ActionRow] = []
+        for action in decision.actions:
+            step = add_step(plan, halo, f"{action.kind}_licence", action.summary, _step_params(action),
+                            natural_key={"client_id": action.client_id, "product_code": action.product_code},
+                            group=f"client {action.client_id}")
+            action_rows.append(_action_row(action, step.index))
+        skipped_rows = [SkippedRow(**s.model_dump()) for s in decision.skipped]
+        plan.warnings = [*feed.warnings, *decision.warnings]
+        plan.warnings += _held_back_warnings(decision, distributor)
+        plan.skipped = [_skipped_text(r) for r in skipped_rows[:MAX_ROWS_SHOWN]]
+        if len(skipped_rows) > MAX_ROWS_SHOWN:
+            plan.skipped.append(f"… and {len(skipped_rows) - MAX_ROWS_SHOWN} more (the plan's result lists the counts)")
+        plan.summary = _plan_summary(decision, distributor)
+        return plan, action_rows, skipped_rows
+
+    plan, action_rows, skipped_rows = await anyio.to_thread.run_sync(build)
+    title = plan.title
+    await anyio.to_thread.run_sync(save_plan, ctx, plan)
 
     # 5. remember the mappings the user confirmed by giving them
     remembered_now = _remember(journal, distributor, mappings if remember_mappings else None,
