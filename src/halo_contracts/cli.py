@@ -96,6 +96,11 @@ def _build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="check configuration, credentials and read access to Halo")
     doc.add_argument("--sandbox", action="store_true", help="check against the built-in sandbox")
 
+    ver = sub.add_parser("verify", help="ask the tenant what no Halo document settles (reads only) and report it")
+    ver.add_argument("--sandbox", action="store_true", help="verify against the built-in sandbox")
+    ver.add_argument("--report", default=None, metavar="FILE",
+                     help="also write the JSON report (sandbox --quirks FILE plays it back)")
+
     sub.add_parser("demo", help="guided tour of the main jobs on the sandbox, printed as a transcript")
     return parser
 
@@ -213,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             from halo_contracts.doctor import run_doctor
 
             return run_doctor(sandbox=args.sandbox)
+        if args.command == "verify":
+            from halo_contracts.verify_cmd import run_verify
+
+            return run_verify(sandbox=args.sandbox, report_path=args.report)
         if args.command == "demo":
             from halo_contracts.demo import run_demo
 

@@ -37,8 +37,11 @@ class InvoiceEndpoints(HaloTransport):
                                 on_page=on_page)
         invoices = [wire.invoice_from_wire(r) for r in rows]
         if start is not None or end is not None:
-            inside = [i for i in invoices if within(i.invoice_date, start, end)]
-            outside = [i for i in invoices if i.invoice_date is not None and not within(i.invoice_date, start, end)]
-            self.note_filter("/Invoice start_date/end_date", honoured=not outside)
-            invoices = inside
+            wide_start = start - timedelta(days=1) if start is not None else None
+            wide_end = end + timedelta(days=1) if end is not None else None
+            # rows beyond even the widened window: the tenant ignored the filter
+            beyond = [i for i in invoices if i.invoice_date is not None
+                      and not within(i.invoice_date, wide_start, wide_end)]
+            self.note_filter("/Invoice start_date/end_date", honoured=not beyond)
+            invoices = [i for i in invoices if within(i.invoice_date, start, end)]
         return invoices

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -275,6 +275,9 @@ def reconciliation_csv(results: list[rc.ContractReconciliation]) -> str:
     return render_csv(CSV_HEADER, rows)
 
 
+INVOICE_SLACK = timedelta(days=62)  # how far an invoice's date may be from the period it bills
+
+
 def check_period(period_start: date, period_end: date) -> None:
     if period_end < period_start:
         raise invalid("period_end", f"must be on or after period_start ({period_end} is before {period_start})",
@@ -401,7 +404,10 @@ async def reconcile_billing(
                                             query=ContractQuery(client_id=client_id, include_inactive=True)))
                 tg.start_soon(lambda: sweep("recurring invoices", halo.list_recurring_invoices,
                                             client_id=client_id, include_lines=True))
-                tg.start_soon(lambda: sweep("invoices", halo.list_invoices, client_id=client_id))
+                # invoices raised up to two months either side of the period (billing in advance
+                # or in arrears): Halo filters them by invoice date, not the whole history
+                tg.start_soon(lambda: sweep("invoices", halo.list_invoices, client_id=client_id,
+                                            start=period_start - INVOICE_SLACK, end=period_end + INVOICE_SLACK))
                 tg.start_soon(lambda: sweep("time entries", halo.list_time_entries, start=period_start,
                                             end=period_end))
         except BaseExceptionGroup as group:
