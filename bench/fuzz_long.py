@@ -1,6 +1,6 @@
 """The long fuzzing profile: at least 10,000 generated tool calls over the whole surface.
 
-Runs ``tests/test_fuzz_tools.py::test_long_profile`` (``-m slow``) with ``HALO_FUZZ_LONG``
+Runs ``tests/tools/test_fuzz_tools.py::test_long_profile`` (``-m slow``) with ``HALO_FUZZ_LONG``
 examples (default 11,000; each example is one call: a random tool, valid or invalid arguments
 generated from its input schema), then ``test_long_profile_found_nothing``, which lists every
 distinct violation, and ``test_no_secret_in_any_result_log_or_journal`` (the harness runs in
@@ -30,8 +30,9 @@ def main() -> int:
     ns = p.parse_args()
     env = {**os.environ, "HALO_FUZZ_LONG": str(ns.examples), "HALO_FUZZ_STATS": ns.stats}
     cmd = [sys.executable, "-m", "pytest", "-m", "slow or not slow", "-p", "no:warnings", "-q",
-           "tests/test_fuzz_tools.py::test_long_profile", "tests/test_fuzz_tools.py::test_long_profile_found_nothing",
-           "tests/test_fuzz_tools.py::test_no_secret_in_any_result_log_or_journal"]
+           "tests/tools/test_fuzz_tools.py::test_long_profile",
+           "tests/tools/test_fuzz_tools.py::test_long_profile_found_nothing",
+           "tests/tools/test_fuzz_tools.py::test_no_secret_in_any_result_log_or_journal"]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started

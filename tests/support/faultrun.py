@@ -1,4 +1,4 @@
-"""Fault scenarios shared by tests/test_faults*.py, tests/test_kill*.py and bench/.
+"""Fault scenarios shared by tests/plans/test_faults*.py, tests/plans/test_kill*.py and bench/.
 
 A scenario builds two plans against a seeded sandbox, through the MCP tools with ``dry_run``:
 a renewal plan for N contracts (``generate_renewals``) and a licence sync of M distributor

@@ -6,7 +6,7 @@ N server processes over streamable HTTP (``python -m halo_contracts --transport 
 and applies both at the same time from the OTHER replicas (two appliers per plan, so the
 claims are exercised too). It returns what the checks need: the fault-run verification
 (duplicates, missing objects, journal == Halo), the 429 count and the most requests the
-sandbox saw in any rolling window. Used by tests/test_replicas.py and bench/replicas.py.
+sandbox saw in any rolling window. Used by tests/plans/test_replicas.py and bench/replicas.py.
 """
 
 from __future__ import annotations

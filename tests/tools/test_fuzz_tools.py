@@ -9,7 +9,7 @@ Properties (each call):
   without ``dry_run`` (``get_plan``, ``apply_plan`` on random ids, ``plan_license_sync``) never write.
 
 Profiles: the CI profile (default, unmarked) keeps the file well under a minute; the long
-profile (``pytest -m slow tests/test_fuzz_tools.py`` or ``python bench/fuzz_long.py``) makes
+profile (``pytest -m slow tests/tools/test_fuzz_tools.py`` or ``python bench/fuzz_long.py``) makes
 at least 10,000 calls. ``HALO_FUZZ_VALID`` / ``HALO_FUZZ_INVALID`` / ``HALO_FUZZ_LONG`` override
 the example counts; ``HALO_FUZZ_STATS=path`` writes a JSON summary of the run.
 """

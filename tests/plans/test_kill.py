@@ -25,7 +25,7 @@ import pytest
 
 from support.faultrun import DISTRIBUTOR, _snapshot, licence_feed, read_journal, renewable_ids, verify
 
-DRIVER = Path(__file__).parent / "support" / "killdriver.py"
+DRIVER = Path(__file__).parents[1] / "support" / "killdriver.py"
 
 
 class _WriteCounter:

@@ -15,7 +15,7 @@ from halo_contracts.config import load_settings
 from halo_contracts.sandbox import SandboxConfig, create_app, transport
 from halo_contracts.server import build_server
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "context_size.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "context_size.py"
 
 
 def _bench():

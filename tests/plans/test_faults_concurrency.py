@@ -34,7 +34,7 @@ from support.faultrun import (
 )
 from support.fuzz import Harness
 
-DRIVER = Path(__file__).parent / "support" / "killdriver.py"
+DRIVER = Path(__file__).parents[1] / "support" / "killdriver.py"
 
 
 def test_concurrent_apply_in_one_server(tmp_path):
@@ -66,9 +66,10 @@ def _driver(base: str, journal: Path | str, *args: str) -> list[str]:
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
 def test_two_processes_apply_the_same_plans_at_once(tmp_path, request, store):
+    from test_kill import _plan_in_process
+
     from halo_contracts.sandbox import SandboxConfig, create_app
     from halo_contracts.sandbox.standalone import serve_in_thread
-    from test_kill import _plan_in_process
 
     app = create_app(SandboxConfig(seed=7, strict=True, contracts=120, clients=25, rate_limit=100_000,
                                    rate_window=1.0))

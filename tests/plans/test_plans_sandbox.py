@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from test_contract_tools import api_writes, call, data, new_contract_args, text
+from test_recurring_tools import ITEM, _contract_with_lines
 
 from halo_contracts.plans.journal import Journal
 from halo_contracts.plans.models import PLAN_LIFETIME, Plan
-from test_contract_tools import api_writes, call, data, new_contract_args, text
-from test_recurring_tools import ITEM, _contract_with_lines
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,7 @@ Each registered tool has tests/snapshots/tools/<name>.json: its title, descripti
 output schemas and annotations. Any change to the public interface shows up as a readable
 per-tool diff. After an intended change refresh them with:
 
-    UPDATE_SNAPSHOTS=1 pytest tests/test_tools_snapshot.py
+    UPDATE_SNAPSHOTS=1 pytest tests/tools/test_tools_snapshot.py
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from halo_contracts.config import load_settings
 from halo_contracts.server import build_server
 from halo_contracts.tools.common import REGISTRY
 
-SNAPSHOTS = Path(__file__).parent / "snapshots" / "tools"
+SNAPSHOTS = Path(__file__).parents[1] / "snapshots" / "tools"
 
 # Fixed settings: the surface must not depend on the environment running the tests.
 SETTINGS = dict(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",

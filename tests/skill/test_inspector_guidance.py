@@ -21,7 +21,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SERVER = [sys.executable, "-m", "halo_contracts", "--sandbox"]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-
 from test_contract_tools import api_writes, call, data, new_contract_args, text
 
 pytestmark = pytest.mark.anyio
