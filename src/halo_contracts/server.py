@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.types import CallToolResult, TextContent
 from mcp.types import Tool as MCPTool
+from pydantic import ValidationError
 
 from halo_contracts import __version__
 from halo_contracts.access import TokenStore, caller_is_read_only
@@ -45,8 +47,8 @@ from halo_contracts.tools.common import (
     ConfirmationPending,
     ToolSpec,
     full_plan,
-    text_rule_refusal,
 )
+from halo_contracts.tools.errors import format_errors, text_for_number
 
 log = logging.getLogger("halo_contracts")
 
@@ -147,12 +149,13 @@ def _int32_violation(value: Any, prop: dict[str, Any], defs: dict[str, Any], pat
 
 class HaloServer(MCPServer):
     """The MCPServer that publishes compact schemas (see :mod:`halo_contracts.surface`), keeps
-    its own registry of the input schemas it published (for the argument guard), and words an
-    argument the text rule refuses as one plain message."""
+    its own registry of the input schemas it published (for the argument guard), and words every
+    argument-validation refusal in the project's one error format (tools/errors.py)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, today: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.input_schemas: dict[str, dict[str, Any]] = {}
+        self._today = today
 
     async def list_tools(self) -> list[MCPTool]:
         tools = [t.model_copy(update={"input_schema": compact_arguments(t.input_schema),
@@ -162,14 +165,15 @@ class HaloServer(MCPServer):
         return tools
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
-        """An argument refused by the text rule reads as one plain message."""
+        """The SDK's schema-validation refusal reworded from pydantic's structured errors."""
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
-            plain = text_rule_refusal(name, exc)
-            if plain is None:
+            cause = exc.__cause__
+            if type(exc) is not ToolError or not isinstance(cause, ValidationError):
                 raise
-            raise plain from exc.__cause__
+            today = self._today if isinstance(self._today, date) else datetime.now(UTC).date()
+            raise ToolError(f"Error executing tool {name}: {format_errors(cause.errors(), today)}") from cause
 
     async def input_schema(self, name: str) -> dict[str, Any] | None:
         """The published input schema of a tool (hidden ones too: middleware hides, not this)."""
@@ -190,14 +194,15 @@ def _unknown_argument_guard(server: HaloServer) -> Any:
                 unknown = sorted(set(args) - set(schema.get("properties", {})))
                 if unknown:
                     allowed = ", ".join(sorted(schema.get("properties", {}))) or "none"
-                    text = (f"Error executing tool {name}: unknown argument(s) {unknown}. "
-                            f"This tool accepts: {allowed}. Nothing was sent to Halo.")
+                    text = (f"Error executing tool {name}: Invalid '{unknown[0]}': unknown argument(s) "
+                            f"{', '.join(unknown)}. Fix: use only the arguments this tool accepts: {allowed}. "
+                            "Nothing was sent to Halo.")
                     return _error_result(text)
                 defs = schema.get("$defs", {})
                 for key, value in args.items():
                     where = _int32_violation(value, schema["properties"][key], defs, key)
                     if where:
-                        text = (f"Error executing tool {name}: invalid '{where}': the number is outside the range of "
+                        text = (f"Error executing tool {name}: Invalid '{where}': the number is outside the range of "
                                 f"Halo's ids and counts ({INT32_MIN} to {INT32_MAX}). Fix: check the id (search "
                                 "first). Nothing was sent to Halo.")
                         return _error_result(text)
@@ -205,10 +210,8 @@ def _unknown_argument_guard(server: HaloServer) -> Any:
                         continue
                     types = _schema_types(schema["properties"][key], schema.get("$defs", {}))
                     if "string" not in types:
-                        text = (f"Error executing tool {name}: invalid '{key}': expected "
-                                f"{' or '.join(sorted(types)) or 'a non-text value'}, got text {value[:40]!r}. "
-                                "Fix: pass the value itself (e.g. 5, true, [1001, 1002] or an object), not JSON "
-                                "inside a string. Nothing was sent to Halo.")
+                        expected = " or ".join(sorted(types - {"null"})) or "a non-text value"
+                        text = f"Error executing tool {name}: {text_for_number(key, value, expected=expected)}"
                         return _error_result(text)
         return await call_next(ctx)
 
@@ -325,6 +328,7 @@ def build_server(settings: Settings, transport: httpx2.AsyncBaseTransport | None
 
     server = HaloServer(
         SERVER_NAME,
+        today=(extras or {}).get("today"),
         title="HaloPSA contracts",
         version=__version__,
         instructions=INSTRUCTIONS,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.elicitation import AcceptedElicitation, DeclinedElicitation
 from mcp.server.mcpserver import Context, Elicit, Resolve
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import build_resolver_plans, resolve_arguments
 from mcp.types import ToolAnnotations
 from mcp_types import InputRequiredResult
@@ -34,7 +34,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    ValidationError,
     ValidationInfo,
     WithJsonSchema,
 )
@@ -59,6 +58,7 @@ from halo_contracts.plans.executor import ApplyOutcome, PlanBusy, PlanExpired, P
 from halo_contracts.plans.executor import apply_plan as run_plan
 from halo_contracts.plans.models import PLAN_LIFETIME, Actor, Confirmation, Plan, Step
 from halo_contracts.progress import progress_of
+from halo_contracts.tools.errors import DateFormError, NumberFormError
 
 if TYPE_CHECKING:
     from halo_contracts.access import TokenStore
@@ -165,21 +165,21 @@ def _iso_date(value: Any) -> date:
     if isinstance(value, date):
         parsed = value
     elif not isinstance(value, str) or not _ISO_DATE.match(value):
-        raise ValueError("expected a date as text in the form YYYY-MM-DD, e.g. 2026-01-31")
+        raise DateFormError("expected a date as text in the form YYYY-MM-DD, e.g. 2026-01-31")
     else:
         try:
             parsed = date.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"'{value}' is not a real calendar date (YYYY-MM-DD)") from None
+            raise DateFormError(f"'{value}' is not a real calendar date (YYYY-MM-DD)") from None
     if not EARLIEST_DATE <= parsed <= LATEST_DATE:
-        raise ValueError(f"{parsed.isoformat()} is outside the dates contracts use "
+        raise DateFormError(f"{parsed.isoformat()} is outside the dates contracts use "
                          f"({EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()})")
     return parsed
 
 
 def _decimal(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        raise ValueError("expected a number, e.g. 2500 or 49.95 (not text)")
+        raise NumberFormError("expected a number, e.g. 2500 or 49.95 (not text)")
     try:
         result = Decimal(str(value))
     except InvalidOperation:
@@ -232,41 +232,6 @@ def _text_rule(*, multiline: bool, blank_ok: bool) -> AfterValidator:
                                   {"field": info.field_name or "text", "rule": problem[0], "fix": problem[1]})
 
     return AfterValidator(check)
-
-
-def _is_branch(part: Any) -> bool:
-    """A union branch in a pydantic error location (``function-after[check(), str]``, ``int``)."""
-    return isinstance(part, str) and ("[" in part or part in ("int", "str", "none"))
-
-
-def _arg_path(loc: tuple[Any, ...]) -> str:
-    """``("items", 0, "description")`` -> ``items[0].description``; a dict key (the caller's
-    text) is not repeated: the path stops at the dict."""
-    parts = list(loc)
-    if "[key]" in parts:
-        parts = parts[:max(parts.index("[key]") - 1, 1)]
-    parts = [p for p in parts if not _is_branch(p)]
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def text_rule_refusal(tool: str, exc: Exception) -> ToolError | None:
-    """The arguments were refused only by the text rule: one message in the project's format
-    (field path, rule, fix), without pydantic's framing or the refused text. None otherwise."""
-    cause = exc.__cause__
-    if not isinstance(exc, ToolError) or isinstance(exc, UnexpectedToolError) \
-            or not isinstance(cause, ValidationError):
-        return None
-    errors = cause.errors()
-    # a union (text or a number) also reports its other branches at the same place: not the point
-    union_places = {e["loc"][:-1] for e in errors if e["type"] == "text_rule" and e["loc"] and _is_branch(e["loc"][-1])}
-    errors = [e for e in errors if e["type"] == "text_rule" or e["loc"][:-1] not in union_places]
-    if not errors or any(e["type"] != "text_rule" for e in errors):
-        return None
-    lines = [f"Invalid '{_arg_path(e['loc'])}': {e['ctx']['rule']}. Fix: {e['ctx']['fix']}." for e in errors]
-    return ToolError(f"Error executing tool {tool}: {' '.join(lines)} Nothing was sent to Halo.")
 
 
 # A ref, name, code or description a person gives: one line, visible, no control or
