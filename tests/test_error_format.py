@@ -114,8 +114,10 @@ async def test_the_traps_of_issue_14(client):
 
 def _wrong_values(prop: dict) -> list:
     """Values of the wrong kind for a published argument schema."""
-    kinds = {prop.get("type")} | {b.get("type") for b in prop.get("anyOf", []) if isinstance(b, dict)}
-    kinds.discard(None)
+    kinds: set[str] = set()
+    for branch in [prop, *[b for b in prop.get("anyOf", []) if isinstance(b, dict)]]:
+        kind = branch.get("type")
+        kinds |= set(kind) if isinstance(kind, list) else {kind} if kind else set()
     if "string" in kinds:
         return [{"not": "text"}, 12345]
     return ["Acme Corp Ltd", {"not": "this"} if "object" not in kinds else [1]]
