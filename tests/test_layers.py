@@ -217,7 +217,7 @@ def test_domain_has_no_clock_and_no_io():
 
 # ---- tools, sandbox, progress -----------------------------------------------------------------------
 
-SHARED_TOOL_MODULES = {"common"}
+SHARED_TOOL_MODULES = {"common", "errors"}
 
 
 def tool_import_violations(rel: str, tree: ast.AST) -> list[Violation]:
