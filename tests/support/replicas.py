@@ -129,9 +129,16 @@ async def _preview(url: str, tool: str, args: dict[str, Any]) -> tuple[str, list
         r = await c.call_tool(tool, args)
         assert not r.is_error, r.content[0].text
         plan_id = r.structured_content["plan_id"]
-        view = await c.call_tool("get_plan", {"plan_id": plan_id})
-        assert not view.is_error, view.content[0].text
-        return plan_id, view.structured_content["steps"]
+        # every step with its Halo request: get_plan pages them, requests only with detail="full"
+        steps: list[dict] = []
+        args = {"plan_id": plan_id, "detail": "full"}
+        while True:
+            view = await c.call_tool("get_plan", args)
+            assert not view.is_error, view.content[0].text
+            steps += view.structured_content["steps"]
+            if not view.structured_content.get("next_cursor"):
+                return plan_id, steps
+            args = {**args, "cursor": view.structured_content["next_cursor"]}
 
 
 async def _apply_until_done(url: str, plan_id: str, who: int, report: Report, deadline: float) -> None:
