@@ -218,3 +218,20 @@ def test_question_counts_names_and_quotes_data():
     assert not consent.needs_confirmation(plan, "destructive")
     assert consent.needs_confirmation(plan, "always")
     assert not consent.needs_confirmation(plan, "never")
+
+
+async def test_a_run_refused_because_another_process_holds_the_plan_records_no_applier(world):
+    server, sb, journal_path = world
+    async with Client(server(), elicitation_callback=Person("accept")) as client:
+        plan_id, _contract = await _cancel_plan(client)
+        other = Journal(journal_path)
+        try:
+            assert other.claim(plan_id, "another-applier") is None  # a live process (this one) holds it
+            r = await client.call_tool("apply_plan", {"plan_id": plan_id})
+            assert r.is_error and "Nothing was sent by this call" in r.content[0].text
+            plan = (await client.call_tool("get_plan", {"plan_id": plan_id})).structured_content
+        finally:
+            other.release(plan_id, "another-applier")
+            other.close()
+    assert writes(sb) == []
+    assert plan["applied_by"] is None and plan["applied_at"] is None

@@ -223,18 +223,22 @@ class _Run:
 
 
 async def apply_plan(plan_id: str, *, journal: JournalBase, halo: HaloClient, progress: Progress | None = None,
-                     now: datetime | None = None, lifetime: timedelta | None = None) -> ApplyOutcome:
+                     now: datetime | None = None, lifetime: timedelta | None = None,
+                     on_claimed: Callable[[], None] | None = None) -> ApplyOutcome:
     """Run every unfinished step of the plan; resume after a crash; never repeat a done step;
     settle an ``unknown`` step by looking its object up by natural key before re-sending.
 
     Raises ``PlanNotFound``, and ``PlanExpired`` for a plan that was never applied and is older
-    than ``lifetime`` (default ``models.PLAN_LIFETIME``); nothing is sent then."""
+    than ``lifetime`` (default ``models.PLAN_LIFETIME``); nothing is sent then. ``on_claimed``
+    runs (in a worker thread) once this call holds the plan's claim, e.g. to record who applies it."""
     async with _lock_for(plan_id):
         owner = uuid.uuid4().hex
         holder = await _db(journal.claim, plan_id, owner)
         if holder is not None:
             raise PlanBusy(plan_id, holder)
         try:
+            if on_claimed is not None:
+                await _db(on_claimed)
             return await _apply_claimed(plan_id, owner, journal=journal, halo=halo, progress=progress, now=now,
                                         lifetime=lifetime)
         finally:

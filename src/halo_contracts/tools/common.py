@@ -829,10 +829,15 @@ async def apply_with_progress(ctx: Context, plan_id: str, *, progress: Progress 
         ac.journal.record_confirmation(plan_id, decision, who)
         if decision in ("declined", "cancelled"):
             raise _refused(plan, decision)
-        ac.journal.record_applied(plan_id, who)
+
+    def applied_by_caller() -> None:  # only once this call holds the plan (not when another process does)
+        if not plan.finished:
+            ac.journal.record_applied(plan_id, who)
+
     try:
         async with halo_errors():
-            outcome = await run_plan(plan_id, journal=ac.journal, halo=ac.halo, progress=progress or _per_step(ctx))
+            outcome = await run_plan(plan_id, journal=ac.journal, halo=ac.halo, progress=progress or _per_step(ctx),
+                                     on_claimed=applied_by_caller)
     except PlanNotFound:
         raise _not_found(plan_id) from None
     except PlanExpired as exc:
