@@ -37,7 +37,7 @@ async def test_read_only_mode_hides_and_refuses_writes(tmp_path):
 
 async def test_every_write_tool_is_declared_as_such():
     for spec in REGISTRY.values():
-        assert spec.annotations.read_only_hint is (spec.kind == "read"), spec.name
+        assert bool(spec.annotations.read_only_hint) is (spec.kind == "read"), spec.name
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@
   result names. The wrapper is annotated ``Annotated[CallToolResult, Model]``, so the SDK
   still publishes and validates the result model.
 * :func:`compact_input` and :func:`envelope` shrink what ``tools/list`` publishes: no
-  ``title`` keys, ``anyOf [X, null]`` written as a type list, descriptions on one line, and
-  output schemas that describe the envelope (top-level fields), with nested rows loosely
-  typed (``{"type": "object"}``).
+  ``title`` keys, no ``null`` alternative on an optional argument (leaving it out says the
+  same), descriptions on one line, and output schemas that describe the envelope: each
+  top-level field by name, lists and objects typed as such, nothing nested.
 """
 
 from __future__ import annotations
@@ -106,22 +106,36 @@ def compact_input(node: Any) -> Any:
 
 
 def compact_arguments(schema: dict[str, Any]) -> dict[str, Any]:
-    """A tool's input schema, compact (:func:`compact_input`), without ``"default": null``
-    (leaving an argument or field out says the same)."""
-    return _no_null_defaults(compact_input(schema))
-
-
-def _no_null_defaults(node: Any) -> Any:
-    """Every property's ``"default": null`` left out (an argument left out means the same)."""
-    if isinstance(node, list):
-        return [_no_null_defaults(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _no_null_defaults(v) for k, v in node.items()}
+    """A tool's input schema, compact (:func:`compact_input`), its optional arguments without
+    ``"default": null`` or a ``null`` type: an argument left out is None, so saying null adds
+    nothing (the tool still accepts an explicit null). Nested fields keep theirs, since a change
+    set tells null (clear it) from absent (leave it)."""
+    out = compact_input(schema)
+    required = set(out.get("required") or [])
     for name, prop in (out.get("properties") or {}).items():
-        if isinstance(prop, dict) and "default" in prop and prop["default"] is None:
-            out["properties"][name] = {k: v for k, v in prop.items() if k != "default"}
+        if isinstance(prop, dict) and name not in required and prop.get("default", None) is None:
+            out["properties"][name] = _without_null({k: v for k, v in prop.items() if k != "default"})
+    for model in (out.get("$defs") or {}).values():
+        for name, prop in (model.get("properties") or {}).items():
+            if isinstance(prop, dict) and "default" in prop and prop["default"] is None:
+                model["properties"][name] = {k: v for k, v in prop.items() if k != "default"}
     return out
+
+
+def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """An optional property's schema without its ``null`` alternative."""
+    kind = prop.get("type")
+    if isinstance(kind, list) and "null" in kind:
+        rest = [t for t in kind if t != "null"]
+        prop = {**prop, "type": rest[0] if len(rest) == 1 else rest}
+        if isinstance(prop.get("enum"), list):
+            prop["enum"] = [v for v in prop["enum"] if v is not None]
+    branches = prop.get("anyOf")
+    if isinstance(branches, list) and {"type": "null"} in branches:
+        rest = [b for b in branches if b != {"type": "null"}]
+        others = {k: v for k, v in prop.items() if k != "anyOf"}
+        prop = {**rest[0], **others} if len(rest) == 1 and isinstance(rest[0], dict) else {**others, "anyOf": rest}
+    return prop
 
 
 def _types(prop: dict[str, Any], defs: dict[str, Any]) -> list[str]:
@@ -141,32 +155,19 @@ def _types(prop: dict[str, Any], defs: dict[str, Any]) -> list[str]:
     return found
 
 
-def _loose(prop: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> dict[str, Any]:
-    """One envelope field: its JSON type(s); a list of rows says its items are objects."""
-    types = _types(prop, defs)
-    out: dict[str, Any] = {}
-    if not types:
-        return out  # anything
-    out["type"] = types[0] if len(types) == 1 else types
-    if "array" in types and depth == 0:
-        items = _array_items(prop, defs)
-        if items is not None and "object" in _types(items, defs):
-            out["items"] = {"type": "object"}  # rows, loosely typed; a list of plain values says no more
-    return out
-
-
-def _array_items(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any] | None:
-    for branch in [prop, *prop.get("anyOf", [])]:
-        if "$ref" in branch:
-            branch = defs.get(str(branch["$ref"]).rsplit("/", 1)[-1], {})
-        if branch.get("type") == "array" and isinstance(branch.get("items"), dict):
-            return branch["items"]
-    return None
+def _loose(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """One envelope field: ``array`` or ``object`` when it is one (or may be null), else open:
+    a scalar's type is plain from the field and its value, and saying it costs every listing."""
+    types = [t for t in _types(prop, defs) if t != "null"]
+    if len(types) == 1 and types[0] in ("array", "object"):
+        nullable = "null" in _types(prop, defs)
+        return {"type": [types[0], "null"] if nullable else types[0]}
+    return {}
 
 
 def envelope(schema: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The output schema of a result model, reduced to its envelope: each top-level field with
-    its type (lists with their items' type), nested objects as ``{"type": "object"}``. Nothing
+    """The output schema of a result model, reduced to its envelope: each top-level field by
+    name, lists and objects as plain ``array``/``object``, scalars open. Nothing
     is marked required: the SDK validates every result against the full model anyway."""
     if not schema or not isinstance(schema.get("properties"), dict):
         return schema

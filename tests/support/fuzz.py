@@ -499,6 +499,9 @@ def invalid_args(tool_schema: dict[str, Any], *, hints: Hints = NO_HINTS,
                 args[key] = value
                 return args, f"bad nested value at {key}{path}"
         bad = invalid_for(sub, defs)
+        if key not in required:
+            # an optional argument given null is one left out: the listing leaves null unsaid
+            bad = [v for v in bad if v is not None]
         if not bad:  # e.g. a schema that accepts anything
             args["__unknown__"] = 1
             return args, "unknown key '__unknown__'"

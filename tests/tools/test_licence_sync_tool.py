@@ -306,7 +306,7 @@ async def test_schema_annotations_and_progress(server) -> None:
     async with Client(server) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         tool = tools["plan_license_sync"]
-        assert tool.annotations.read_only_hint is False and tool.annotations.destructive_hint is False
+        assert not tool.annotations.read_only_hint and tool.annotations.destructive_hint is False
         props = tool.input_schema["properties"]
         assert {"source", "match_threshold", "mappings", "cleanup", "exclude_clients", "drop_zero_price_lines",
                 "distributor", "remember_mappings", "ambiguity_margin"} <= set(props)

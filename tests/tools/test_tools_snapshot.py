@@ -153,18 +153,24 @@ def test_every_object_argument_forbids_unknown_keys():
     assert not problems, "object arguments that accept unknown keys:\n" + "\n".join(problems)
 
 
+def _hints(a):
+    """(read-only, destructive, idempotent) as a client reads them: a hint left out takes the
+    spec's default (false, true, false)."""
+    return (bool(a.read_only_hint), a.destructive_hint is not False, bool(a.idempotent_hint))
+
+
 def test_contract_tool_annotations():
     ann = {t.name: t.annotations for t in _listing()}
     for name in ("search_contracts", "get_contract", "list_recurring_items", "get_plan"):
         assert ann[name].read_only_hint is True and ann[name].open_world_hint is False
     for name in ("create_contract", "add_recurring_items"):
         a = ann[name]
-        assert (a.read_only_hint, a.destructive_hint, a.idempotent_hint) == (False, False, False), name
+        assert _hints(a) == (False, False, False), name
     for name in ("update_contract", "update_recurring_item"):
         a = ann[name]
-        assert (a.read_only_hint, a.destructive_hint, a.idempotent_hint) == (False, False, True), name
+        assert _hints(a) == (False, False, True), name
     a = ann["apply_plan"]
-    assert (a.read_only_hint, a.destructive_hint) == (False, True)
+    assert _hints(a)[:2] == (False, True) and a.destructive_hint is True  # said, not left to the default
     assert "delete" in {t.name: t for t in _listing()}["apply_plan"].description
     assert not any("delete" in n and "contract" in n for n in ann)  # no contract delete tool
 

@@ -96,13 +96,14 @@ def halo_tool(*, group: str, kind: ToolKind, title: str, idempotent: bool | None
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         tool_name = name or fn.__name__
-        # The title is the tool's own, not repeated here; destructive and idempotent mean
-        # something only for tools that write (spec), so reads carry just the two that apply.
+        # The title is the tool's own, not repeated here. Only hints that differ from the
+        # spec's defaults (read-only false, destructive true, idempotent false, open world
+        # true) are sent; destructive and idempotent mean something only for tools that write.
         writes = kind != "read"
         annotations = ToolAnnotations(
-            read_only_hint=not writes,
-            destructive_hint=kind == "destructive" if writes else None,
-            idempotent_hint=bool(idempotent) if writes else None,
+            read_only_hint=None if writes else True,
+            destructive_hint=(kind == "destructive") if writes else None,
+            idempotent_hint=True if writes and idempotent else None,
             open_world_hint=False,
         )
         REGISTRY[tool_name] = ToolSpec(fn=fn, name=tool_name, group=group, kind=kind, title=title,
