@@ -152,7 +152,8 @@ async def expiring_ids(s: Session, days: int) -> list[int]:
     args: dict[str, Any] = {"within_days": days}
     while True:
         _, sc = await s.call("find_expiring_contracts", args)
-        ids += [i for i in _ids(sc.get("contracts", [])) if i not in ids]
+        rows = [r for r in sc.get("contracts", []) if not r.get("renewed")]  # the renewed are flagged, not hidden
+        ids += [i for i in _ids(rows) if i not in ids]
         if not sc.get("next_cursor"):
             return ids
         args = {"within_days": days, "cursor": sc["next_cursor"]}

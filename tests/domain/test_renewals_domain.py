@@ -15,6 +15,7 @@ from halo_contracts.domain.renewals import (
     RenewalError,
     apply_uplift,
     bucket_of,
+    buckets_for,
     check_renewable,
     check_term,
     check_uplift,
@@ -24,6 +25,7 @@ from halo_contracts.domain.renewals import (
     line_not_copied,
     margin_percent,
     period_total,
+    renewal_among,
     renewal_term,
     renewal_value,
     revenue_billed,
@@ -158,9 +160,31 @@ def test_renewable_rules():
 
 # ---- expiring ------------------------------------------------------------------------------
 
+def test_renewal_among_rows_without_the_link():
+    old = c(id=1, ref="Acme 2025-26")
+    other_client = c(id=2, client_id=9, ref="Acme 2026-27", start_date=date(2026, 7, 1), end_date=date(2027, 6, 30))
+    rolled = c(id=3, ref="acme 2026-27", start_date=date(2026, 7, 1), end_date=date(2027, 6, 30), type="Ad-Hoc")
+    next_term = c(id=4, ref="New deal", start_date=date(2026, 7, 1), end_date=date(2027, 6, 30))
+    assert renewal_among(old, [old, other_client, rolled, next_term]) == 3  # its rolled ref first
+    assert renewal_among(old, [old, other_client, next_term]) == 4  # same type, the day after it ends
+    assert renewal_among(old, [old, other_client]) is None
+    twin = c(id=5, ref="Other", start_date=date(2026, 7, 1), end_date=date(2027, 6, 30))
+    assert renewal_among(old, [old, next_term, twin]) is None  # two candidates: not guessed
+    linked = c(id=6, ref="x", previous_contract_id=1, start_date=date(2026, 8, 1))
+    assert renewal_among(old, [old, rolled, linked]) == 6  # Halo's link wins when a row carries it
+
+
 def test_buckets_and_window():
-    assert [bucket_of(d) for d in (0, 30, 31, 60, 61, 90, 91, -1)] == [
-        "0-30", "0-30", "31-60", "31-60", "61-90", "61-90", "over 90", "ended"]
+    assert [bucket_of(d, 90) for d in (0, 30, 31, 60, 61, 90, 91, -1)] == [
+        "0-30", "0-30", "31-60", "31-60", "61-90", "61-90", "later", "ended"]
+    assert [bucket_of(d, 365) for d in (90, 91, 365)] == ["61-90", "91-365", "91-365"]
+    # only the buckets a window reaches, the last cut at the window's end
+    assert [b[0] for b in buckets_for(60)] == ["0-30", "31-60"]
+    assert [b[0] for b in buckets_for(45)] == ["0-30", "31-45"]
+    assert [b[0] for b in buckets_for(20)] == ["0-20"]
+    assert [b[0] for b in buckets_for(90)] == ["0-30", "31-60", "61-90"]
+    assert [b[0] for b in buckets_for(91)] == ["0-30", "31-60", "61-90", "91-91"]
+    assert [b[0] for b in buckets_for(365)] == ["0-30", "31-60", "61-90", "91-365"]
     assert is_expiring(c(end_date=TODAY), TODAY, 90)
     assert is_expiring(c(end_date=date(2026, 9, 13)), TODAY, 90)  # 90 days
     assert not is_expiring(c(end_date=date(2026, 9, 14)), TODAY, 90)  # 91 days

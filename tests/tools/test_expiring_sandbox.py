@@ -74,31 +74,36 @@ async def test_expiring_dashboard_matches_the_book(tmp_path):
         manifest = {cid for ids in sb.book.expiring.values() for cid in ids}
         assert set(exp) == manifest  # our reading of the raw data agrees with the manifest
         renewed = {old for old, _ in sb.book.renewed}
+        renewal_of = dict(sb.book.renewed)
         got = await call(client, "find_expiring_contracts", {})
         rows = got["contracts"]
-        assert {r["contract_id"] for r in rows} == manifest - renewed
-        assert got["renewed_left_out"] == len(manifest & renewed) >= 1
+        # every expiring contract is listed, the renewed ones flagged with their renewal's id
+        assert {r["contract_id"] for r in rows} == manifest
+        assert got["renewed"] == len(manifest & renewed) >= 1
+        assert "renewed_left_out" not in got
         assert [r["end_date"] for r in rows] == sorted(r["end_date"] for r in rows)
         for r in rows:
             e = exp[r["contract_id"]]
             assert r["days_remaining"] == e["days"]
             assert r["annualised_value"] == e["annualised"]
-            assert r["renewed"] is False
+            assert r["renewed"] is e["renewed"]
+            assert r["renewal_id"] == renewal_of.get(r["contract_id"])
             low, high = {"0-30": (0, 30), "31-60": (31, 60), "61-90": (61, 90)}[r["bucket"]]
             assert low <= r["days_remaining"] <= high
+        assert [b["bucket"] for b in got["buckets"]] == ["0-30", "31-60", "61-90"]
         for days, ids in sb.book.expiring.items():
             bucket = {30: "0-30", 60: "31-60", 90: "61-90"}[days]
-            count = next(b["count"] for b in got["buckets"] if b["bucket"] == bucket)
-            assert count == len(set(ids) - renewed)
-        # with renewals included, the renewed ones come back flagged
-        got = await call(client, "find_expiring_contracts", {"include_renewed": True})
-        flags = {r["contract_id"]: r["renewed"] for r in got["contracts"]}
-        assert set(flags) == manifest
-        assert {cid for cid, f in flags.items() if f} == manifest & renewed
+            b = next(b for b in got["buckets"] if b["bucket"] == bucket)
+            assert b["count"] == len(set(ids))
+            assert b["renewed"] == len(set(ids) & renewed)
         # a narrower window and one client
         got = await call(client, "find_expiring_contracts", {"within_days": 30})
-        assert {r["contract_id"] for r in got["contracts"]} == {c for c, e in exp.items()
-                                                                if e["days"] <= 30 and not e["renewed"]}
+        assert {r["contract_id"] for r in got["contracts"]} == {c for c, e in exp.items() if e["days"] <= 30}
+        assert [b["bucket"] for b in got["buckets"]] == ["0-30"]
+        got = await call(client, "find_expiring_contracts", {"within_days": 45})
+        assert [b["bucket"] for b in got["buckets"]] == ["0-30", "31-45"]
+        assert sum(b["count"] for b in got["buckets"]) == got["total"] == sum(1 for e in exp.values()
+                                                                             if e["days"] <= 45)
         one = rows[0]
         got = await call(client, "find_expiring_contracts", {"client_id": one["client_id"]})
         assert all(r["client_id"] == one["client_id"] for r in got["contracts"])

@@ -264,12 +264,49 @@ def check_renewable(contract: Contract, today: date, *, term_months: int | None 
 BUCKETS: tuple[tuple[str, int, int], ...] = (("0-30", 0, 30), ("31-60", 31, 60), ("61-90", 61, 90))
 
 
-def bucket_of(days_remaining: int) -> str:
-    """Dashboard bucket of a contract ending in ``days_remaining`` days (0 = today)."""
-    for name, low, high in BUCKETS:
+def buckets_for(within_days: int) -> list[tuple[str, int, int]]:
+    """The dashboard buckets a window of ``within_days`` reaches, the last one cut at the window's
+    end: 60 days -> 0-30, 31-60; 45 days -> 0-30, 31-45; 365 days -> ... 61-90, 91-365."""
+    out: list[tuple[str, int, int]] = []
+    for _, low, high in (*BUCKETS, ("", 91, max(within_days, 91))):
+        if low > within_days:
+            break
+        top = min(high, within_days)
+        out.append((f"{low}-{top}", low, top))
+    return out
+
+
+def bucket_of(days_remaining: int, within_days: int) -> str:
+    """Dashboard bucket of a contract ending in ``days_remaining`` days (0 = today) in a window of
+    ``within_days``: "ended" before today, "later" past the window."""
+    for name, low, high in buckets_for(within_days):
         if low <= days_remaining <= high:
             return name
-    return "over 90" if days_remaining > 90 else "ended"
+    return "ended" if days_remaining < 0 else "later"
+
+
+def renewal_among(old: Contract, contracts: list[Contract]) -> int | None:
+    """The id of the contract renewing ``old`` (Halo says it is renewed, list rows do not say by
+    which): the one naming it as previous; else the one unique contract of the same client
+    carrying its rolled reference; else the one of the same client and type starting the day
+    after it ends. None when that is not a single contract."""
+    linked = [c.id for c in contracts if c.previous_contract_id == old.id and c.id != old.id]
+    if linked:
+        return min(linked)
+    if old.end_date is None:
+        return None
+    mine = [c for c in contracts if c.id != old.id and c.client_id == old.client_id and c.start_date is not None
+            and c.start_date > old.end_date - timedelta(days=1)]
+    try:
+        new_start, new_end, _ = renewal_term(old.start_date, old.end_date)
+        rolled = roll_ref(old.ref, old.start_date, old.end_date, new_start, new_end).casefold()
+    except RenewalError:
+        rolled = None
+    for match in ([c for c in mine if rolled and c.ref.strip().casefold() == rolled],
+                  [c for c in mine if c.start_date == old.end_date + timedelta(days=1) and c.type == old.type]):
+        if len(match) == 1:
+            return match[0].id
+    return None
 
 
 def days_remaining(end: date, today: date) -> int:

@@ -86,16 +86,19 @@ class ExpiringContract(Result):
     type: str | None
     end_date: date
     days_remaining: int
-    bucket: Literal["0-30", "31-60", "61-90", "over 90"]
+    bucket: str
     value: Money | None = Field(description="charge per billing period")
     billing_frequency: str | None
     annualised_value: Money | None
-    renewed: bool = Field(description="a later contract names this one as its previous contract")
+    renewed: bool = Field(description="Halo counts it as renewed by a later contract")
+    renewal_id: int | None = Field(description="that later contract: the one linking it, else the client's "
+                                               "contract with its rolled ref or starting the day after it ends")
 
 
 class ExpiringBucket(Result):
     bucket: str
     count: int
+    renewed: int
     annualised_value: Money
 
 
@@ -103,29 +106,45 @@ class ExpiringResult(Result):
     today: date
     within_days: int
     total: int
-    buckets: list[ExpiringBucket] = Field(description="the renewal dashboard: 0-30, 31-60, 61-90 days "
-                                                      "(and 'over 90' for longer windows)")
+    renewed: int
+    buckets: list[ExpiringBucket] = Field(description="0-30, 31-60, 61-90 days, then the rest of the window; "
+                                                      "only those the window reaches")
     contracts: list[ExpiringContract] = Field(description="this page, soonest first")
     next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
-    renewed_left_out: int = Field(description="expiring contracts left out because a renewal exists "
-                                              "(include_renewed=true lists them)")
     ended_still_active: int = Field(description="Active contracts whose end date has passed: renew or expire them")
 
     def said(self) -> str:
         value = sum((b.annualised_value for b in self.buckets), Decimal(0))
-        text = (f"{plural(self.total, 'contract')} end within {self.within_days} days, {money(value)} a year: "
-                + ", ".join(f"{b.bucket} days {b.count} ({money(b.annualised_value)})" for b in self.buckets) + ".")
+        text = (f"{plural(self.total, 'contract')} end within {self.within_days} days, {money(value)} a year"
+                + (f", {self.renewed} of them already renewed" if self.renewed else "") + ": "
+                + ", ".join(f"{b.bucket} days {b.count}" + (f" ({b.renewed} renewed)" if b.renewed else "")
+                            + f" {money(b.annualised_value)}" for b in self.buckets) + ".")
         if self.next_cursor:
             text += f" This page lists {len(self.contracts)}; cursor=next_cursor for more."
         if self.contracts:
             text += " Soonest: " + listed([f"{c.contract_id} (client {c.client_id}) ends {c.end_date} "
-                                           f"({money(c.annualised_value)}/yr{', renewed' if c.renewed else ''})"
+                                           f"({money(c.annualised_value)}/yr{_renewed_by(c)})"
                                            for c in self.contracts], 5) + "."
-        if self.renewed_left_out:
-            text += f" {self.renewed_left_out} already renewed, left out."
         if self.ended_still_active:
             text += f" {self.ended_still_active} Active contracts have already ended: renew or expire them."
-        return text + " Next: review_contract_performance, then generate_renewals(dry_run=true)."
+        return (text + " Next: review_contract_performance, then generate_renewals(dry_run=true)"
+                + (" for those not renewed." if self.renewed else "."))
+
+
+def _renewed_by(c: ExpiringContract) -> str:
+    if not c.renewed:
+        return ""
+    return f", renewed by {c.renewal_id}" if c.renewal_id else ", renewed"
+
+
+def _renewals_of(every: list[Contract], not_renewed: list[Contract]) -> dict[int, int | None]:
+    """Contract id -> the contract renewing it (None when not found among the rows). Renewed: left
+    out of Halo's excluderenewed list, or named as previous by a row. Both lists are already read."""
+    open_ids = {c.id for c in not_renewed}
+    renewed = {c.id for c in every if c.id not in open_ids}
+    renewed |= {c.previous_contract_id for c in every if c.previous_contract_id}
+    by_id = {c.id: c for c in every}
+    return {cid: rn.renewal_among(by_id[cid], every) for cid in renewed if cid in by_id}
 
 
 @halo_tool(group="renewals", kind="read", title="Find expiring contracts")
@@ -134,24 +153,22 @@ async def find_expiring_contracts(
     within_days: Annotated[int, Field(strict=True, ge=1, le=730,
                                       description="Days from today")] = 90,
     client_id: ClientId | None = None,
-    include_renewed: Annotated[bool, Field(strict=True)] = False,
     limit: Annotated[int, Field(strict=True, ge=1, le=200)] = 50,
     cursor: Cursor = None,
 ) -> ExpiringResult:
-    """Active contracts ending within the window, soonest first."""
+    """Every Active contract ending within the window, soonest first; renewed ones flagged with the renewal's id."""
     ac = app(ctx)
     today = today_of(ctx)
     codes = ac.codes
     page_key = fingerprint({"tool": "find_expiring_contracts", "days": within_days, "client": client_id,
-                            "renewed": include_renewed, "limit": limit, "today": today})
+                            "limit": limit, "today": today})
     cursor_offset(cursor, page_key, "find_expiring_contracts")  # a bad cursor fails before any read
     async with halo_errors():
         every = await ac.halo.list_contracts(ContractQuery(client_id=client_id))
         not_renewed = await ac.halo.list_contracts(ContractQuery(client_id=client_id, exclude_renewed=True))
-    open_ids = {c.id for c in not_renewed}
-    renewed_ids = {c.id for c in every} - open_ids
+    renewals = _renewals_of(every, not_renewed)
     rows: list[ExpiringContract] = []
-    left_out = ended = 0
+    ended = 0
     for c in every:
         if client_id is not None and c.client_id != client_id:
             continue
@@ -159,27 +176,24 @@ async def find_expiring_contracts(
             ended += 1
         if not rn.is_expiring(c, today, within_days):
             continue
-        renewed = c.id in renewed_ids
-        if renewed and not include_renewed:
-            left_out += 1
-            continue
         months = codes.months_of(c.billing_frequency)
         days = rn.days_remaining(c.end_date, today)
         rows.append(ExpiringContract(
             contract_id=c.id, client_id=c.client_id, client_name=c.client_name, contract_ref=c.ref, type=c.type,
-            end_date=c.end_date, days_remaining=days, bucket=rn.bucket_of(days), value=c.value,
+            end_date=c.end_date, days_remaining=days, bucket=rn.bucket_of(days, within_days), value=c.value,
             billing_frequency=c.billing_frequency,
             annualised_value=annualised(c.value, months) if c.value is not None and months else None,
-            renewed=renewed))
+            renewed=c.id in renewals, renewal_id=renewals.get(c.id)))
     rows.sort(key=lambda r: (r.end_date, r.contract_id))
-    names = [b[0] for b in rn.BUCKETS] + (["over 90"] if within_days > 90 else [])
     buckets = [ExpiringBucket(bucket=name, count=sum(1 for r in rows if r.bucket == name),
+                              renewed=sum(1 for r in rows if r.bucket == name and r.renewed),
                               annualised_value=sum((r.annualised_value or Decimal(0) for r in rows
                                                     if r.bucket == name), Decimal(0)))
-               for name in names]
+               for name, _, _ in rn.buckets_for(within_days)]
     page, next_cursor = paged(rows, cursor, limit, page_key, "find_expiring_contracts")
-    return ExpiringResult(today=today, within_days=within_days, total=len(rows), buckets=buckets, contracts=page,
-                          next_cursor=next_cursor, renewed_left_out=left_out, ended_still_active=ended)
+    return ExpiringResult(today=today, within_days=within_days, total=len(rows),
+                          renewed=sum(1 for r in rows if r.renewed), buckets=buckets, contracts=page,
+                          next_cursor=next_cursor, ended_still_active=ended)
 
 
 # ==== review_contract_performance =================================================================
