@@ -137,6 +137,18 @@ def test_run_out_date():
 
 # ---- alert and quote -------------------------------------------------------------------------
 
+def test_low_needs_the_share_of_the_block_as_well_as_the_hours():
+    assert not is_low(D("8.5"), D("10"), D("10"))  # 85% of a 10-hour block left: not low
+    assert is_low(D("2.5"), D("10"), D("10")) and is_low(D("2.5"), D("10"), D("20"))
+    assert is_low(D("5"), D("10"), D("20")) and not is_low(D("5.01"), D("10"), D("20"))  # a quarter exactly
+    assert not is_low(D("30"), D("10"), D("200"))  # a small share but many hours: the threshold holds
+    assert is_low(D("0"), D("0"), D("10")) and is_low(D("-1"), D("10"), D("10"))  # used up is always low
+    assert is_low(D("8.5"), D("10"), None)  # block unknown: hours alone
+    assert alert_message(D("8.5"), D("10"), D("10"), block=D("10")) is None
+    assert alert_message(D("2.5"), D("10"), D("20"), block=D("10")) == (
+        "Only 2.50 hours remain of a 10-hour block (25%; low at 10 or less and 25% or less of the block).")
+
+
 def test_alert_at_or_below_threshold():
     assert is_low(D("10"), D("10")) and is_low(D("9.99"), D("10")) and not is_low(D("10.01"), D("10"))
     assert alert_message(D("10.01"), D("10"), D("40")) is None

@@ -115,7 +115,11 @@ async def test_balances_alerts_and_projections_match_hand_computed_figures(tmp_p
                 assert d(got["purchased"]) == exp["total"], cid
                 assert d(got["used"]) == exp["used"], cid
                 assert d(got["remaining"]) == exp["balance"], cid
-                assert got["alert"] is (exp["balance"] <= 10), cid
+                assert got["alert"] is is_low(sb, cid), cid
+                block = d(sb.store.get("contracts", cid)["startbalance"])
+                assert got["share_left_percent"] == float((exp["balance"] * 100 / block).quantize(Decimal("0.1"),
+                                                                                                    ROUND_HALF_UP))
+                assert d(got["quote"]["block"]) == block
                 assert got["projected_run_out"] == (exp["run_out"].isoformat() if exp["run_out"] else None), cid
                 assert d(got["burn_rate"]["used"]) == exp["burned"]
                 assert got["quote"]["rate"] == exp["rate"]
@@ -196,7 +200,7 @@ async def test_without_ledger_in_the_detail_each_contract_reads_its_own_rows(tmp
         assert_expiring(got, want)
         assert (d(got["purchased"]), d(got["used"]), d(got["remaining"])) == (exp["total"], exp["used"],
                                                                               exp["balance"])
-        assert got["alert"] is (exp["balance"] <= 10)
+        assert got["alert"] is is_low(sb, cid)
         # the sweep: one ledger read per contract whose total shows top-ups, each for that contract only
         sb.log.clear()
         sweep = await call(client, "find_low_prepaid_balances", {"threshold_hours": 100000})
@@ -204,14 +208,28 @@ async def test_without_ledger_in_the_detail_each_contract_reads_its_own_rows(tmp
         assert sorted(asked) == sorted(str(c) for c in with_topups(sb)) and len(asked) > 1
         assert sweep["figures"]["ledger_reads"] == len(asked)
         rows = {r["contract_id"]: r for r in sweep["rows"]}
-        assert set(rows) == set(active_prepaid(sb))
-        assert d(rows[cid]["hours_expiring_unused"]) == want["projected"]
+        # low at any hour count: used up, or a quarter of the block or less left
+        assert set(rows) == {c for c in active_prepaid(sb) if is_low_share(sb, c)} and len(rows) > 1
         for other in active_prepaid(sb):
             f = hand_figures(sb, other)
-            assert d(rows[other]["remaining"]) == f["balance"] and d(rows[other]["purchased"]) == f["total"]
+            got = rows.get(other) or await call(client, "check_prepaid_balance", {"contract_id": other})
+            assert d(got["remaining"]) == f["balance"] and d(got["purchased"]) == f["total"]
+            if other == cid:
+                assert d(got["hours_expiring_unused"]) == want["projected"]
         # everything the rows say matches the run whose detail carried the ledger
         assert sweep["rows"] == from_detail["rows"] and from_detail["figures"]["ledger_reads"] == 0
         checked.assert_clean()
+
+
+def is_low_share(sb, cid: int) -> bool:
+    """Used up, or at most a quarter of the contract's original block left (from the raw data)."""
+    balance = sb.book.prepaid_totals[cid][2]
+    return balance <= 0 or balance <= d(sb.store.get("contracts", cid)["startbalance"]) / 4
+
+
+def is_low(sb, cid: int, threshold: Decimal = Decimal(10)) -> bool:
+    balance = sb.book.prepaid_totals[cid][2]
+    return balance <= 0 or (balance <= threshold and is_low_share(sb, cid))
 
 
 def active_prepaid(sb) -> list[int]:
@@ -221,7 +239,7 @@ def active_prepaid(sb) -> list[int]:
 async def test_low_balance_sweep_lists_exactly_the_low_ones_most_urgent_first(tmp_path):
     async with sandbox_server(tmp_path) as (sb, client, checked):
         figures = {cid: hand_figures(sb, cid) for cid in active_prepaid(sb)}
-        low = {cid for cid, f in figures.items() if f["balance"] <= 10}
+        low = {cid for cid in figures if is_low(sb, cid)}
         assert set(sb.book.prepaid["low"]) | set(sb.book.prepaid["exhausted"]) <= low
         got = await call(client, "find_low_prepaid_balances", {})
         assert {r["contract_id"] for r in got["rows"]} == low

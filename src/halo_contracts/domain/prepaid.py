@@ -236,6 +236,7 @@ class Quote:
     hours: Decimal  # to buy to get back to the original block
     rate: Decimal  # the contract's hourly rate (unrounded)
     amount: Decimal  # hours x rate, to the cent
+    block: Decimal  # the original block the top-up restores
 
 
 def replenishment_quote(contract: Contract, remaining_hours: Decimal) -> Quote | None:
@@ -249,29 +250,64 @@ def replenishment_quote(contract: Contract, remaining_hours: Decimal) -> Quote |
         return None
     rate = contract.value / block
     top_up = max(block - remaining_hours, ZERO)
-    return Quote(hours=top_up, rate=rate, amount=cents(top_up * rate))
+    return Quote(hours=top_up, rate=rate, amount=cents(top_up * rate), block=block)
 
 
-def is_low(remaining: Decimal, threshold: Decimal) -> bool:
-    """The alert rule: remaining at or below the threshold."""
-    return remaining <= threshold
+LOW_SHARE = Decimal("0.25")  # a block is low only once a quarter of it or less is left
 
 
-def _fmt(value: Decimal) -> str:
+def block_of(contract: Contract, purchased: Decimal | None = None) -> Decimal | None:
+    """The block the client buys: the contract's original block, else what was purchased."""
+    for value in (contract.prepaid_hours, purchased):
+        if value is not None and value > 0:
+            return value
+    return None
+
+
+def share_left(remaining: Decimal, block: Decimal | None) -> Decimal | None:
+    """Remaining as a share of the block (0.85 = 85%); None when the block is unknown."""
+    return remaining / block if block else None
+
+
+def is_low(remaining: Decimal, threshold: Decimal, block: Decimal | None = None) -> bool:
+    """The alert rule: used up or overdrawn; or at or below the threshold *and* at or below a
+    quarter of the block (8.5 hours left of a 10-hour block is not low). Without a known block
+    the threshold alone decides."""
+    if remaining <= 0:
+        return True
+    if remaining > threshold:
+        return False
+    share = share_left(remaining, block)
+    return share is None or share <= LOW_SHARE
+
+
+def hours_text(value: Decimal) -> str:
+    """Hours in words: two decimals, none when whole ("10", "8.50")."""
     text = f"{hours(value):f}"
     return text[:-3] if text.endswith(".00") else text
 
 
+_fmt = hours_text
+
+
+def percent(share: Decimal) -> str:
+    return f"{(share * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)}%"
+
+
 def alert_message(remaining: Decimal, threshold: Decimal, purchased: Decimal, *, unit: Unit = "hours",
-                  run_out: date | None = None) -> str | None:
+                  run_out: date | None = None, block: Decimal | None = None) -> str | None:
     """A plain sentence for the account manager, or None when no alert is due."""
-    if not is_low(remaining, threshold):
+    if not is_low(remaining, threshold, block):
         return None
     what = "hours" if unit == "hours" else "of the prepaid amount"
     if remaining < 0:
         text = f"The prepaid block is overdrawn by {_fmt(-remaining)} {what}."
     elif remaining == 0:
         text = "The prepaid block is used up."
+    elif block:
+        size = f"{_fmt(block)}-hour" if unit == "hours" else _fmt(block)
+        text = (f"Only {_fmt(remaining)} {what} remain of a {size} block ({percent(remaining / block)}; "
+                f"low at {_fmt(threshold)} or less and {percent(LOW_SHARE)} or less of the block).")
     else:
         text = (f"Only {_fmt(remaining)} {what} remain of {_fmt(purchased)} purchased "
                 f"(alert threshold {_fmt(threshold)}).")

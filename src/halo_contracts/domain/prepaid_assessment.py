@@ -32,6 +32,8 @@ class Assessment:
     figures: dict[str, Any]  # purchased/used/expired/remaining (hours) or their *_amount (money)
     source: str
     period: Any  # pp.current_period(...) or None
+    block: Decimal | None  # the block the client buys (original block, else purchased)
+    share_left: Decimal | None  # remaining / block
     alert: bool
     message: str | None
     suggested: str | None
@@ -63,7 +65,7 @@ def _suggestion(alert: bool, quote: Any) -> str | None:
         return None
     if quote is not None and quote.hours > 0:
         return (f"Quote a top-up of {pp.hours(quote.hours)} hours at {quote.rate.quantize(Decimal('0.01'))} "
-                f"per hour ({quote.amount}) to restore the original block.")
+                f"per hour ({quote.amount}) to restore the original {pp.hours_text(quote.block)}-hour block.")
     return "Agree a top-up with the client before the balance runs out."
 
 
@@ -77,7 +79,8 @@ def assess(contract: Contract, today: date, threshold: Decimal, burn: pp.Burn, *
     unit, remaining = balance.unit, balance.remaining
     run_out = pp.run_out_date(remaining, burn.per_day, today)
     limit = _threshold_in_unit(unit, threshold, contract, today, entries or [], notes)
-    alert = pp.is_low(remaining, limit)
+    block = pp.block_of(contract, balance.purchased)
+    alert = pp.is_low(remaining, limit, block)
     quote = pp.replenishment_quote(contract, remaining) if unit == "hours" else None
     if unit == "hours" and quote is None:
         notes.append("No replenishment quote: the contract has no original block or no value to derive a rate.")
@@ -89,8 +92,9 @@ def assess(contract: Contract, today: date, threshold: Decimal, burn: pp.Burn, *
                        expired_amount=balance.expired, remaining_amount=remaining)
     return Assessment(
         contract=contract, unit=unit, figures=figures, source=balance.source,
-        period=pp.current_period(contract, today), alert=alert,
-        message=pp.alert_message(remaining, limit, balance.purchased, unit=unit, run_out=run_out),
+        period=pp.current_period(contract, today), block=block, share_left=pp.share_left(remaining, block),
+        alert=alert,
+        message=pp.alert_message(remaining, limit, balance.purchased, unit=unit, run_out=run_out, block=block),
         suggested=_suggestion(alert, quote), quote=quote, burn=burn, run_out=run_out,
         days_until_run_out=(run_out - today).days if run_out else None, expiring=expiring,
         hours_expiring_unused=sum((b.projected_unused for b in expiring), ZERO), notes=notes)

@@ -154,7 +154,7 @@ halopsa://guide/workflows/prepaid.
 1. find_low_prepaid_balances(threshold_hours={hours}) - most urgent first.
 2. For each contract it lists, check_prepaid_balance(contract_id, threshold_hours={hours}): remaining hours
    (or money), burn rate, projected run-out date, hours about to expire, and the top-up quote.
-3. Give me one table (client, contract, remaining, run-out date, suggested top-up and its price) and a
+3. Give me one table (client, contract, remaining of which block, run-out date, suggested top-up and its price) and a
    short note I can send each client.
 4. This check only reads. Do not change prepaid_hours on an existing contract to add hours; the guide
    explains how a purchased top-up is recorded.

@@ -73,6 +73,7 @@ class ReplenishmentQuote(Result):
     hours: Hours = Field(description="hours to buy to get back to the original block")
     rate: Money = Field(description="the contract's hourly rate: its value / its original block")
     amount: Money = Field(description="hours x rate, to the cent")
+    block: Hours = Field(description="the original block the top-up restores")
 
 
 class BurnRate(Result):
@@ -110,7 +111,8 @@ class PrepaidBalance(Result):
         description="'halo': Halo's own totals; 'ledger': computed from the ledger and time entries")
     current_period: PrepaidPeriodView | None = None
     threshold_hours: Hours
-    alert: bool
+    share_left_percent: float | None = Field(default=None, description="remaining as a share of the block bought")
+    alert: bool = Field(description="used up, or at or below threshold_hours and a quarter of the block")
     message: str | None = Field(default=None, description="plain words for the account manager")
     suggested_action: str | None = None
     quote: ReplenishmentQuote | None = None
@@ -122,23 +124,41 @@ class PrepaidBalance(Result):
     notes: list[str] = Field(default_factory=list)
 
     def said(self) -> str:
+        share = f", {self.share_left_percent:g}% of the block" if self.share_left_percent is not None else ""
         if self.unit == "hours":
             figures = (f"{hours(self.remaining)} hours left of {hours(self.purchased)} purchased "
-                       f"({hours(self.used)} used)")
+                       f"({hours(self.used)} used{share})")
         else:
             figures = (f"{money(self.remaining_amount)} left of {money(self.purchased_amount)} purchased "
-                       f"(the bank is kept as money)")
+                       f"(the bank is kept as money{share})")
         text = (f"Contract {self.contract_id} of client {self.client_id}: "
                 f"{figures}; burning {hours(self.burn_rate.per_week)} a week")
         text += (f", runs out {self.projected_run_out} ({self.days_until_run_out} days)." if self.projected_run_out
                  else ", nothing used lately.")
         if self.alert:
-            text += f" ALERT: at or below the {hours(self.threshold_hours)}-hour threshold."
+            text += f" ALERT: low ({_low_rule(self.threshold_hours)})."
+        elif self.remaining is not None and self.remaining <= self.threshold_hours:
+            text += (f" Not low: at or below {hours(self.threshold_hours)} hours but more than "
+                     f"{pp.percent(pp.LOW_SHARE)} of the block is left.")
         if self.suggested_action:
             text += f" {self.suggested_action}"
         if self.hours_expiring_unused:
             text += f" {hours(self.hours_expiring_unused)} would expire unused."
         return text
+
+
+def _low_rule(threshold: Decimal) -> str:
+    return f"used up, or at most {pp.hours_text(threshold)} hours and {pp.percent(pp.LOW_SHARE)} of the block left"
+
+
+def _share(value: Decimal | None) -> float | None:
+    return None if value is None else float((value * 100).quantize(Decimal("0.1"), rounding="ROUND_HALF_UP"))
+
+
+def _quote_view(quote) -> ReplenishmentQuote | None:
+    if quote is None:
+        return None
+    return ReplenishmentQuote(hours=quote.hours, rate=quote.rate, amount=quote.amount, block=quote.block)
 
 
 def _period_view(period) -> PrepaidPeriodView | None:
@@ -162,8 +182,8 @@ def assess(contract: Contract, today: date, threshold: Decimal, burn: pp.Burn, *
         contract_id=contract.id, client_id=contract.client_id, client_name=contract.client_name,
         contract_ref=contract.ref, status=contract.status, unit=a.unit, **a.figures,
         figures_from=a.source, current_period=_period_view(a.period),
-        threshold_hours=threshold, alert=a.alert, message=a.message, suggested_action=a.suggested, quote=(
-            ReplenishmentQuote(hours=quote.hours, rate=quote.rate, amount=quote.amount) if quote else None),
+        threshold_hours=threshold, share_left_percent=_share(a.share_left), alert=a.alert, message=a.message,
+        suggested_action=a.suggested, quote=_quote_view(quote),
         burn_rate=BurnRate(window_start=burn.window_start, window_end=burn.window_end, days=burn.days,
                            used=burn.used, per_week=burn.per_week, per_day=burn.per_day),
         projected_run_out=a.run_out, days_until_run_out=a.days_until_run_out,
@@ -220,7 +240,8 @@ async def check_prepaid_balance(
     ctx: Context,
     threshold_hours: ThresholdHours = 10,
 ) -> PrepaidBalance:
-    """One prepaid contract's balance, burn rate, run-out date, alert and top-up quote."""
+    """One prepaid contract's balance, burn rate, run-out date, alert and top-up quote. Low: used up, or at
+    most threshold_hours and a quarter of the block left."""
     threshold_hours = _check_threshold(threshold_hours)
     ac = app(ctx)
     today = today_of(ctx)
@@ -249,6 +270,8 @@ class LowBalanceRow(Result):
     contract_ref: str = Field(description="Halo's contract reference (its own text)")
     unit: Literal["hours", "amount"]
     purchased: Hours | None = None
+    block: Hours | None = Field(default=None, description="the block the client buys (original block)")
+    share_left_percent: float | None = None
     remaining: Hours | None = Field(default=None, description="hours banks")
     remaining_amount: Money | None = Field(default=None, description="amount banks")
     burn_per_week: Hours
@@ -286,14 +309,15 @@ class LowBalancesResult(Result):
 
     def said(self) -> str:
         if not self.total:
-            return (f"No active prepaid contract is at or below {hours(self.threshold_hours)} hours"
+            return (f"No active prepaid contract is low ({_low_rule(self.threshold_hours)})"
                     + (f" or runs out within {self.runs_out_within_days} days" if self.runs_out_within_days else "")
                     + f" ({self.figures.prepaid_contracts} examined).")
         rows = []
         for r in self.rows[:5]:
             left = f"{hours(r.remaining)} h" if r.unit == "hours" else money(r.remaining_amount)
             out = f", out {r.projected_run_out}" if r.projected_run_out else ""
-            quote = f", top-up quote {money(r.quote.amount)}" if r.quote and r.quote.hours > 0 else ""
+            quote = (f", top-up quote {money(r.quote.amount)} ({hours(r.quote.hours)} h, back to the "
+                     f"{hours(r.quote.block)} h block)" if r.quote and r.quote.hours > 0 else "")
             rows.append(f"{r.contract_id} (client {r.client_id}): {left} left{out}{quote}")
         return (f"{plural(self.total, 'prepaid contract')} need attention (of {self.figures.prepaid_contracts} "
                 f"examined), most urgent first: {listed(rows)}."
@@ -311,7 +335,8 @@ async def find_low_prepaid_balances(
     limit: Annotated[int, Field(strict=True, ge=1, le=500)] = 20,
     cursor: Cursor = None,
 ) -> LowBalancesResult:
-    """Prepaid contracts at or below the threshold (or running out soon), most urgent first."""
+    """Low prepaid contracts (used up, or at most threshold_hours and a quarter of the block left) or those
+    running out soon, most urgent first."""
     threshold_hours = _check_threshold(threshold_hours)
     ac = app(ctx)
     today = today_of(ctx)
@@ -338,7 +363,7 @@ async def find_low_prepaid_balances(
             continue
         reasons = []
         if view.alert:
-            reasons.append(f"at or below the {pp.hours(threshold_hours)}-hour threshold")
+            reasons.append(f"low: {_low_rule(threshold_hours)}")
         if horizon and view.projected_run_out and view.projected_run_out <= horizon:
             reasons.append(f"projected to run out within {runs_out_within_days} days")
         if not reasons:
@@ -347,7 +372,9 @@ async def find_low_prepaid_balances(
         key = pp.urgency_key(remaining if remaining is not None else ZERO, view.projected_run_out, today)
         rows.append(((*key, contract.id), LowBalanceRow(
             contract_id=contract.id, client_id=contract.client_id, client_name=contract.client_name,
-            contract_ref=contract.ref, unit=view.unit, purchased=view.purchased, remaining=view.remaining,
+            contract_ref=contract.ref, unit=view.unit, purchased=view.purchased,
+            block=pp.block_of(contract, view.purchased if view.unit == "hours" else view.purchased_amount),
+            share_left_percent=view.share_left_percent, remaining=view.remaining,
             remaining_amount=view.remaining_amount, burn_per_week=view.burn_rate.per_week,
             projected_run_out=view.projected_run_out, days_until_run_out=view.days_until_run_out,
             reasons=reasons, message=view.message, quote=view.quote,
