@@ -240,8 +240,8 @@ async def check_prepaid_balance(
     ctx: Context,
     threshold_hours: ThresholdHours = 10,
 ) -> PrepaidBalance:
-    """One prepaid contract's balance, burn rate, run-out date, alert and top-up quote. Low: used up, or at
-    most threshold_hours and a quarter of the block left."""
+    """One prepaid contract's balance, burn rate, run-out date, alert and top-up quote. Low: used up, or
+    <= threshold_hours and <= 25% of the block left."""
     threshold_hours = _check_threshold(threshold_hours)
     ac = app(ctx)
     today = today_of(ctx)
@@ -335,8 +335,7 @@ async def find_low_prepaid_balances(
     limit: Annotated[int, Field(strict=True, ge=1, le=500)] = 20,
     cursor: Cursor = None,
 ) -> LowBalancesResult:
-    """Low prepaid contracts (used up, or at most threshold_hours and a quarter of the block left) or those
-    running out soon, most urgent first."""
+    """Low prepaid contracts (as check_prepaid_balance) or running out soon, most urgent first."""
     threshold_hours = _check_threshold(threshold_hours)
     ac = app(ctx)
     today = today_of(ctx)

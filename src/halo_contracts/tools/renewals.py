@@ -156,7 +156,7 @@ async def find_expiring_contracts(
     limit: Annotated[int, Field(strict=True, ge=1, le=200)] = 50,
     cursor: Cursor = None,
 ) -> ExpiringResult:
-    """Every Active contract ending within the window, soonest first; renewed ones flagged with the renewal's id."""
+    """Every Active contract ending within the window, soonest first; renewed ones flagged."""
     ac = app(ctx)
     today = today_of(ctx)
     codes = ac.codes
