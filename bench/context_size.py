@@ -75,7 +75,7 @@ class Book:
     """Ids picked from the same (deterministic) book the child serves."""
 
     def __init__(self, contracts: int) -> None:
-        from halo_contracts.sandbox import SandboxConfig, create_app
+        from halo_contracts.sandbox import SandboxConfig, charges_export, create_app
 
         sb = create_app(SandboxConfig(**book_config(contracts))).state.sandbox
         rows = sb.store.where("contracts")
@@ -84,6 +84,7 @@ class Book:
         self.client_id = next(d["client_id"] for d in rows if d["id"] == self.recurring)
         licences = [x for x in sb.store.where("licences") if x.get("distributor") == "Pax8" and x.get("is_active")]
         self.feed = self._feed(licences[:8])
+        self.charges = charges_export()
 
     @staticmethod
     def _feed(licences: list[dict]) -> str:
@@ -127,6 +128,8 @@ def default_cases(book: Book) -> dict[str, dict[str, Any]]:
         "reconcile_billing": {"period_start": LAST_MONTH[0], "period_end": LAST_MONTH[1]},
         "summarize_contracts": {"group_by": "status"},
         "plan_license_sync": {"source": book.feed, "distributor": "Pax8"},
+        "billing_rules": {},
+        "plan_distributor_charges": {"source": book.charges, "distributor": "Pax8"},
     }
 
 

@@ -18,6 +18,7 @@ from decimal import Decimal
 import httpx2
 import pytest
 
+from halo_contracts.domain.charges import ChargeDraft
 from halo_contracts.domain.drafts import ContractFields, LicenceFields, RecurringItemFields
 from halo_contracts.halo.client import ContractQuery, HaloClient
 from support.fakehalo import FAST, FakeHalo, fake_contract, fake_settings, roomy_budget
@@ -79,6 +80,15 @@ async def exercise_every_method(halo: HaloClient, *, client_id: int, called: set
     await call("list_licences", client_id=client_id)
     await call("list_licences", client_id=client_id, include_inactive=True)
     await call("delete_licence", licence.id)
+    charge = ChargeDraft(product_code="AZURE-PLAN", description="Azure usage", quantity=Decimal(1),
+                         unit_cost=Decimal("80.10"), unit_price=Decimal("92.12"), period_start=date(2026, 2, 1),
+                         period_end=date(2026, 2, 28), charge_type="usage", feed_lines=[2])
+    invoice = await call("create_invoice", client_id, date(2026, 3, 1), [charge])
+    await call("add_invoice_lines", invoice.id, [charge.model_copy(update={"product_code": "ONBOARD"})])
+    await call("get_invoice", invoice.id)
+    await call("list_invoices", client_id=client_id, not_posted_only=True)
+    await call("find_charge_invoice", client_id, [charge], exclude=())
+    await call("add_recurring_charges", header.id, [charge])
 
 
 def test_public_method_list_is_what_the_interface_fixes():
@@ -87,7 +97,8 @@ def test_public_method_list_is_what_the_interface_fixes():
         "create_contract", "update_contract", "list_recurring_invoices", "get_recurring_invoice",
         "create_recurring_invoice", "add_recurring_lines", "update_recurring_line", "list_invoices",
         "list_time_entries", "list_tickets", "list_prepay_entries", "list_licences", "create_licence",
-        "update_licence", "delete_licence", "get_licence", "authenticate", "probe"]) == PUBLIC_METHODS
+        "update_licence", "delete_licence", "get_licence", "authenticate", "probe", "create_invoice",
+        "add_invoice_lines", "get_invoice", "find_charge_invoice", "add_recurring_charges"]) == PUBLIC_METHODS
 
 
 # Where the client follows the 2026 document against the 2024 one (the 2026 one decides).

@@ -258,3 +258,16 @@ def test_product_mappings_and_licence_lines_are_shared(journal_store):
     a.remember_licence_line(41, 901)  # a new confirmation replaces the last
     assert b.product_mappings("pax8") == {"ms-365-bp": "M365BP"}
     assert b.licence_lines() == {41: 901}
+
+
+def test_billing_rules_levels_are_shared_and_cleared(journal_store):
+    a, b = journal_store.open(), journal_store.open()  # two connections, as two replicas
+    a.set_billing_rules("*", 0, {"target": "new", "drop_zero_lines": True})
+    a.set_billing_rules("pax8", 7, {"usage": "collapse"})
+    a.set_billing_rules("pax8", 7, {"usage": "drop", "invoice_id": 20001})  # a new setting replaces the level
+    a.set_billing_rules("ingram", 7, {"exclude": True})
+    assert b.billing_rules(["*", "pax8"]) == {("*", 0): {"target": "new", "drop_zero_lines": True},
+                                              ("pax8", 7): {"usage": "drop", "invoice_id": 20001}}
+    a.set_billing_rules("pax8", 7, {})  # nothing left at a level: it is removed
+    assert b.billing_rules(["pax8"]) == {}
+    assert b.billing_rules([]) == {}

@@ -187,6 +187,8 @@ class FakeHalo:
                 return self._by_id(self.recurring, parts[1])
             if lower == "/invoice":
                 return self._page(lower, self.invoices, "invoices", query)
+            if parts[0] == "invoice" and len(parts) == 2:
+                return self._by_id(self.invoices, parts[1])
             if lower == "/actions":
                 return self._page(lower, self.actions, "actions", query)
             if lower == "/tickets":
@@ -231,6 +233,12 @@ class FakeHalo:
                 return httpx2.Response(201, json=saved)
             if lower == "/softwarelicence":
                 return httpx2.Response(201, json=self._upsert(self.licences, body[0]))
+            if lower == "/invoice":
+                added = body[0].pop("add_lines", None) or []
+                saved = self._upsert(self.invoices, body[0])
+                saved.setdefault("lines", [])
+                saved["lines"] += [{"id": self._new_id(), **row} for row in added]
+                return httpx2.Response(201, json=saved)
         if method == "DELETE" and parts[0] == "softwarelicence" and len(parts) == 2:
             before = len(self.licences)
             self.licences[:] = [r for r in self.licences if str(r["id"]) != parts[1]]

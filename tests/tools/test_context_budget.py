@@ -42,7 +42,7 @@ async def client(tmp_path):
 async def test_tools_list_fits_its_budget(client):
     listing = (await client.list_tools()).model_dump(mode="json", by_alias=True, exclude_none=True)
     listing.pop("_meta", None)
-    assert len(listing["tools"]) == 22
+    assert len(listing["tools"]) == 24
     assert cs.size(listing) <= cs.BUDGETS["tools_list"], cs.size(listing)
 
 

@@ -153,6 +153,7 @@ class InvoiceLine(DomainModel):
     id: int | None = None
     contract_id: int | None = None
     description: str = ""
+    product_code: str | None = None  # the item's code (charges: part of a line's natural key)
     quantity: Decimal = Decimal(0)
     unit_price: Decimal = Decimal(0)
     total: Decimal = Decimal(0)  # net amount of the line
@@ -174,6 +175,7 @@ class Invoice(DomainModel):
     credit_for_invoice_id: int | None = None
     voided: bool = False
     recurring_invoice_id: int | None = None
+    posted: bool | None = None  # None: Halo did not say
     lines: list[InvoiceLine] = Field(default_factory=list)
 
 

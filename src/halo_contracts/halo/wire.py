@@ -27,6 +27,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from halo_contracts.config import CodeMaps
+from halo_contracts.domain.charges import ChargeDraft
 from halo_contracts.domain.drafts import ContractFields, LicenceFields, RecurringItemFields
 from halo_contracts.domain.models import (
     Client,
@@ -567,6 +568,7 @@ def _invoice_line_from_wire(row: Mapping[str, Any], header_contract_id: int | No
         id=_int(row.get("id")),
         contract_id=contract_id if contract_id is not None else header_contract_id,
         description=_str(row.get("item_shortdescription")) or "",
+        product_code=_text(row.get("item_code")),
         quantity=qty,
         unit_price=price,
         total=total,
@@ -595,9 +597,50 @@ def invoice_from_wire(row: Mapping[str, Any]) -> Invoice:
         credit_for_invoice_id=credit_for,
         voided=bool(_bool(row.get("voided"))),
         recurring_invoice_id=_int(row.get("recurring_invoice_id")) or None,
+        posted=_bool(row.get("posted")),
         lines=[_invoice_line_from_wire(line, contract_id) for line in row.get("lines") or []
                if isinstance(line, Mapping)],
     )
+
+
+def charge_line_to_wire(line: ChargeDraft, *, header_id: int | None = None, once: bool = False) -> dict[str, Any]:
+    """A distributor charge as an ``InvoiceDetail``: item code, description, quantity, unit cost
+    and price, the period it covers (``startdate``/``enddate``: with the code, its natural key);
+    ``once`` marks a line added to a recurring invoice as billed once (``onetimecharge``)."""
+    body: dict[str, Any] = {}
+    if header_id is not None:
+        body["ihid"] = header_id
+    body.update({
+        "item_code": line.product_code,
+        "item_shortdescription": line.description,
+        "qty_order": _number_out(line.quantity),
+        "unit_price": _number_out(line.unit_price),
+        "startdate": format_date(line.period_start),
+        "enddate": format_date(line.period_end),
+    })
+    if line.unit_cost is not None:
+        body["unit_cost"] = _number_out(line.unit_cost)
+    if once:
+        body["onetimecharge"] = True
+    return body
+
+
+def invoice_to_wire(*, client_id: int | None = None, invoice_id: int | None = None, invoice_date: date | None = None,
+                    lines: list[dict[str, Any]] | None = None,
+                    add_lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An ``InvoiceHeader``: a new one (client, date, its lines) or lines added to one (id, ``add_lines``)."""
+    body: dict[str, Any] = {}
+    if invoice_id is not None:
+        body["id"] = invoice_id
+    if client_id is not None:
+        body["client_id"] = client_id
+    if invoice_date is not None:
+        body["invoice_date"] = format_date(invoice_date)
+    if lines is not None:
+        body["lines"] = lines
+    if add_lines is not None:
+        body["add_lines"] = add_lines
+    return body
 
 
 # --------------------------------------------------------------------------------------

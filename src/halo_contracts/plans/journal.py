@@ -19,7 +19,9 @@ of its steps, in the same tables, through the same SQL (the common dialect of th
   ``"$step:N.id"`` id strings are read as references on load, see ``models.legacy_refs``);
 - ``mappings``: customer name -> Halo client id, per source (licence sync);
 - ``product_mappings``: a distributor's product code -> Halo product code, per source;
-- ``licence_lines``: licence id -> the recurring line confirmed to bill it.
+- ``licence_lines``: licence id -> the recurring line confirmed to bill it;
+- ``billing_rules``: a client's charge billing rules and target invoice per distributor
+  (client 0: every client; distributor ``*``: the global default), the fields set at that level.
 
 The executor writes ``sending`` (with the request) and commits it *before* the request
 leaves, and ``done`` with the answer after it: a crash at any point leaves either a
@@ -127,6 +129,13 @@ CREATE TABLE IF NOT EXISTS licence_lines (
     licence_id INTEGER PRIMARY KEY,
     line_id INTEGER NOT NULL,
     updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS billing_rules (
+    distributor TEXT NOT NULL,
+    client_id INTEGER NOT NULL,
+    rules TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (distributor, client_id)
 );
 CREATE INDEX IF NOT EXISTS plans_created ON plans(created_at);
 CREATE TABLE IF NOT EXISTS claims (
@@ -447,6 +456,31 @@ class JournalBase(ABC):
         with self._read() as db:
             rows = db.execute("SELECT licence_id, line_id FROM licence_lines ORDER BY licence_id").fetchall()
         return {int(r["licence_id"]): int(r["line_id"]) for r in rows}
+
+    # ---- billing rules (distributor charges) ------------------------------------------------
+
+    def set_billing_rules(self, distributor: str, client_id: int, rules: dict[str, Any]) -> None:
+        """Store the fields set at one level (``rules`` empty: the level is removed)."""
+        with self._tx() as db:
+            if not rules:
+                db.execute("DELETE FROM billing_rules WHERE distributor = ? AND client_id = ?",
+                           (distributor, int(client_id)))
+                return
+            db.execute(
+                "INSERT INTO billing_rules(distributor, client_id, rules, updated_at) VALUES (?,?,?,?)"
+                " ON CONFLICT(distributor, client_id) DO UPDATE SET rules = excluded.rules,"
+                " updated_at = excluded.updated_at",
+                (distributor, int(client_id), json.dumps(rules, sort_keys=True), _now()))
+
+    def billing_rules(self, distributors: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
+        """Every stored level of these distributors: (distributor, client id) -> fields."""
+        if not distributors:
+            return {}
+        marks = ",".join("?" * len(distributors))
+        with self._read() as db:
+            rows = db.execute(f"SELECT distributor, client_id, rules FROM billing_rules WHERE distributor IN ({marks})"
+                              " ORDER BY distributor, client_id", tuple(distributors)).fetchall()
+        return {(r["distributor"], int(r["client_id"])): _load(r["rules"]) or {} for r in rows}
 
     def applied_plans_of(self, tool: str, *, limit: int = 1000) -> list[dict[str, Any]]:
         """Plans of ``tool`` that changed Halo (applied or partly applied): id and summary, newest first."""

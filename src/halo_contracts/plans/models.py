@@ -37,6 +37,9 @@ StepKind = Literal[
     "create_licence",  # params: {"fields": LicenceFields-json}
     "update_licence",  # params: {"licence_id", "fields": {...}}
     "delete_licence",  # params: {"licence_id"}
+    "create_invoice",  # params: {"client_id", "invoice_date", "lines": [ChargeDraft-json]}
+    "add_invoice_lines",  # params: {"invoice_id", "lines": [ChargeDraft-json]}
+    "add_recurring_charges",  # params: {"recurring_invoice_id", "lines": [ChargeDraft-json]}
 ]
 
 # pending: never sent. sending: marked (and committed) just before the request left; a step

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from halo_contracts.domain.charges import ChargeDraft, charge_key
 from halo_contracts.domain.drafts import ContractFields, LicenceFields, RecurringItemFields
 from halo_contracts.halo.client import ContractQuery, HaloClient
 from halo_contracts.plans.models import ParamRef, Plan, Step, StepKind
@@ -293,6 +294,127 @@ async def _settle_delete_licence(halo: HaloClient, p: dict[str, Any], key: dict[
     return Settlement(None, p, f"licence {licence_id} still exists; delete sent again")
 
 
+# ---- distributor charges -----------------------------------------------------------------------
+# A charge's natural key is its product code and period (domain.charges.charge_key). Each step's
+# natural key holds how many lines of each key its invoice (a new invoice: the client's open
+# invoices) had when the plan was built (``held``); a line counts as added once Halo holds more.
+
+
+def _drafts(p: dict[str, Any]) -> list[ChargeDraft]:
+    return [ChargeDraft.model_validate(line) for line in p["lines"]]
+
+
+def _keys_of(lines: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in lines:
+        k = charge_key(line.product_code or "", line.start_date, line.end_date)
+        counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
+async def _charges_now(halo: HaloClient, kind: str, p: dict[str, Any], key: dict[str, Any]) -> tuple[dict[str, int],
+                                                                                                   bool]:
+    """(key -> lines Halo holds now on the step's invoice, or the client's open invoices for a
+    new one; whether that invoice is posted)."""
+    if kind == "add_invoice_lines":
+        invoice = await halo.get_invoice(int(p["invoice_id"]))
+        return _keys_of(invoice.lines), bool(invoice.posted)
+    if kind == "add_recurring_charges":
+        return _keys_of((await halo.get_recurring_invoice(int(p["recurring_invoice_id"]))).lines), False
+    invoices = await halo.list_invoices(client_id=int(key.get("client_id", p["client_id"])), not_posted_only=True)
+    return _keys_of([line for i in invoices for line in i.lines]), False
+
+
+def _added(p: dict[str, Any], key: dict[str, Any], now: dict[str, int]) -> tuple[list[dict[str, Any]],
+                                                                                  list[dict[str, Any]]]:
+    """(lines Halo holds beyond what it held at plan time, lines still missing)."""
+    spare = {k: now.get(k, 0) - int(n) for k, n in (key.get("held") or {}).items()}
+    for k, n in now.items():
+        spare.setdefault(k, n)
+    found: list[dict[str, Any]] = []
+    missing: list[dict[str, Any]] = []
+    for line, draft in zip(p["lines"], _drafts(p), strict=True):
+        if spare.get(draft.key, 0) > 0:
+            spare[draft.key] -= 1
+            found.append(line)
+        else:
+            missing.append(line)
+    return found, missing
+
+
+def _charge_guard(kind: str) -> Callable[[HaloClient, dict[str, Any], dict[str, Any]], Awaitable[str | None]]:
+    async def guard(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> str | None:
+        """The re-import guard at apply time: the charges must not have reached Halo since the
+        plan was built (another import applied first), and an invoice must still be open."""
+        now, posted = await _charges_now(halo, kind, p, key)
+        if posted:
+            return (f"invoice {p['invoice_id']} was posted after the plan was built; nothing was sent. Plan the "
+                    "charges again (target a new invoice)")
+        found, _missing = _added(p, key, now)
+        if found:
+            return (f"{len(found)} of these {len(p['lines'])} charge line(s) are already in Halo (same product and "
+                    "period, added after the plan was built); nothing was sent. Plan the import again")
+        return None
+    return guard
+
+
+def _charge_settle(kind: str) -> Callable[[HaloClient, dict[str, Any], dict[str, Any]], Awaitable[Settlement]]:
+    async def settle(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement:
+        """Lines are found by product and period beyond what the invoice held at plan time;
+        the ones found are not sent again."""
+        if kind == "create_invoice":
+            found_invoice = await halo.find_charge_invoice(int(key.get("client_id", p["client_id"])), _drafts(p),
+                                                           exclude=list(key.get("existing_invoice_ids") or []))
+            if found_invoice is not None:
+                return Settlement({"id": found_invoice.id, "lines": len(p["lines"])}, None,
+                                  f"found invoice {found_invoice.id} holding the lines by product and period")
+            return Settlement(None, p, "no new invoice holds the lines; sent again")
+        now, _posted = await _charges_now(halo, kind, p, key)
+        found, missing = _added(p, key, now)
+        target = p.get("invoice_id", p.get("recurring_invoice_id"))
+        result = {"id": target, "lines": len(found)} if found else None
+        if not missing:
+            return Settlement(result, None, f"found all {len(found)} line(s) by product and period")
+        return Settlement(result, {**p, "lines": missing},
+                          f"found {len(found)} of {len(p['lines'])} line(s) by product and period; sent the rest")
+    return settle
+
+
+def _create_invoice_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (int(p["client_id"]), date.fromisoformat(p["invoice_date"]), _drafts(p)), {}
+
+
+async def _create_invoice(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    invoice = await halo.create_invoice(*_create_invoice_args(p)[0])
+    return {"id": invoice.id, "lines": len(p["lines"])}
+
+
+def _add_invoice_lines_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (int(p["invoice_id"]), _drafts(p)), {}
+
+
+async def _add_invoice_lines(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    invoice = await halo.add_invoice_lines(*_add_invoice_lines_args(p)[0])
+    return {"id": invoice.id, "lines": len(p["lines"])}
+
+
+def _add_recurring_charges_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (int(p["recurring_invoice_id"]), _drafts(p)), {}
+
+
+async def _add_recurring_charges(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    ri = await halo.add_recurring_charges(*_add_recurring_charges_args(p)[0])
+    return {"id": ri.id, "lines": len(p["lines"])}
+
+
+def _merge_charge_lines(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    return {"id": new.get("id", old.get("id")), "lines": int(old.get("lines") or 0) + int(new.get("lines") or 0)}
+
+
+def _charge_lock(p: dict[str, Any], key: dict[str, Any]) -> str | None:
+    return f"charges:client:{key.get('client_id', p.get('client_id'))}"
+
+
 HANDLERS: dict[str, StepHandler] = {
     h.kind: h
     for h in (
@@ -310,6 +432,14 @@ HANDLERS: dict[str, StepHandler] = {
         StepHandler("update_licence", "update_licence", None, _update_licence, _resend, _update_licence_args),
         StepHandler("delete_licence", "delete_licence", None, _delete_licence, _settle_delete_licence,
                     _delete_licence_args),
+        StepHandler("create_invoice", "create_invoice", "invoice", _create_invoice, _charge_settle("create_invoice"),
+                    _create_invoice_args, guard=_charge_guard("create_invoice"), lock_key=_charge_lock),
+        StepHandler("add_invoice_lines", "add_invoice_lines", None, _add_invoice_lines,
+                    _charge_settle("add_invoice_lines"), _add_invoice_lines_args, _merge_charge_lines,
+                    guard=_charge_guard("add_invoice_lines"), lock_key=_charge_lock),
+        StepHandler("add_recurring_charges", "add_recurring_charges", None, _add_recurring_charges,
+                    _charge_settle("add_recurring_charges"), _add_recurring_charges_args, _merge_charge_lines,
+                    guard=_charge_guard("add_recurring_charges"), lock_key=_charge_lock),
     )
 }
 

@@ -16,7 +16,7 @@ from .app import (
     create_app,
 )
 from .asgi_transport import SandboxTransport, transport
-from .book import Book, Discrepancy, generate
+from .book import Book, Discrepancy, charges_export, generate
 from .quirks import Quirks
 from .store import Store
 
@@ -34,6 +34,7 @@ __all__ = [
     "SandboxConfig",
     "SandboxTransport",
     "Store",
+    "charges_export",
     "create_app",
     "generate",
     "transport",

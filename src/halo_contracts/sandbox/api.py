@@ -185,6 +185,7 @@ _COMPUTED = {
     "rlines": {"net_amount", "total_price", "tax_amount", "_warning"},
     "prepay": {"client_name", "_warning"},
     "licences": {"client_name", "site_name", "_warning"},
+    "invoices": {"client_name", "contract_ref", "total", "tax_total", "_warning", "last_modified", "add_lines"},
 }
 
 
@@ -356,7 +357,7 @@ RESOURCES: dict[str, Resource] = {
         Resource("rinvoices", "rinvoices", "Recurring invoice", "InvoiceHeader", "invoices"),
         Resource("rlines", "rlines", "Recurring invoice line", "InvoiceDetail", answer="lines", schemaless=True),
         Resource("rlines_update", "rlines", "Recurring invoice line", "InvoiceDetail", answer="lines", schemaless=True),
-        Resource("invoices", "invoices", "Invoice", key="invoices"),
+        Resource("invoices", "invoices", "Invoice", "InvoiceHeader", key="invoices"),
         Resource("actions", "actions", "Action", key="actions", pageable=False, capped=True,
                  default_order=(("datetime", False),)),
         Resource("tickets", "tickets", "Ticket", key="tickets"),
@@ -753,6 +754,10 @@ class Api:
             clauses.append(("coalesce(json_extract(doc, '$.total'), 0) >= 0", []))
         if q.get("includeinvoices") is not None and not q.flag("includeinvoices"):
             clauses.append(("coalesce(json_extract(doc, '$.total'), 0) < 0", []))
+        if q.flag("notpostedonly"):
+            clauses.append(("coalesce(json_extract(doc, '$.posted'), 0) = 0", []))
+        if q.flag("postedonly"):
+            clauses.append(("coalesce(json_extract(doc, '$.posted'), 0) = 1", []))
         return clauses
 
     def _ilines_for(self, ids: list[int]) -> dict[int, list[dict]]:
@@ -783,6 +788,40 @@ class Api:
 
     def _invoices_one(self, doc: dict) -> dict:
         return self._invoice_out(doc, self._ilines_for([doc["id"]])[doc["id"]])
+
+    def _invoices_check(self, i: int, item: dict, existing: dict | None, merged: dict,
+                        errors: dict[str, list[str]]) -> None:
+        """POST /Invoice: a new invoice (client, its ``lines``) or, with ``id``, one changed; its
+        ``add_lines`` are added beside the lines it has. A posted invoice takes no new lines."""
+        self._check_client(errors, i, merged)
+        if existing is not None and existing.get("posted") and (item.get("add_lines") or "lines" in item):
+            _required(errors, i, "id", f"Invoice {existing['id']} has been posted and can no longer be changed.")
+        for name in ("lines", "add_lines"):
+            for j, line in enumerate(item.get(name) or []):
+                if line.get("ihid") and existing is not None and line["ihid"] != existing["id"]:
+                    _required(errors, i, f"{name}[{j}].ihid", "A line of this invoice must have ihid = its id.")
+
+    def _invoices_save(self, existing: dict | None, merged: dict, item: dict, _extra: Any) -> dict:
+        if existing is None:
+            merged.setdefault("invoice_date", format_ts(self.sb.today))
+            merged.setdefault("posted", False)
+            merged.setdefault("voided", False)
+            merged.setdefault("invoicetype", 0)
+        merged["last_modified"] = _now(self.sb)
+        self._save("invoices", existing, merged)
+        if existing is None and not merged.get("invoicenumber"):
+            merged["invoicenumber"] = f"INV-{merged['id']:06d}"
+        if "lines" in item:  # arrays are replaced wholesale
+            self.store.delete_where("ilines", "ihid = ?", [merged["id"]])
+        for line in [*(item.get("lines") or []), *(item.get("add_lines") or [])]:
+            line = {k: v for k, v in line.items() if k not in _COMPUTED["rlines"] and k != "id"}
+            line["ihid"] = merged["id"]
+            self._line_defaults(line, merged)
+            self.store.insert("ilines", _line_out(line))
+        lines = self._ilines_for([merged["id"]])[merged["id"]]
+        merged["total"] = to_json_number(sum((money(x.get("net_amount")) for x in lines), Decimal(0)))
+        self.store.put("invoices", merged)
+        return self._invoice_out(merged, lines)
 
     # ------------------------------------------------------------------ actions and tickets
     def _actions_filters(self) -> Clauses:
@@ -959,6 +998,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Resource]] = [
         ("GET", "recurringinvoice" + _ID, "get", "rinvoices"),
         ("DELETE", "recurringinvoice" + _ID, "delete", "rinvoices"),
         ("GET", "invoice", "list", "invoices"),
+        ("POST", "invoice", "post", "invoices"),
         ("GET", "invoice" + _ID, "get", "invoices"),
         ("GET", "actions", "list", "actions"),
         ("GET", "actions" + _ID, "get", "actions"),

@@ -32,6 +32,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from importlib import resources
 from typing import Any
 
 from .logic import (
@@ -1270,3 +1271,10 @@ def generate(store: Store, clients: int = 25, contracts: int = 120, today: date 
     the 2024 document's shapes (one recurring invoice per contract, a billing period per line)
     instead of the 2026 document's (one recurring invoice per billing frequency)."""
     return _Generator(store, clients, contracts, today or date.today(), seed, line_periods).run()
+
+
+def charges_export() -> str:
+    """The demo book's distributor charges export (CSV): customers of the book spelled as a
+    distributor spells them, with recurring, usage (Azure), prorate (owed and favourable),
+    zero-amount and one-off lines, and one customer the book does not have."""
+    return resources.files(__package__).joinpath("data", "charges.csv").read_text(encoding="utf-8")

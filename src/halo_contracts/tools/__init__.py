@@ -15,6 +15,7 @@ TOOL_MODULES = (
     "licence_sync",
     "licences",
     "licence_billing",
+    "charges",
     "plans",
 )
 
