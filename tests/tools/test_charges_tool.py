@@ -4,6 +4,7 @@ against Halo's OpenAPI slices."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from mcp import Client
 
 from halo_contracts.config import load_settings
+from halo_contracts.plans.journal import Journal
 from halo_contracts.sandbox import SandboxConfig, charges_export, create_app, transport
 from halo_contracts.server import build_server
 from support.spec import SpecCheckingTransport
@@ -46,7 +48,13 @@ def checked(sandbox_app):
 
 @pytest.fixture
 def server(checked, tmp_path: Path):
-    return build_server(settings(), transport=checked, journal_path=tmp_path / "j.sqlite3")
+    server = build_server(settings(), transport=checked, journal_path=tmp_path / "j.sqlite3")
+    server.journal_file = tmp_path / "j.sqlite3"
+    return server
+
+
+def server_journal(server) -> Path:
+    return server.journal_file
 
 
 async def call(server, tool: str, **args: Any) -> tuple[bool, Any]:
@@ -215,3 +223,29 @@ async def test_bad_exports_are_refused_before_halo_is_asked(server, sb):
                                     "period_start": "2026-11-01"}])
     assert err and "row 1, quantity" in text
     assert len(sb.log) == 0
+
+
+async def test_a_500_line_export_answers_within_the_result_budgets(server, sb):
+    clients = [c["name"] for c in sb.store.where("clients") if not c.get("inactive")]
+    rows = ["Customer,SKU,Description,Qty,Unit Cost,Unit Price,Charge Type,Period Start,Period End"]
+    rows += [f'"{clients[n % len(clients)]}",SKU-{n % 61:03d},"Line {n} {"x" * 40}",1,8.00,10.00,'
+             f'{("Recurring", "Azure", "Prorate")[n % 3]},2026-11-01,2026-11-30' for n in range(500)]
+    async with Client(server) as client:
+        r = await client.call_tool("plan_distributor_charges", {"source": "\n".join(rows), "distributor": "Pax8"})
+    assert not r.is_error
+    data = r.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert len(json.dumps(data, separators=(",", ":")).encode()) <= 25_000
+    assert len(r.content[0].text.encode()) <= 1_500
+    out = r.structured_content
+    assert out["lines_total"] == 500 and len(out["lines"]) < 500  # capped; the plan keeps every line
+    plan_lines = sum(len(s.params["lines"]) for s in Journal(server_journal(server)).get_plan(out["plan_id"]).steps)
+    assert plan_lines == 500
+
+
+async def test_an_export_over_the_row_limit_is_refused(checked, tmp_path):
+    small = load_settings(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
+                          rate_limit="1000000/1", tools="license-sync,plans", feed_max_rows=100)
+    server = build_server(small, transport=checked, journal_path=tmp_path / "small.sqlite3")
+    rows = ["Customer,SKU,Qty,Unit Price,Period Start"] + [f"Acme,S{n},1,1,2026-11-01" for n in range(101)]
+    err, text = await call(server, "plan_distributor_charges", source="\n".join(rows), distributor="Pax8")
+    assert err and "101 rows, over the limit of 100" in text and "HALO_FEED_MAX_ROWS" in text

@@ -61,7 +61,8 @@ from halo_contracts.tools.common import (
     today_of,
 )
 
-MAX_ROWS = 40  # client, line, set-aside and customer rows in a result; the plan keeps every line
+MAX_CLIENTS = 40  # client rows in a result (most money first)
+MAX_ROWS = 25  # line, set-aside and customer rows in a result; the plan keeps every line
 
 
 # ---- results ----------------------------------------------------------------------------------
@@ -124,6 +125,7 @@ class ChargesPlan(Result):
     lines_total: int
     set_aside: list[SetAsideRow]
     set_aside_total: int
+    lines_set_aside: int = Field(description="export lines not added as they are")
     skipped_customers: list[CustomerRow] = Field(description="unmatched, ambiguous and excluded customers")
     skipped_customers_total: int
     amount_before: Money
@@ -134,7 +136,7 @@ class ChargesPlan(Result):
     def said(self) -> str:
         text = (f"Charges from {self.distributor}: {self.feed_lines} export line(s); {self.lines_total} line(s) to add "
                 f"for {sum(1 for c in self.clients if c.lines_added)} client(s) in {self.steps} step(s), "
-                f"{self.set_aside_total} set aside by rules or already invoiced; amount "
+                f"{self.lines_set_aside} export line(s) set aside by rules or already invoiced; amount "
                 f"{money(self.amount_before)} -> {money(self.amount_after)}.")
         if self.skipped_customers_total:
             text += f" {self.skipped_customers_total} customer(s) skipped (unmatched, ambiguous or excluded)."
@@ -470,7 +472,8 @@ async def _result(ctx: Context, planner: _Planner, feed: ChargeFeed, distributor
     clients = sorted(planner.clients, key=lambda c: -abs(c.amount_after))
     return ChargesPlan(
         plan_id=plan_id, distributor=distributor, feed_lines=len(feed.lines), steps=len(plan.steps),
-        clients=clients[:MAX_ROWS], clients_total=len(clients), lines=planner.lines[:MAX_ROWS],
+        clients=clients[:MAX_CLIENTS], clients_total=len(clients), lines=planner.lines[:MAX_ROWS],
         lines_total=len(planner.lines), set_aside=planner.aside[:MAX_ROWS], set_aside_total=len(planner.aside),
+        lines_set_aside=len({(r.client_id, r.line) for r in planner.aside}),
         skipped_customers=skipped[:MAX_ROWS], skipped_customers_total=len(skipped), amount_before=amount_before,
         amount_after=amount_after, warnings=plan.warnings, next_step=next_step)
