@@ -44,8 +44,17 @@ def fields_of(report) -> list[str]:
 
 
 def test_a_good_contract_passes_without_warnings():
-    r = check_contract(good(), CODES, today=TODAY, client_name="Acme Ltd")
+    r = check_contract(good(next_invoice_date=date(2026, 7, 1)), CODES, today=TODAY, client_name="Acme Ltd")
     assert r.ok and r.warnings == []
+
+
+def test_a_recurring_contract_without_next_invoice_date_warns():
+    r = check_contract(good(next_invoice_date=None), CODES, today=TODAY, client_name="Acme Ltd")
+    assert r.ok and [(w.field, w.rule) for w in r.warnings] == [
+        ("next_invoice_date", "a Recurring contract has no next invoice date")]
+    # a Cancelled or Expired contract bills nothing: no warning
+    assert check_contract(good(next_invoice_date=None, status="Expired"), CODES, today=TODAY,
+                          client_name="Acme Ltd").warnings == []
 
 
 @pytest.mark.parametrize(("over", "field"), [
@@ -133,6 +142,9 @@ class TestPrepaid:
 
 class TestWarnings:
     def warned(self, c, **kw) -> list[str]:
+        """The warnings' fields, with a next invoice date given (its own warning has its own test)."""
+        if "next_invoice_date" not in c.model_fields_set:
+            c = c.model_copy(update={"next_invoice_date": c.start_date})
         r = check_contract(c, CODES, today=TODAY, **kw)
         assert r.ok
         return sorted(w.field for w in r.warnings)

@@ -78,10 +78,18 @@ def up(value, pct: str) -> str:
 
 
 def renewable(sb) -> list[int]:
-    """Active contracts with an end date that nothing renews yet, from the raw documents."""
+    """Active contracts with an end date that nothing renews yet, from the raw documents: no later
+    contract links back, and no Pending contract of the same client and type starts after it ends."""
     docs = sb.store.where("contracts")
     renewed = {c["previouscontract"] for c in docs if c.get("previouscontract")}
-    return [c["id"] for c in docs if c.get("status") == 1 and c.get("end_date") and c["id"] not in renewed]
+
+    def successor(c: dict) -> bool:
+        return any(o["id"] != c["id"] and o.get("client_id") == c.get("client_id")
+                   and o.get("contracttype") == c.get("contracttype") and o.get("status") == 2
+                   and o.get("start_date") and day(o["start_date"]) >= day(c["end_date"]) for o in docs)
+
+    return [c["id"] for c in docs if c.get("status") == 1 and c.get("end_date") and c["id"] not in renewed
+            and not successor(c)]
 
 
 def copyable_lines(sb, cid: int) -> list[dict]:

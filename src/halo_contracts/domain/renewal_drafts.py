@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from halo_contracts.domain import guardrails as gr
 from halo_contracts.domain import renewals as rn
 from halo_contracts.domain.drafts import ContractFields, RecurringItemFields
 from halo_contracts.domain.models import Contract, RecurringItem
@@ -196,6 +197,7 @@ def draft_renewal(c: Contract, lines: list[RecurringItem], *, new_ref: str, new_
 # ---- which contracts of a batch are renewed ------------------------------------------------------
 
 Refs = dict[int | None, dict[str, int]]  # client id -> casefolded ref -> contract id
+Book = dict[int | None, list[Contract]]  # client id -> its contracts (every status)
 
 
 @dataclass
@@ -223,19 +225,40 @@ def _ref_clash(clash: int) -> str:
             "renewal made by hand without the previous-contract link. Link or rename it, then run again")
 
 
+def _pending_renewal(succ: Contract) -> str:
+    return (f"a renewal already exists: contract {succ.id} of the same client and type is Pending and starts "
+            f"{succ.start_date}, after this one ends (it has no previous-contract link)")
+
+
+def _overlap_warnings(cid: int, c: Contract, new_start: date, new_end: date,
+                      others: list[Contract]) -> list[str]:
+    out = []
+    for o in gr.overlapping(c.client_id, c.type, new_start, new_end, others, exclude=[c.id]):
+        issue = gr.overlap_issue(o, what=f"its renewal ({new_start} to {new_end})")
+        out.append(f"contract {cid}: {issue.rule}; {issue.fix}")
+    return out
+
+
 def select(wanted: list[int], targets: dict[int, Contract], missing: list[int], renewed: set[int], refs: Refs,
-           today: date, term_months: int | None) -> Selection:
+           today: date, term_months: int | None, book: Book | None = None) -> Selection:
     """Every contract checked before anything is planned: renewable ones with their new term and
-    reference; those already renewed (or whose new ref is taken) skipped with the reason; the
-    rest as errors."""
+    reference; those already renewed (a later contract links back, or a Pending one of the same
+    client and type starts after it ends in ``book``, or its new ref is taken) skipped with the
+    reason; the rest as errors. A renewal overlapping another Active or Pending contract of the
+    same client and type gets a warning naming it."""
     out = Selection(errors=[f"contract {i}: not found in Halo" for i in missing])
     new_refs: dict[tuple[int | None, str], int] = {}
+    book = book or {}
     for cid in wanted:
         c = targets.get(cid)
         if c is None:
             continue
         if cid in renewed:
             out.skipped.append((cid, ALREADY_RENEWED))
+            continue
+        succ = gr.pending_successor(c, book.get(c.client_id, []))
+        if succ is not None:
+            out.skipped.append((cid, _pending_renewal(succ)))
             continue
         check = rn.check_renewable(c, today, term_months=term_months)
         if c.client_id is None:
@@ -257,5 +280,6 @@ def select(wanted: list[int], targets: dict[int, Contract], missing: list[int], 
             continue
         new_refs[key] = cid
         out.warnings.extend(f"contract {cid}: {w}" for w in check.warnings)
+        out.warnings.extend(_overlap_warnings(cid, c, new_start, new_end, book.get(c.client_id, [])))
         out.chosen.append(Chosen(c, new_start, new_end, months, new_ref))
     return out

@@ -380,6 +380,9 @@ def _warn_practices(r: Report, c: ContractFields, codes: CodeMaps, *, today: dat
     if c.type and _same(c.type, "Recurring") and c.billing_frequency is None:
         r.warn("billing_frequency", "a Recurring contract without a billing frequency uses Halo's default",
                f"set billing_frequency ({', '.join(codes.billing_period_names)})")
+    if c.type and _same(c.type, "Recurring") and live and c.next_invoice_date is None:
+        r.warn("next_invoice_date", "a Recurring contract has no next invoice date",
+               "set next_invoice_date to its first billing date (inside the contract's dates)")
     _warn_status_dates(r, c, today)
     if c.term_months and c.start_date and c.end_date:
         expected_end = date.fromordinal(add_months(c.start_date, c.term_months).toordinal() - 1)

@@ -90,10 +90,12 @@ async def find_contract(halo: HaloClient, client_id: int, ref: str) -> Any | Non
     inactive ones included. Reads the client's contracts and compares refs here rather than
     trusting Halo's free-text ``search`` (whose matching rules are Halo's own)."""
     rows = await halo.list_contracts(ContractQuery(client_id=client_id, include_inactive=True))
-    for c in rows:
-        if c.client_id == client_id and _same_text(c.ref, ref):
-            return c
-    return None
+    return match_contract(rows, client_id, ref)
+
+
+def match_contract(rows: list[Any], client_id: int, ref: str) -> Any | None:
+    """The contract of ``client_id`` among ``rows`` whose ref is ``ref`` (as ``find_contract``)."""
+    return next((c for c in rows if c.client_id == client_id and _same_text(c.ref, ref)), None)
 
 
 async def _settle_create_contract(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement:

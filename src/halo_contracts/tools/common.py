@@ -41,6 +41,7 @@ from pydantic_core import PydanticCustomError
 
 from halo_contracts.access import Principal, caller_principal
 from halo_contracts.domain import lines as ln
+from halo_contracts.domain.drafts import RecurringItemFields
 from halo_contracts.domain.models import Contract, RecurringItem
 from halo_contracts.domain.money import cents, unsigned_zero
 from halo_contracts.domain.validation import Report, text_problem
@@ -404,6 +405,40 @@ def canonical(kind: str, value: str | None, codes: CodeMaps) -> str | None:
     return codes.billing_periods[code].name if code is not None else value
 
 
+MAX_ITEMS = 100  # recurring lines one call adds (one request)
+
+
+class NewItem(ArgModel):
+    description: Annotated[Line, Field(max_length=250)]
+    quantity: Number
+    unit_price: Number = Field(description="Per billing period")
+    billing_frequency: Annotated[Line | None, Field(max_length=50)] = None
+    start_date: IsoDate | None = None
+    end_date: IsoDate | None = Field(default=None)
+    long_description: Annotated[Notes | None, Field(max_length=4000)] = None
+    item_id: Annotated[int | None, Field(gt=0)] = None
+
+
+def item_fields(item: NewItem, codes: CodeMaps) -> RecurringItemFields:
+    """A new line's fields as sent: description trimmed, frequency in the tenant's spelling."""
+    data = item.model_dump(exclude_unset=True, exclude_none=True)
+    if "description" in data:
+        data["description"] = data["description"].strip()
+    if data.get("billing_frequency") is not None:
+        data["billing_frequency"] = canonical("billing", data["billing_frequency"], codes)
+    return RecurringItemFields(**data)
+
+
+def lines_monthly(items: list[RecurringItemFields], contract_frequency: str | None, codes: CodeMaps) -> Decimal:
+    """What new lines add per month (lines whose frequency has no known months count 0)."""
+    total = Decimal(0)
+    for f in items:
+        months = codes.months_of(f.billing_frequency or contract_frequency)
+        if months and f.quantity is not None and f.unit_price is not None:
+            total += f.quantity * f.unit_price / Decimal(months)
+    return total
+
+
 def item_months(item: RecurringItem, contract: Contract, codes: CodeMaps) -> tuple[str | None, int | None]:
     """The line's billing frequency (its own, else the contract's) and its months."""
     freq = item.billing_frequency or contract.billing_frequency
@@ -561,8 +596,15 @@ class PlanView(Result):
         if self.expired:
             return "Next: call the tool that built it again (dry_run=true) for a fresh plan."
         if self.status in ("planned", "partial", "failed", "applying"):
-            return f"Next: show the user the plan, then apply_plan('{self.plan_id}')."
+            shown = "the plan and its warnings" if self.warnings else "the plan"
+            return f"Next: show the user {shown}, then apply_plan('{self.plan_id}')."
         return "Nothing left to apply."
+
+
+def preview_message(plan: Plan) -> str:
+    """What a write tool's dry run says to do next: show the plan (and its warnings) first."""
+    shown = "the plan and its warnings" if plan.warnings else "the plan"
+    return f"Nothing sent yet. Show the user {shown}, then apply_plan('{plan.id}')."
 
 
 def write_said(message: str, plan: PlanView | None, warnings: list[str] | None = None) -> str:

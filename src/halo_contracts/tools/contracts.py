@@ -7,6 +7,7 @@ There is deliberately no delete tool: a contract with invoices is cancelled, not
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -15,15 +16,19 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from halo_contracts.config import CodeMaps
-from halo_contracts.domain.drafts import ContractFields
-from halo_contracts.domain.models import Contract
+from halo_contracts.domain import guardrails as gr
+from halo_contracts.domain.drafts import ContractFields, RecurringItemFields
+from halo_contracts.domain.models import Contract, RecurringItem
 from halo_contracts.domain.money import annualised, cents, monthly_equivalent
 from halo_contracts.domain.validation import (
     MONEY_PLACES,
     PREPAID,
+    ContractDates,
+    ContractPlanCheck,
     Report,
     check_contract_update,
     check_new_contract,
+    check_new_items,
     is_blank,
     precision_issue,
 )
@@ -31,8 +36,9 @@ from halo_contracts.halo.client import ContractQuery
 from halo_contracts.halo.errors import HaloNotFound
 from halo_contracts.plans import consent
 from halo_contracts.plans.models import Plan
-from halo_contracts.plans.steps import add_step, find_contract
+from halo_contracts.plans.steps import add_step, find_contract, match_contract
 from halo_contracts.tools.common import (
+    MAX_ITEMS,
     ArgModel,
     ClientId,
     ContractId,
@@ -45,6 +51,7 @@ from halo_contracts.tools.common import (
     Line,
     LineMaybeBlank,
     Money,
+    NewItem,
     Notes,
     Number,
     PeriodTotal,
@@ -60,12 +67,15 @@ from halo_contracts.tools.common import (
     halo_tool,
     hours,
     invalid,
+    item_fields,
     item_rows,
+    lines_monthly,
     listed,
     money,
     paged,
     period_totals,
     plural,
+    preview_message,
     read_contract,
     rejected,
     submit_plan,
@@ -326,14 +336,25 @@ class CreateContractResult(Result):
     client: str | None
     ref: str
     value: Money | None = Field(description="the value sent (for Prepaid Hours: hours x rate when a rate was given)")
+    item_ids: list[int] = Field(default_factory=list, description="the new lines (once created)")
+    lines_per_month: Money | None = Field(default=None, description="what the lines bill per month")
     existing: ExistingContract | None = None
+    overlaps: list[ExistingContract] = Field(default_factory=list, description="Active or Pending contracts of the "
+                                             "same client and type whose dates overlap")
     plan_id: str | None
     plan: PlanView | None
     warnings: list[str]
     message: str
 
     def said(self) -> str:
-        return write_said(self.message, self.plan, self.warnings)
+        head = self.message
+        if self.lines_per_month is not None:
+            head += f" The recurring lines bill {money(self.lines_per_month)} a month."
+        return write_said(head, self.plan, self.warnings)
+
+
+def existing_row(c: Contract) -> ExistingContract:
+    return ExistingContract(id=c.id, ref=c.ref, status=c.status, start_date=c.start_date, end_date=c.end_date)
 
 
 async def _check_references(ac: Any, client_id: int, sla_id: int | None) -> tuple[Any, list[str]]:
@@ -355,6 +376,70 @@ async def _check_references(ac: Any, client_id: int, sla_id: int | None) -> tupl
     return client, notes
 
 
+def _default_next_invoice(fields: ContractFields, codes: CodeMaps, today: date) -> tuple[ContractFields, list[str]]:
+    """A Recurring contract without a next invoice date gets the first billing date on or after
+    today (as its recurring invoice's next creation date), said in a warning."""
+    months = codes.months_of(fields.billing_frequency) if fields.billing_frequency else None
+    if (fields.next_invoice_date is not None or not months or fields.start_date is None
+            or not gr.needs_next_invoice_date(fields.type, fields.status)):
+        return fields, []
+    day = gr.first_billing_date(fields.start_date, today, months)
+    if fields.end_date is not None and day > fields.end_date:
+        return fields, []
+    return fields.model_copy(update={"next_invoice_date": day}), [str(gr.next_invoice_defaulted(day))]
+
+
+def _check_new(fields: ContractFields, lines: list[RecurringItemFields], codes: CodeMaps, today: date,
+               hourly_rate: Decimal | None, client_name: str | None = None) -> tuple[ContractPlanCheck, Report]:
+    """The contract's rules and its lines' (no request)."""
+    check = check_new_contract(fields, codes, today=today, hourly_rate=hourly_rate, client_name=client_name)
+    items = Report()
+    if lines:
+        dates = ContractDates(fields.start_date, fields.end_date, fields.billing_frequency)
+        items = check_new_items(lines, dates, codes, today=today)
+    if not (check.report.ok and items.ok):
+        raise rejected(Report(errors=check.report.errors + items.errors))
+    return check, items
+
+
+def _line_warnings(to_send: ContractFields, lines: list[RecurringItemFields], codes: CodeMaps,
+                   today: date) -> list[str]:
+    day = max(today, to_send.start_date) if to_send.start_date else today
+    figures = [gr.LineFigures(f.quantity or Decimal(0), f.unit_price or Decimal(0), f.billing_frequency,
+                              f.start_date or to_send.start_date, f.end_date) for f in lines]
+    issue = gr.value_vs_lines(to_send.value, to_send.type, to_send.billing_frequency, figures, day, codes.months_of)
+    return [str(issue)] if issue else []
+
+
+def _create_steps(plan: Plan, halo: Any, to_send: ContractFields, lines: list[RecurringItemFields]) -> None:
+    client_id = to_send.client_id
+    add_step(plan, halo, "create_contract",
+             f"Create {to_send.type} contract '{to_send.ref}' for client {client_id}, "
+             f"{to_send.status}, from {to_send.start_date}" + (f" to {to_send.end_date}" if to_send.end_date else ""),
+             {"fields": to_send.model_dump(mode="json", exclude_unset=True)},
+             natural_key={"client_id": client_id, "ref": to_send.ref})
+    if not lines:
+        return
+    schedule = {k: v for k, v in (("billing_frequency", to_send.billing_frequency),
+                                  ("start_date", to_send.start_date and to_send.start_date.isoformat()),
+                                  ("end_date", to_send.end_date and to_send.end_date.isoformat())) if v}
+    add_step(plan, halo, "create_recurring_invoice", "Create the recurring invoice of the new contract"
+             + (f" ({to_send.billing_frequency})" if to_send.billing_frequency else ""),
+             {"client_id": client_id, "contract_id": Plan.ref(0), "contract_ref": to_send.ref, **schedule},
+             natural_key={"contract_id": Plan.ref(0)})
+    described = "; ".join(f"{f.quantity} x '{f.description}' at {f.unit_price}" for f in lines[:5])
+    if len(lines) > 5:
+        described += f"; and {len(lines) - 5} more"
+    others = sorted({f.billing_frequency for f in lines if f.billing_frequency
+                     and f.billing_frequency != to_send.billing_frequency})
+    add_step(plan, halo, "add_recurring_lines",
+             f"Add {len(lines)} line(s) to the new contract: {described}"
+             + (f" ({', '.join(others)} lines on a recurring invoice of their own)" if others else ""),
+             {"recurring_invoice_id": Plan.ref(1), "contract_id": Plan.ref(0),
+              "items": [f.model_dump(mode="json", exclude_unset=True) for f in lines]},
+             natural_key={"contract_id": Plan.ref(0), "existing_line_ids": []})
+
+
 @halo_tool(group="contracts", kind="write", title="Create a contract", idempotent=False)
 async def create_contract(
     client_id: ClientId,
@@ -366,24 +451,23 @@ async def create_contract(
     = None,
     end_date: IsoDate | None = None,
     billing_frequency: Annotated[Name | None, Field()] = None,
-    value: Annotated[Number | None, Field(description="Charge per billing period; Prepaid Hours: the block's "
-                                                      "price")] = None,
+    value: Annotated[Number | None, Field(description="Per billing period; Prepaid Hours: the block's price")]
+    = None,
     notes: Annotated[Notes | None, Field(max_length=4000)] = None,
     sla_id: Annotated[int | None, Field(strict=True, gt=0)] = None,
     site_id: Annotated[int | None, Field(strict=True, gt=0)] = None,
     next_invoice_date: IsoDate | None = None,
     term_months: Annotated[int | None, Field(strict=True, ge=1, le=240)] = None,
     prepaid_hours: Annotated[Number | None, Field()] = None,
-    hourly_rate: Annotated[Number | None, Field(description="Prepaid Hours: rate per hour; the value becomes "
-                                                            "hours x rate")] = None,
+    hourly_rate: Annotated[Number | None, Field(description="Prepaid Hours: value = hours x rate")] = None,
     prepay_expiry_months: Annotated[int | None, Field(strict=True, ge=0, le=120,
-                                                      description="Prepaid Hours: months until hours expire "
-                                                                  "(0 = never)")] = None,
+                                                      description="Prepaid Hours; 0 = never")] = None,
+    items: Annotated[list[NewItem] | None, Field(max_length=MAX_ITEMS)] = None,
     dry_run: DryRun = False,
     detail: Detail = "summary",
 ) -> CreateContractResult:
-    """Create a contract, checked first (dry_run=true: plan only); an existing one with the same
-    client and ref is returned instead."""
+    """Create a contract and its recurring lines (items) as one plan (dry_run=true: plan only); one
+    with the same client and ref is returned instead."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
     given: dict[str, Any] = {
@@ -395,45 +479,48 @@ async def create_contract(
         "sla_id": sla_id, "site_id": site_id, "next_invoice_date": next_invoice_date, "term_months": term_months,
         "prepaid_hours": prepaid_hours, "prepay_expiry_months": prepay_expiry_months,
     }
-    fields = ContractFields(**{k: v for k, v in given.items() if v is not None})
-    # 1. business rules (no request)
-    check = check_new_contract(fields, codes, today=today, hourly_rate=hourly_rate)
-    if not check.report.ok:
-        raise rejected(check.report)
-    # 2. references (reads)
+    fields, defaulted = _default_next_invoice(ContractFields(**{k: v for k, v in given.items() if v is not None}),
+                                              codes, today)
+    lines = [item_fields(i, codes) for i in items or []]
+    # 1. business rules, the contract's and its lines' (no request)
+    _check_new(fields, lines, codes, today, hourly_rate)
+    # 2. references and the client's contracts (reads)
     async with halo_errors():
         client, notes_ = await _check_references(ac, client_id, sla_id)
-        # 3. duplicate guard: the same client and ref
-        existing = await find_contract(ac.halo, client_id, fields.ref or "")
-    check = check_new_contract(fields, codes, today=today, hourly_rate=hourly_rate, client_name=client.name)
-    warnings = notes_ + [str(w) for w in check.report.warnings]
+        book = await ac.halo.list_contracts(ContractQuery(client_id=client_id, include_inactive=True))
+    existing = match_contract(book, client_id, fields.ref or "")  # 3. the duplicate guard: client and ref
+    check, item_report = _check_new(fields, lines, codes, today, hourly_rate, client_name=client.name)
+    to_send = check.fields
+    overlaps = gr.overlapping(client_id, to_send.type, start_date, to_send.end_date, book,
+                              exclude=[existing.id] if existing else [])
+    warnings = (notes_ + [str(w) for w in check.report.warnings] + defaulted + [str(w) for w in item_report.warnings]
+                + _line_warnings(to_send, lines, codes, today) + [str(gr.overlap_issue(c)) for c in overlaps])
+    common: dict[str, Any] = {"client_id": client_id, "client": client.name, "warnings": warnings,
+                              "overlaps": [existing_row(c) for c in overlaps]}
     if existing is not None:
         return CreateContractResult(
-            outcome="exists", contract_id=existing.id, client_id=client_id, client=client.name, ref=fields.ref or "",
-            value=check.fields.value,
-            existing=ExistingContract(id=existing.id, ref=existing.ref, status=existing.status,
-                                      start_date=existing.start_date, end_date=existing.end_date),
-            plan_id=None, plan=None, warnings=warnings,
+            outcome="exists", contract_id=existing.id, ref=fields.ref or "", value=check.fields.value,
+            existing=existing_row(existing), plan_id=None, plan=None, **common,
             message=f"Client {client_id} already has contract {existing.id} with this reference; nothing was "
                     "created. Change that contract with update_contract, or pick a different ref.")
-    # 4. the plan
-    to_send = check.fields
-    plan = Plan(tool="create_contract", title=f"Create contract '{to_send.ref}' for client {client_id}")
-    add_step(plan, ac.halo, "create_contract",
-             f"Create {to_send.type} contract '{to_send.ref}' for client {client_id}, "
-             f"{to_send.status}, from {to_send.start_date}" + (f" to {to_send.end_date}" if to_send.end_date else ""),
-             {"fields": to_send.model_dump(mode="json", exclude_unset=True)},
-             natural_key={"client_id": client_id, "ref": to_send.ref})
+    # 4. the plan: the contract, its recurring invoice and its lines
+    plan = Plan(tool="create_contract", title=f"Create contract '{to_send.ref}' for client {client_id}"
+                + (f" with {len(lines)} recurring line(s)" if lines else ""))
+    _create_steps(plan, ac.halo, to_send, lines)
     plan.warnings = warnings
+    per_month = lines_monthly(lines, to_send.billing_frequency, codes) if lines else None
     plan.summary = consent.money_summary(
         Decimal(0), consent.contract_monthly(to_send.value, codes.months_of(to_send.billing_frequency), to_send.status))
+    if per_month is not None:
+        plan.summary["lines_monthly"] = str(cents(per_month))
     view, outcome = await submit_plan(ctx, plan, dry_run=dry_run, detail=detail)
     new_id = outcome.plan.steps[0].result["id"] if outcome else None
+    item_ids = list((outcome.plan.steps[-1].result or {}).get("ids") or []) if outcome and lines else []
     return CreateContractResult(
-        outcome="created" if outcome else "planned", contract_id=new_id, client_id=client_id, client=client.name,
-        ref=to_send.ref or "", value=to_send.value, plan_id=plan.id, plan=view, warnings=warnings,
-        message=(f"Created contract {new_id}.{confirmation_note(outcome)}" if outcome else
-                 f"Nothing sent yet. Show the user the plan, then apply_plan('{plan.id}')."))
+        outcome="created" if outcome else "planned", contract_id=new_id, ref=to_send.ref or "", value=to_send.value,
+        item_ids=item_ids, lines_per_month=per_month, plan_id=plan.id, plan=view, **common,
+        message=(f"Created contract {new_id}" + (f" with {len(item_ids)} line(s)" if lines else "")
+                 + f".{confirmation_note(outcome)}" if outcome else preview_message(plan)))
 
 
 # ---- update ---------------------------------------------------------------------------------------
@@ -462,14 +549,14 @@ class ContractChanges(ArgModel):
     start_date: IsoDate | None = None
     end_date: IsoDate | None = None
     billing_frequency: Name | None = None
-    value: Number | None = Field(default=None, description="per billing period (Prepaid Hours: block price)")
+    value: Number | None = Field(default=None, description="Per period; Prepaid Hours: block price")
     notes: Annotated[Notes | None, Field(max_length=4000)] = None
     sla_id: Annotated[int | None, Field(gt=0)] = None
     site_id: Annotated[int | None, Field(gt=0)] = None
     next_invoice_date: IsoDate | None = None
     term_months: Annotated[int | None, Field(ge=1, le=240)] = None
     prepaid_hours: Number | None = None
-    hourly_rate: Number | None = Field(default=None, description="Prepaid Hours: value becomes hours x rate")
+    hourly_rate: Number | None = Field(default=None, description="Prepaid Hours: value = hours x rate")
     prepay_expiry_months: Annotated[int | None, Field(ge=0, le=120)] = None
 
 
@@ -536,11 +623,75 @@ def _precheck_changes(changes: ContractChanges, codes: CodeMaps) -> Report:
     return r
 
 
+def _is_status(value: str | None, name: str) -> bool:
+    return (value or "").strip().casefold() == name.casefold()
+
+
+async def _lines_of(halo: Any, contract_id: int) -> list[RecurringItem]:
+    """The contract's recurring lines, each with the id of the recurring invoice it is on."""
+    invoices = await halo.list_recurring_invoices(contract_id=contract_id, include_lines=True)
+    return [line.model_copy(update={"recurring_invoice_id": line.recurring_invoice_id or ri.id})
+            for ri in invoices if ri.contract_id in (None, contract_id) for line in ri.lines]
+
+
+@dataclass
+class _Guarded:
+    """What the update's guardrails add: warnings, and the lines a cancel ends."""
+
+    warnings: list[str]
+    end_lines: list[RecurringItem]
+    cancel_date: date | None = None
+
+
+async def _guardrails(ac: Any, existing: Contract, check: ContractPlanCheck, today: date,
+                      end_recurring_lines: bool) -> _Guarded:
+    """Cancelling with lines still billing; money or dates changed on a Cancelled or Expired
+    contract; a value that disagrees with the lines. Reads the lines only when a rule needs them."""
+    changed, codes = check.changed, ac.codes
+    merged = existing.model_copy(update={k: new for k, (_, new) in changed.items()})
+    out = _Guarded([], [])
+    frozen = [k for k in gr.FROZEN_FIELDS if k in changed]
+    issue = gr.frozen_contract_issue(existing.status, ", ".join(frozen)) if frozen else None
+    if issue is not None and gr.frozen_contract_issue(merged.status, "") is not None:  # not a reactivation
+        out.warnings.append(str(issue))
+    cancels = "status" in changed and _is_status(merged.status, "Cancelled")
+    values = bool({"value", "billing_frequency"} & set(changed)) and not _is_status(merged.type, PREPAID)
+    if not (cancels or values):
+        return out
+    async with halo_errors():
+        lines = await _lines_of(ac.halo, existing.id)
+    if values:
+        day = max(today, merged.start_date) if merged.start_date else today
+        issue = gr.value_vs_lines(merged.value, merged.type, merged.billing_frequency,
+                                  [gr.LineFigures.of(x) for x in lines], day, codes.months_of, field="changes.value")
+        if issue:
+            out.warnings.append(str(issue))
+    if cancels:
+        out.cancel_date = merged.end_date if "end_date" in changed and merged.end_date else today
+        billing = gr.billing_lines(lines, out.cancel_date)
+        if billing and end_recurring_lines:
+            out.end_lines = billing
+        elif billing:
+            out.warnings.append(str(gr.cancel_lines_issue(len(billing), out.cancel_date)))
+    return out
+
+
+def _end_line_steps(plan: Plan, halo: Any, contract_id: int, guarded: _Guarded) -> None:
+    day = guarded.cancel_date
+    for line in guarded.end_lines:
+        add_step(plan, halo, "update_recurring_line",
+                 f"End line {line.id} of contract {contract_id} on {day} (it would bill after the cancel)",
+                 {"line_id": line.id, "recurring_invoice_id": line.recurring_invoice_id,
+                  "fields": RecurringItemFields(end_date=day).model_dump(mode="json", exclude_unset=True)},
+                 natural_key={"contract_id": contract_id, "line_id": line.id})
+
+
 @halo_tool(group="contracts", kind="write", title="Update a contract", idempotent=True)
 async def update_contract(
     contract_id: ContractId,
     changes: ContractChanges,
     ctx: Context,
+    end_recurring_lines: Annotated[bool, Field(strict=True)] = True,
     dry_run: DryRun = False,
     detail: Detail = "summary",
 ) -> UpdateContractResult:
@@ -584,16 +735,22 @@ async def update_contract(
         if clash is not None and clash.id != contract_id:
             raise invalid("changes.ref", f"the client's contract {clash.id} already has this reference",
                           "pick a reference no other contract of this client uses")
+    guarded = await _guardrails(ac, existing, check, today, end_recurring_lines)
+    warnings += guarded.warnings
     names = ", ".join(r.field for r in rows)
-    plan = Plan(tool="update_contract", title=f"Update contract {contract_id}")
+    plan = Plan(tool="update_contract", title=f"Update contract {contract_id}"
+                + (f" and end {len(guarded.end_lines)} recurring line(s)" if guarded.end_lines else ""))
+    _end_line_steps(plan, ac.halo, contract_id, guarded)
     add_step(plan, ac.halo, "update_contract", f"Update contract {contract_id}: set {names}",
              {"contract_id": contract_id, "fields": check.fields.model_dump(mode="json", exclude_unset=True)},
              natural_key={"contract_id": contract_id})
     plan.warnings = warnings
     plan.summary = {"names": {f"contract:{contract_id}": existing.ref}, **_update_money(existing, check.fields, codes)}
     view, outcome = await submit_plan(ctx, plan, dry_run=dry_run, detail=detail)
+    ended = f" and ended {len(guarded.end_lines)} recurring line(s) on {guarded.cancel_date}" \
+        if guarded.end_lines else ""
     return UpdateContractResult(
         outcome="updated" if outcome else "planned", contract_id=contract_id, changes=rows, plan_id=plan.id,
         plan=view, warnings=warnings,
-        message=(f"Updated contract {contract_id}: {names}.{confirmation_note(outcome)}" if outcome else
-                 f"Nothing sent yet. Show the user the plan, then apply_plan('{plan.id}')."))
+        message=(f"Updated contract {contract_id}: {names}{ended}.{confirmation_note(outcome)}" if outcome else
+                 preview_message(plan)))

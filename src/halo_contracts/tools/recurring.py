@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from halo_contracts.domain import guardrails as gr
 from halo_contracts.domain.drafts import RecurringItemFields
-from halo_contracts.domain.models import RecurringItem
-from halo_contracts.domain.money import monthly_equivalent
+from halo_contracts.domain.models import Contract, RecurringItem
 from halo_contracts.domain.validation import ContractDates, Report, check_item, check_item_update, check_new_items
 from halo_contracts.plans import consent
 from halo_contracts.plans.models import Plan, StepRef
 from halo_contracts.plans.steps import add_step
 from halo_contracts.tools.common import (
+    MAX_ITEMS,
     ArgModel,
     ContractId,
     Detail,
@@ -30,6 +31,7 @@ from halo_contracts.tools.common import (
     ItemRow,
     Line,
     Money,
+    NewItem,
     Notes,
     Number,
     PeriodTotal,
@@ -42,11 +44,14 @@ from halo_contracts.tools.common import (
     halo_errors,
     halo_tool,
     invalid,
+    item_fields,
     item_rows,
+    lines_monthly,
     listed,
     money,
     period_totals,
     plural,
+    preview_message,
     read_contract,
     rejected,
     submit_plan,
@@ -54,7 +59,8 @@ from halo_contracts.tools.common import (
     write_said,
 )
 
-MAX_ITEMS = 100
+if TYPE_CHECKING:
+    from halo_contracts.config import CodeMaps
 
 
 class RecurringItemsResult(Result):
@@ -103,17 +109,6 @@ async def list_recurring_items(
                                 annualised=month * 12)
 
 
-class NewItem(ArgModel):
-    description: Annotated[Line, Field(max_length=250)]
-    quantity: Number = Field(description="Above 0, at most 4 decimals")
-    unit_price: Number = Field(description="Per unit per billing period, at most 4 decimals")
-    billing_frequency: Annotated[Line | None, Field(max_length=50, description="Default: the contract's")] = None
-    start_date: IsoDate | None = Field(default=None, description="First day billed (default: the contract's)")
-    end_date: IsoDate | None = Field(default=None)
-    long_description: Annotated[Notes | None, Field(max_length=4000)] = None
-    item_id: Annotated[int | None, Field(gt=0)] = None
-
-
 class AddItemsResult(Result):
     outcome: Literal["added", "planned"]
     contract_id: int
@@ -134,20 +129,26 @@ class AddItemsResult(Result):
         return write_said(head, self.plan, self.warnings)
 
 
-def _fields_of(item: NewItem, codes) -> RecurringItemFields:
-    data = item.model_dump(exclude_unset=True, exclude_none=True)
-    if "description" in data:
-        data["description"] = data["description"].strip()
-    if data.get("billing_frequency") is not None:
-        data["billing_frequency"] = canonical("billing", data["billing_frequency"], codes)
-    return RecurringItemFields(**data)
+def _line_guardrails(contract: Contract, after: list[gr.LineFigures], what: str, codes: CodeMaps,
+                     today: date) -> list[str]:
+    """Warnings about the lines as they will be: the contract is Cancelled or Expired, or its
+    value disagrees with what its lines bill per period."""
+    out = []
+    frozen = gr.frozen_contract_issue(contract.status, what)
+    if frozen is not None:
+        out.append(str(frozen))
+    day = max(today, contract.start_date) if contract.start_date else today
+    issue = gr.value_vs_lines(contract.value, contract.type, contract.billing_frequency, after, day,
+                              codes.months_of)
+    if issue is not None:
+        out.append(str(issue))
+    return out
 
 
 @halo_tool(group="recurring", kind="write", title="Add recurring items", idempotent=False)
 async def add_recurring_items(
     contract_id: ContractId,
-    items: Annotated[list[NewItem], Field(min_length=1, max_length=MAX_ITEMS,
-                                          description="Sent in one request")],
+    items: Annotated[list[NewItem], Field(min_length=1, max_length=MAX_ITEMS)],
     ctx: Context,
     dry_run: DryRun = False,
     detail: Detail = "summary",
@@ -155,7 +156,7 @@ async def add_recurring_items(
     """Add recurring lines to a contract as one batch (dry_run=true: plan only)."""
     ac = app(ctx)
     codes, today = ac.codes, today_of(ctx)
-    fields = [_fields_of(i, codes) for i in items]
+    fields = [item_fields(i, codes) for i in items]
     # rules that need no contract (no request)
     pre = Report()
     for n, f in enumerate(fields):
@@ -165,16 +166,13 @@ async def add_recurring_items(
     async with halo_errors():
         contract = await read_contract(ac.halo, contract_id)
         ri_ids, lines = await contract_lines(ac.halo, contract_id)
-    if (contract.status or "").casefold() == "cancelled":
-        raise invalid("contract_id", f"contract {contract_id} is Cancelled, so its lines would never bill",
-                      "add the lines to the client's current contract")
     report = check_new_items(fields, ContractDates.of(contract), codes, lines, today=today)
     if not report.ok:
         raise rejected(report)
     warnings = [str(w) for w in report.warnings]
-    if (contract.status or "").casefold() == "expired":
-        warnings.append("contract_id: the contract is Expired, so these lines will not bill until it is active "
-                        "again. Fix: renew or reactivate the contract.")
+    warnings += _line_guardrails(contract, [gr.LineFigures.of(x) for x in lines] + [
+        gr.LineFigures(f.quantity or Decimal(0), f.unit_price or Decimal(0), f.billing_frequency,
+                       f.start_date or contract.start_date, f.end_date) for f in fields], "lines", codes, today)
     if contract.client_id is None:
         raise invalid("contract_id", f"contract {contract_id} has no client in Halo", "fix the contract in Halo first")
 
@@ -193,11 +191,7 @@ async def add_recurring_items(
                                        ("end_date", contract.end_date and contract.end_date.isoformat())) if v}},
                  natural_key={"contract_id": contract_id})
         ri_ref = Plan.ref(0)
-    month_added = Decimal(0)
-    for f in fields:
-        months = codes.months_of(f.billing_frequency or contract.billing_frequency)
-        if months and f.quantity is not None and f.unit_price is not None:
-            month_added += monthly_equivalent(f.quantity * f.unit_price, months)
+    month_added = lines_monthly(fields, contract.billing_frequency, codes)
     described = "; ".join(f"{f.quantity} x '{f.description}' at {f.unit_price}" for f in fields[:5])
     if len(fields) > 5:
         described += f"; and {len(fields) - 5} more"
@@ -220,7 +214,7 @@ async def add_recurring_items(
         creates = creates and not reused
     else:
         ri_id, ids = (ri_ref if ri_ids else None), []
-    message = (f"Nothing sent yet. Show the user the plan, then apply_plan('{plan.id}')." if not outcome else
+    message = (preview_message(plan) if not outcome else
                f"Added {len(ids)} line(s) to contract {contract_id}" +
                (f" on its existing recurring invoice {ri_id} (it appeared after the plan was built)." if reused
                 else "."))
@@ -263,8 +257,8 @@ class UpdateItemResult(Result):
         return write_said(self.message, self.plan, self.warnings)
 
 
-async def _find_line(halo, item_id: int, contract_id: int | None) -> RecurringItem:
-    """The line with its recurring invoice and contract ids. With ``contract_id`` (already
+async def _find_line(halo, item_id: int, contract_id: int | None) -> tuple[RecurringItem, list[RecurringItem]]:
+    """The line with its recurring invoice and contract ids, and its contract's lines. With ``contract_id`` (already
     checked to exist) one read of that contract's recurring invoices; without it, every
     recurring invoice with its lines (Halo's ``/RecurringInvoice`` filters by header, contract
     or client, not by line id, so there is no narrower correct read)."""
@@ -273,11 +267,12 @@ async def _find_line(halo, item_id: int, contract_id: int | None) -> RecurringIt
         invoices = [ri for ri in invoices if ri.contract_id in (None, contract_id)]
     else:
         invoices = await halo.list_recurring_invoices(include_lines=True)
-    for ri in invoices:
-        for line in ri.lines:
-            if line.id == item_id:
-                return line.model_copy(update={"recurring_invoice_id": line.recurring_invoice_id or ri.id,
-                                               "contract_id": line.contract_id or ri.contract_id})
+    every = [line.model_copy(update={"recurring_invoice_id": line.recurring_invoice_id or ri.id,
+                                     "contract_id": line.contract_id or ri.contract_id})
+             for ri in invoices for line in ri.lines]
+    for line in every:
+        if line.id == item_id:
+            return line, [x for x in every if x.contract_id == line.contract_id]
     where = f"contract {contract_id}" if contract_id is not None else "any recurring invoice"
     raise invalid("item_id", f"{where} has no recurring line {item_id}",
                   "take the id from list_recurring_items for the contract")
@@ -294,7 +289,7 @@ async def update_recurring_item(
     item_id: Annotated[int, Field(strict=True, description="The line's id (list_recurring_items)")],
     changes: ItemChanges,
     ctx: Context,
-    contract_id: Annotated[ContractId | None, Field(description="Saves reading every recurring invoice")] = None,
+    contract_id: Annotated[ContractId | None, Field(description="Saves reads")] = None,
     dry_run: DryRun = False,
     detail: Detail = "summary",
 ) -> UpdateItemResult:
@@ -321,7 +316,7 @@ async def update_recurring_item(
         raise rejected(pre)
     async with halo_errors():
         contract = await read_contract(ac.halo, contract_id) if contract_id is not None else None
-        line = await _find_line(ac.halo, item_id, contract_id)
+        line, siblings = await _find_line(ac.halo, item_id, contract_id)
         contract_id = contract_id or line.contract_id
         if contract_id is None:
             raise invalid("item_id", f"recurring line {item_id} belongs to no contract in Halo",
@@ -332,6 +327,10 @@ async def update_recurring_item(
     if not check.report.ok:
         raise rejected(check.report)
     warnings = [str(w) for w in check.report.warnings]
+    if check.changed:
+        after = line.model_copy(update={k: new for k, (_, new) in check.changed.items()})
+        warnings += _line_guardrails(contract, [gr.LineFigures.of(after if x.id == item_id else x) for x in siblings],
+                                     "lines", codes, today_of(ctx))
     rows = [ItemChangeRow(field=k, old=_as_text(o), new=_as_text(n)) for k, (o, n) in check.changed.items()]
     if not check.changed:
         return UpdateItemResult(outcome="unchanged", item_id=item_id, contract_id=contract_id,
@@ -352,4 +351,4 @@ async def update_recurring_item(
         recurring_invoice_id=line.recurring_invoice_id or 0, changes=rows, plan_id=plan.id, plan=view,
         warnings=warnings,
         message=(f"Updated line {item_id}: {names}.{confirmation_note(outcome)}" if outcome else
-                 f"Nothing sent yet. Show the user the plan, then apply_plan('{plan.id}')."))
+                 preview_message(plan)))

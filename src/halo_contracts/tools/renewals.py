@@ -399,6 +399,7 @@ class _Reads:
     missing: list[int]
     renewed: set[int]
     refs: rd.Refs
+    book: rd.Book  # the contracts' clients' contracts
 
 
 class _ListTooLong(Exception):
@@ -464,9 +465,11 @@ async def _read_book(halo: HaloClient, wanted: list[int], every: list[Contract],
             c = await halo.get_contract(c.id, details=True)
         targets[c.id] = c
     refs: rd.Refs = defaultdict(dict)
+    book: rd.Book = defaultdict(list)
     for c in every:
         refs[c.client_id][c.ref.strip().casefold()] = c.id
-    return _Reads(targets, [i for i in wanted if i not in by_id], renewed, refs)
+        book[c.client_id].append(c)
+    return _Reads(targets, [i for i in wanted if i not in by_id], renewed, refs, book)
 
 
 async def _read_targeted(halo: HaloClient, wanted: list[int]) -> _Reads:
@@ -480,6 +483,7 @@ async def _read_targeted(halo: HaloClient, wanted: list[int]) -> _Reads:
             missing.append(cid)
     renewed: set[int] = set()
     refs: rd.Refs = defaultdict(dict)
+    book: rd.Book = defaultdict(list)
     for client_id in sorted({c.client_id for c in targets.values() if c.client_id is not None}):
         every = await halo.list_contracts(ContractQuery(client_id=client_id, include_inactive=True))
         open_ = await halo.list_contracts(ContractQuery(client_id=client_id, include_inactive=True,
@@ -487,7 +491,8 @@ async def _read_targeted(halo: HaloClient, wanted: list[int]) -> _Reads:
         renewed |= {c.id for c in every} - {c.id for c in open_}
         for c in every:
             refs[c.client_id][c.ref.strip().casefold()] = c.id
-    return _Reads(targets, missing, renewed, refs)
+            book[c.client_id].append(c)
+    return _Reads(targets, missing, renewed, refs, book)
 
 
 async def _read_recurring_lines(halo: HaloClient, contract_ids: list[int]) -> dict[int, list[RecurringItem]]:
@@ -519,12 +524,11 @@ def _dec(value: Decimal) -> str:
 async def generate_renewals(
     contract_ids: Annotated[list[ContractId], Field(min_length=1, max_length=MAX_RENEWALS)],
     ctx: Context,
-    uplift_percent: Annotated[Number, Field(description="Value change in percent, -50 to 100")] = 0,
-    term_months: Annotated[int | None, Field(strict=True, description="1 to 60 (default: the old term)")] = None,
+    uplift_percent: Annotated[Number, Field(description="Percent, -50 to 100")] = 0,
+    term_months: Annotated[int | None, Field(strict=True, description="1 to 60; default: the old term")] = None,
     copy_recurring_items: Annotated[bool, Field(strict=True)] = True,
     item_uplift_percent: Annotated[Number | None, Field(description="Default: uplift_percent")] = None,
-    expire_old: Annotated[ExpireOld, Field(description="Old contract: 'never', 'now', or 'at_end' (if ended, else "
-                                                       "a follow-up)")] = "never",
+    expire_old: Annotated[ExpireOld, Field(description="at_end: if ended, else a follow-up")] = "never",
     dry_run: DryRun = False,
     detail: Detail = "summary",
 ) -> GenerateRenewalsResult:
@@ -535,7 +539,8 @@ async def generate_renewals(
     ac = app(ctx)
     async with halo_errors():
         reads = await _read_contracts(ac.halo, wanted)
-    chosen = rd.select(wanted, reads.targets, reads.missing, reads.renewed, reads.refs, terms.today, term_months)
+    chosen = rd.select(wanted, reads.targets, reads.missing, reads.renewed, reads.refs, terms.today, term_months,
+                       reads.book)
     if chosen.errors:
         raise invalid("contract_ids", "these contracts cannot be renewed: " + "; ".join(chosen.errors),
                       "remove or correct those ids (find_expiring_contracts lists renewable contracts)")
