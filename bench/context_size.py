@@ -171,18 +171,14 @@ async def month(s: Session, book: Book) -> dict[str, Any]:
         return sc
 
     await step("expiring in 60 days", "find_expiring_contracts", {"within_days": 60})
-    new = {"client_id": book.client_id, "ref": "Month - Backup Services", "type": "Recurring",
-           "start_date": "2026-12-01", "end_date": "2027-11-30", "billing_frequency": "Monthly", "value": 450,
-           "dry_run": True}
-    sc = await step("new contract: preview", "create_contract", new)
-    sc = await step("new contract: apply", "apply_plan", {"plan_id": sc["plan_id"]})
-    contract_id = (sc.get("created", {}).get("contract") or [None])[0]
     lines = [{"description": "Cloud backup, per server", "quantity": 3, "unit_price": 40, "billing_frequency":
               "Monthly"},
              {"description": "Backup monitoring", "quantity": 1, "unit_price": 90, "billing_frequency": "Monthly"}]
-    sc = await step("two lines: preview", "add_recurring_items", {"contract_id": contract_id, "items": lines,
-                                                                   "dry_run": True})
-    await step("two lines: apply", "apply_plan", {"plan_id": sc["plan_id"]})
+    new = {"client_id": book.client_id, "ref": "Month - Backup Services", "type": "Recurring",
+           "start_date": "2026-12-01", "end_date": "2027-11-30", "billing_frequency": "Monthly", "value": 210,
+           "items": lines, "dry_run": True}
+    sc = await step("new contract with two lines: preview", "create_contract", new)
+    await step("new contract with two lines: apply", "apply_plan", {"plan_id": sc["plan_id"]})
     await step("low prepaid balances", "find_low_prepaid_balances", {})
     ids = await expiring_ids(s, 90)
     sc = await step("renewals 90 days +5%: preview", "generate_renewals",

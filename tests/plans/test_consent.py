@@ -60,8 +60,9 @@ async def _active_contract(client) -> dict:
 
 async def _cancel_plan(client) -> tuple[str, dict]:
     contract = await _active_contract(client)
+    # the contract's lines are left billing: the plan is the one contract write these tests count
     r = await client.call_tool("update_contract", {"contract_id": contract["id"], "changes": {"status": "Cancelled"},
-                                                   "dry_run": True})
+                                                   "end_recurring_lines": False, "dry_run": True})
     assert not r.is_error, r.content[0].text
     return r.structured_content["plan_id"], contract
 
@@ -133,7 +134,7 @@ async def test_write_tool_without_dry_run_asks_the_same_way(world, mode):
     person = Person("decline")
     async with Client(server(), elicitation_callback=person, mode=mode) as client:
         contract = await _active_contract(client)
-        args = {"contract_id": contract["id"], "changes": {"status": "Cancelled"}}
+        args = {"contract_id": contract["id"], "changes": {"status": "Cancelled"}, "end_recurring_lines": False}
         r = await client.call_tool("update_contract", args)
         assert r.is_error and "declined" in r.content[0].text
         assert writes(sb) == []
@@ -164,7 +165,8 @@ async def test_the_policy_decides_which_plans_are_asked_about(world, policy, des
         plain = r.structured_content["plan"]["confirmation"]
         asked_after_plain = len(person.asked)
         r = await client.call_tool("update_contract", {"contract_id": contract["id"],
-                                                       "changes": {"status": "Cancelled"}})
+                                                       "changes": {"status": "Cancelled"},
+                                                       "end_recurring_lines": False})
         assert not r.is_error, r.content[0].text
         destructive = r.structured_content["plan"]["confirmation"]
     assert (asked_after_plain == 1) is plain_asked

@@ -172,7 +172,8 @@ async def _cancel_over_http(base: str, mode: str, person: Person):
             found = await client.call_tool("search_contracts", {"status": "Active", "limit": 1})
             contract_id = found.structured_content["contracts"][0]["id"]
             r = await client.call_tool("update_contract", {"contract_id": contract_id,
-                                                           "changes": {"status": "Cancelled"}})
+                                                           "changes": {"status": "Cancelled"},
+                                                           "end_recurring_lines": False})
     assert not r.is_error, r.content[0].text
     return contract_id, r.structured_content
 

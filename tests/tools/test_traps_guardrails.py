@@ -346,3 +346,19 @@ async def test_recurring_contract_without_next_invoice_date(mcp_client):
     assert cleared["outcome"] == "planned"
     assert ("next_invoice_date: a Recurring contract has no next invoice date. Fix: set next_invoice_date to its "
             "first billing date (inside the contract's dates).") in cleared["warnings"]
+
+
+async def test_cancelling_a_pending_contract_ends_its_lines_before_they_start(mcp_client):
+    sb = mcp_client.sandbox
+    cid = recurring_with_lines(sb, PENDING)
+    future = {x["id"]: day(x["startdate"]) for x in live_lines(sb, cid)}
+    assert future and all(start > TODAY for start in future.values())
+    out = data(await mcp_client.call_tool("update_contract", {"contract_id": cid,
+                                                              "changes": {"status": "Cancelled"}}))
+    assert out["outcome"] == "updated" and f"ended {len(future)} recurring line(s) on {TODAY}" in out["message"]
+    assert sb.store.get("contracts", cid)["status"] == CANCELLED
+    for x in sb.store.where("rlines", "contract_id = ?", [cid]):
+        if x["id"] in future:
+            assert day(x["enddate"]) == TODAY < future[x["id"]]  # ends before it starts: never bills
+    # nothing is left billing, so cancelling again would end nothing more
+    assert not live_lines(sb, cid)
