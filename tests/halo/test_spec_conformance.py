@@ -89,6 +89,13 @@ async def exercise_every_method(halo: HaloClient, *, client_id: int, called: set
     await call("list_invoices", client_id=client_id, not_posted_only=True)
     await call("find_charge_invoice", client_id, [charge], exclude=())
     await call("add_recurring_charges", header.id, [charge])
+    # verify's cleanup: a recurring invoice and a contract of its own are deleted
+    spare = await call("create_contract", ContractFields(client_id=client_id, ref="SPEC-CHECK-2", status="Pending",
+                                                         start_date=date(2027, 1, 1)))
+    spare_header = await call("create_recurring_invoice", client_id=client_id, contract_id=spare.id,
+                              contract_ref=spare.ref, billing_frequency="Monthly", start_date=date(2027, 1, 1))
+    await call("delete_recurring_invoice", spare_header.id)
+    await call("delete_contract", spare.id)
 
 
 def test_public_method_list_is_what_the_interface_fixes():
@@ -98,7 +105,8 @@ def test_public_method_list_is_what_the_interface_fixes():
         "create_recurring_invoice", "add_recurring_lines", "update_recurring_line", "list_invoices",
         "list_time_entries", "list_tickets", "list_prepay_entries", "list_licences", "create_licence",
         "update_licence", "delete_licence", "get_licence", "authenticate", "probe", "create_invoice",
-        "add_invoice_lines", "get_invoice", "find_charge_invoice", "add_recurring_charges"]) == PUBLIC_METHODS
+        "add_invoice_lines", "get_invoice", "find_charge_invoice", "add_recurring_charges", "delete_contract",
+        "delete_recurring_invoice"]) == PUBLIC_METHODS
 
 
 # Where the client follows the 2026 document against the 2024 one (the 2026 one decides).
@@ -142,7 +150,8 @@ async def test_every_method_conforms_on_the_sandbox(write_answers):
     assert older_only_kinds(checked) == OLDER_ONLY
     # the annual line went to a second recurring invoice of the contract, with period Annual
     [contract_id] = {body[0]["contract_id"] for r in checked.requests
-                     if r.method == "POST" and r.template == "/RecurringInvoice" for body in [r.body]}
+                     if r.method == "POST" and r.template == "/RecurringInvoice" for body in [r.body]
+                     if body[0].get("contract_ref") == "SPEC-CHECK-1"}
     periods = sorted(h.get("period") for h in app.state.sandbox.store.where("rinvoices", "contract_id = ?",
                                                                               [contract_id]))
     assert periods == [1, 3]

@@ -239,10 +239,13 @@ class FakeHalo:
                 saved.setdefault("lines", [])
                 saved["lines"] += [{"id": self._new_id(), **row} for row in added]
                 return httpx2.Response(201, json=saved)
-        if method == "DELETE" and parts[0] == "softwarelicence" and len(parts) == 2:
-            before = len(self.licences)
-            self.licences[:] = [r for r in self.licences if str(r["id"]) != parts[1]]
-            return httpx2.Response(200 if len(self.licences) < before else 404, text="")
+        tables = {"softwarelicence": self.licences, "clientcontract": self.contracts,
+                  "recurringinvoice": self.recurring}
+        if method == "DELETE" and parts[0] in tables and len(parts) == 2:
+            rows = tables[parts[0]]
+            before = len(rows)
+            rows[:] = [r for r in rows if str(r["id"]) != parts[1]]
+            return httpx2.Response(200 if len(rows) < before else 404, text="")
         return httpx2.Response(404, json={"message": f"no route {method} {path}"})
 
     def _by_id(self, rows: list[dict[str, Any]], raw_id: str) -> httpx2.Response:

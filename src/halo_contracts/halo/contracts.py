@@ -1,4 +1,4 @@
-"""Client contracts (``/ClientContract``): list, read, create, update."""
+"""Client contracts (``/ClientContract``): list, read, create, update, delete."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class ContractQuery:
 class ContractEndpoints(HaloTransport):
     """Contract reads and writes."""
 
-    WRITES = ('create_contract', 'update_contract')
+    WRITES = ('create_contract', 'update_contract', 'delete_contract')
 
     async def list_contracts(self, query: ContractQuery | None = None, *,
                              on_page: PageCallback | None = None) -> list[Contract]:
@@ -65,6 +65,9 @@ class ContractEndpoints(HaloTransport):
         body = wire.contract_to_wire(fields, self._codes, contract_id=int(contract_id))
         return HaloRequest("update contract", "POST", "/ClientContract", [body])
 
+    def _req_delete_contract(self, contract_id: int) -> HaloRequest:
+        return HaloRequest("delete contract", "DELETE", f"/ClientContract/{int(contract_id)}")
+
     async def create_contract(self, fields: ContractFields) -> Contract:
         request = self._req_create_contract(fields)
         return wire.contract_from_wire(self._saved(await self._write(request), request), self._codes)
@@ -73,3 +76,7 @@ class ContractEndpoints(HaloTransport):
         """Partial update: sends ``id`` plus exactly ``fields.given()``."""
         request = self._req_update_contract(contract_id, fields)
         return wire.contract_from_wire(self._saved(await self._write(request), request), self._codes)
+
+    async def delete_contract(self, contract_id: int) -> None:
+        """Delete a contract (``verify`` removes what it made; no tool deletes contracts)."""
+        await self._write(self._req_delete_contract(contract_id))

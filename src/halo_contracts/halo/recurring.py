@@ -28,7 +28,7 @@ from halo_contracts.halo.transport import HaloRequest, HaloTransport, PageCallba
 class RecurringEndpoints(HaloTransport):
     """Recurring invoice headers and lines."""
 
-    WRITES = ("create_recurring_invoice", "add_recurring_lines", "update_recurring_line")
+    WRITES = ("create_recurring_invoice", "add_recurring_lines", "update_recurring_line", "delete_recurring_invoice")
 
     async def list_recurring_invoices(self, *, contract_id: int | None = None, client_id: int | None = None,
                                       include_lines: bool = True,
@@ -69,6 +69,13 @@ class RecurringEndpoints(HaloTransport):
             client_id=client_id, contract_id=contract_id, contract_ref=contract_ref,
             billing_frequency=billing_frequency, start_date=start_date, end_date=end_date)
         return wire.recurring_invoice_from_wire(self._saved(await self._write(request), request), self._codes)
+
+    def _req_delete_recurring_invoice(self, recurring_invoice_id: int) -> HaloRequest:
+        return HaloRequest("delete recurring invoice", "DELETE", f"/RecurringInvoice/{int(recurring_invoice_id)}")
+
+    async def delete_recurring_invoice(self, recurring_invoice_id: int) -> None:
+        """Delete a recurring invoice with its lines (``verify`` removes what it made)."""
+        await self._write(self._req_delete_recurring_invoice(recurring_invoice_id))
 
     async def _contract_schedule(self, contract_id: int) -> tuple[str | None, date | None, date | None]:
         row = await self._get_object(f"/ClientContract/{int(contract_id)}", operation="read the contract's schedule")

@@ -47,7 +47,15 @@ from halo_contracts.halo.client import HaloClient
 from halo_contracts.halo.errors import HaloError, HaloNotFound, HaloUnknownOutcome
 from halo_contracts.plans.journal import JournalBase
 from halo_contracts.plans.models import Plan, Step
-from halo_contracts.plans.steps import HANDLERS, StepHandler, UnresolvedReference, is_delete, preview, resolve
+from halo_contracts.plans.steps import (
+    HANDLERS,
+    StepHandler,
+    UnresolvedReference,
+    deleted_id,
+    is_delete,
+    preview,
+    resolve,
+)
 
 log = logging.getLogger("halo_contracts.plans")
 
@@ -392,7 +400,7 @@ async def _send(run: _Run, step: Step, handler: StepHandler, params: dict[str, A
         if not is_delete(step.kind):
             return await _stop(run, step, "failed", str(exc))
         # the object is not there (deleted out of band, or by an earlier attempt): the delete is done
-        result = {"id": params.get("licence_id"), "deleted": True, "already_gone": True}
+        result = {"id": deleted_id(step.kind, params), "deleted": True, "already_gone": True}
         step.note = "already gone: Halo answered 404 Not Found, so nothing was deleted by this step"
     except HaloError as exc:
         return await _stop(run, step, "failed", str(exc))

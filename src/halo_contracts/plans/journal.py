@@ -482,6 +482,14 @@ class JournalBase(ABC):
                               " ORDER BY distributor, client_id", tuple(distributors)).fetchall()
         return {(r["distributor"], int(r["client_id"])): _load(r["rules"]) or {} for r in rows}
 
+    def plans_of(self, tool: str, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Every plan of ``tool`` whatever its status: id, status and summary, oldest first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT id, status, summary FROM plans WHERE tool = ? ORDER BY created_at, id LIMIT ?",
+                (tool, limit)).fetchall()
+        return [{"id": r["id"], "status": r["status"], "summary": _load(r["summary"])} for r in rows]
+
     def applied_plans_of(self, tool: str, *, limit: int = 1000) -> list[dict[str, Any]]:
         """Plans of ``tool`` that changed Halo (applied or partly applied): id and summary, newest first."""
         with self._read() as db:

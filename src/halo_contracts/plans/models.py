@@ -40,6 +40,8 @@ StepKind = Literal[
     "create_invoice",  # params: {"client_id", "invoice_date", "lines": [ChargeDraft-json]}
     "add_invoice_lines",  # params: {"invoice_id", "lines": [ChargeDraft-json]}
     "add_recurring_charges",  # params: {"recurring_invoice_id", "lines": [ChargeDraft-json]}
+    "delete_recurring_invoice",  # params: {"recurring_invoice_id"} (verify's cleanup)
+    "delete_contract",  # params: {"contract_id"} (verify's cleanup)
 ]
 
 # pending: never sent. sending: marked (and committed) just before the request left; a step

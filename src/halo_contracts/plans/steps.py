@@ -27,6 +27,7 @@ from typing import Any
 from halo_contracts.domain.charges import ChargeDraft, charge_key
 from halo_contracts.domain.drafts import ContractFields, LicenceFields, RecurringItemFields
 from halo_contracts.halo.client import ContractQuery, HaloClient
+from halo_contracts.halo.errors import HaloNotFound
 from halo_contracts.plans.models import ParamRef, Plan, Step, StepKind
 
 
@@ -417,6 +418,52 @@ def _charge_lock(p: dict[str, Any], key: dict[str, Any]) -> str | None:
     return f"charges:client:{key.get('client_id', p.get('client_id'))}"
 
 
+# ---- deletes of verify's own records (no tool deletes a contract or a recurring invoice) -----------
+
+
+def _delete_contract_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (int(p["contract_id"]),), {}
+
+
+async def _delete_contract(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    await halo.delete_contract(int(p["contract_id"]))
+    return {"id": int(p["contract_id"]), "deleted": True}
+
+
+async def _settle_delete_contract(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement:
+    contract_id = int(p["contract_id"])
+    try:
+        await halo.get_contract(contract_id, details=False)
+    except HaloNotFound:
+        return Settlement({"id": contract_id, "deleted": True}, None, f"contract {contract_id} is already gone")
+    return Settlement(None, p, f"contract {contract_id} still exists; delete sent again")
+
+
+def _delete_ri_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (int(p["recurring_invoice_id"]),), {}
+
+
+async def _delete_ri(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
+    await halo.delete_recurring_invoice(int(p["recurring_invoice_id"]))
+    return {"id": int(p["recurring_invoice_id"]), "deleted": True}
+
+
+async def _settle_delete_ri(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement:
+    ri_id = int(p["recurring_invoice_id"])
+    try:
+        await halo.get_recurring_invoice(ri_id)
+    except HaloNotFound:
+        return Settlement({"id": ri_id, "deleted": True}, None, f"recurring invoice {ri_id} is already gone")
+    return Settlement(None, p, f"recurring invoice {ri_id} still exists; delete sent again")
+
+
+def deleted_id(kind: str, params: dict[str, Any]) -> Any:
+    """The id a delete step removes."""
+    name = {"delete_licence": "licence_id", "delete_contract": "contract_id",
+            "delete_recurring_invoice": "recurring_invoice_id"}.get(kind)
+    return params.get(name) if name else None
+
+
 HANDLERS: dict[str, StepHandler] = {
     h.kind: h
     for h in (
@@ -442,6 +489,10 @@ HANDLERS: dict[str, StepHandler] = {
         StepHandler("add_recurring_charges", "add_recurring_charges", None, _add_recurring_charges,
                     _charge_settle("add_recurring_charges"), _add_recurring_charges_args, _merge_charge_lines,
                     guard=_charge_guard("add_recurring_charges"), lock_key=_charge_lock),
+        StepHandler("delete_recurring_invoice", "delete_recurring_invoice", None, _delete_ri, _settle_delete_ri,
+                    _delete_ri_args),
+        StepHandler("delete_contract", "delete_contract", None, _delete_contract, _settle_delete_contract,
+                    _delete_contract_args),
     )
 }
 
