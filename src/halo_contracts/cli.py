@@ -96,10 +96,17 @@ def _build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="check configuration, credentials and read access to Halo")
     doc.add_argument("--sandbox", action="store_true", help="check against the built-in sandbox")
 
-    ver = sub.add_parser("verify", help="ask the tenant what no Halo document settles (reads only) and report it")
+    ver = sub.add_parser("verify", help="ask the tenant what no Halo document settles and report it "
+                                        "(reads only unless --write)")
     ver.add_argument("--sandbox", action="store_true", help="verify against the built-in sandbox")
     ver.add_argument("--report", default=None, metavar="FILE",
                      help="also write the JSON report (sandbox --quirks FILE plays it back)")
+    ver.add_argument("--write", action="store_true",
+                     help="also write test records in one client's book (needs --client-id), then remove them")
+    ver.add_argument("--client-id", type=int, default=None, metavar="N", help="the client --write writes into")
+    ver.add_argument("--cleanup", action="store_true",
+                     help="remove what earlier verify runs left (journal; with --client-id also by prefix in Halo)")
+    ver.add_argument("--yes", action="store_true", help="do not ask before writing")
 
     sub.add_parser("demo", help="guided tour of the main jobs on the sandbox, printed as a transcript")
     return parser
@@ -219,9 +226,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_doctor(sandbox=args.sandbox)
         if args.command == "verify":
-            from halo_contracts.verify_cmd import run_verify
+            from halo_contracts.verify_cmd import Options, run_verify
 
-            return run_verify(sandbox=args.sandbox, report_path=args.report)
+            return run_verify(sandbox=args.sandbox, report_path=args.report,
+                              options=Options(write=args.write, cleanup=args.cleanup, client_id=args.client_id,
+                                              yes=args.yes))
         if args.command == "demo":
             from halo_contracts.demo import run_demo
 

@@ -1,16 +1,23 @@
-"""``verify`` (reading): ask a tenant what no public Halo document settles, and say what it answered.
+"""``verify``: ask a tenant what no public Halo document settles, and say what it answered.
 
 Each check is a question, the evidence (requests and counts) and an answer; the answers that
 map onto a sandbox switch are collected in ``quirks`` (``halo_contracts.sandbox.Quirks``), so
-``sandbox --quirks REPORT`` plays that tenant. Only reads are sent.
+``sandbox --quirks REPORT`` plays that tenant. This module only reads: the writes of
+``verify --write`` are plans (``halo_contracts.verify_write``); what they sent is seen here
+through :class:`Recorder` (the HTTP exchanges) and compared with what Halo then stores.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
+
+import httpx2
 
 from halo_contracts.halo.client import ContractQuery, HaloClient
 from halo_contracts.halo.errors import HaloError, HaloNotFound, HaloValidationError
@@ -29,6 +36,8 @@ OUR_REQUESTS = (
     ("GET", "/SoftwareLicence"), ("GET", "/SoftwareLicence/{id}"), ("POST", "/SoftwareLicence"),
     ("DELETE", "/SoftwareLicence/{id}"),
 )
+# what verify --write sends besides (its cleanup deletes what it made)
+WRITE_REQUESTS = (("DELETE", "/ClientContract/{id}"), ("DELETE", "/RecurringInvoice/{id}"))
 LISTS = (("/Client", "clients"), ("/ClientContract", "contracts"), ("/RecurringInvoice", "invoices"),
          ("/Invoice", "invoices"), ("/Tickets", "tickets"), ("/SoftwareLicence", "licences"))
 
@@ -223,3 +232,211 @@ async def run_reading(halo: HaloClient) -> Report:
             name = check.__name__.removeprefix("check_").replace("_", " ")
             report.findings.append(Finding(f"{name}: could the tenant answer?", f"no: {exc}", settled=False))
     return report
+
+
+# ---- verify --write: what was sent, and what Halo stored --------------------------------------
+
+
+@dataclass
+class Exchange:
+    """One /api request as it went out and how it was answered."""
+
+    method: str
+    path: str  # under /api: "/ClientContract"
+    body: Any  # the JSON sent (None: none)
+    status: int | None  # None: no answer (the connection dropped)
+    answer: Any = None  # the JSON answered (None: an empty body)
+    empty: bool = True  # the answer had no body
+
+    @property
+    def is_write(self) -> bool:
+        return self.method != "GET"
+
+
+class Recorder(httpx2.AsyncBaseTransport):
+    """The HTTP boundary of a verify run: every /api exchange (token requests are not kept),
+    so the report can quote the fields sent and count reads and writes."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport | None = None) -> None:
+        self.inner = inner or httpx2.AsyncHTTPTransport()
+        self.exchanges: list[Exchange] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        path = request.url.path
+        keep = path.lower().startswith("/api/")
+        entry = Exchange(request.method.upper(), path[4:] if keep else path, _json_or_none(request.content), None)
+        if keep:
+            self.exchanges.append(entry)
+        response = await self.inner.handle_async_request(request)
+        content = await response.aread()
+        entry.status, entry.empty = response.status_code, not content.strip()
+        entry.answer = _json_or_none(content)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def counts(self, since: int = 0) -> dict[str, int]:
+        done = self.exchanges[since:]
+        writes = sum(1 for e in done if e.is_write)
+        return {"reads": len(done) - writes, "writes": writes}
+
+
+def _json_or_none(content: bytes) -> Any:
+    if not content or not content.strip():
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def same_value(sent: Any, stored: Any) -> bool:
+    """Whether Halo stored what was sent: numbers by value (1 = 1.0), dates by day (a date
+    sent and the midnight timestamp stored), everything else exactly."""
+    if isinstance(sent, bool) or isinstance(stored, bool):
+        return isinstance(sent, (bool, int)) and isinstance(stored, (bool, int)) and bool(sent) == bool(stored)
+    a, b = _number(sent), _number(stored)
+    if a is not None and b is not None:
+        return a == b
+    if isinstance(sent, str) and isinstance(stored, str) and _DATE.match(sent) and _DATE.match(stored):
+        return sent[:10] == stored[:10] and stored[10:].lstrip("T") in ("", "00:00:00", "00:00:00Z",
+                                                                         "00:00:00.000", sent[10:].lstrip("T"))
+    return sent == stored
+
+
+def compare_fields(sent: dict[str, Any], stored: dict[str, Any], skip: tuple[str, ...] = ("id",)) -> list[str]:
+    """Each field sent that Halo did not store as sent, in words (empty: all stored)."""
+    out = []
+    for name, value in sent.items():
+        if name in skip:
+            continue
+        if name not in stored:
+            out.append(f"{name}: sent {value!r}, absent from the stored record")
+        elif not same_value(value, stored[name]):
+            out.append(f"{name}: sent {value!r}, stored {stored[name]!r}")
+    return out
+
+
+def _posted(exchanges: list[Exchange], path: str) -> list[tuple[Exchange, dict[str, Any]]]:
+    return [(e, item) for e in exchanges if e.method == "POST" and e.path.lower() == path.lower()
+            and e.status is not None and 200 <= e.status < 300
+            for item in (e.body if isinstance(e.body, list) else [e.body]) if isinstance(item, dict)]
+
+
+async def stored_records(halo: HaloClient, contract_ids: list[int]) -> dict[str, Any]:
+    """The records as Halo now holds them: each contract (by id) and its recurring invoices with lines."""
+    contracts: dict[int, dict[str, Any]] = {}
+    headers: list[dict[str, Any]] = []
+    for contract_id in contract_ids:
+        contracts[contract_id] = await halo._get_object(f"/ClientContract/{int(contract_id)}",
+                                                        operation="verify: read the contract back")
+        headers += [h for h in await halo._list("/RecurringInvoice", key="invoices",
+                                                 operation="verify: read the recurring invoices back",
+                                                 params={"contract_id": contract_id, "includelines": True})
+                    if h.get("contract_id") == contract_id]
+    return {"contracts": contracts, "headers": headers}
+
+
+def check_stored(exchanges: list[Exchange], stored: dict[str, Any], report: Report) -> None:
+    """Step 3: every field of each contract, recurring invoice and line sent, against what Halo stored."""
+    contracts, headers = stored["contracts"], stored["headers"]
+    by_ref = {str(c.get("ref")): c for c in contracts.values()}
+    evidence, differ = [], []
+    for _e, item in _posted(exchanges, "/ClientContract"):
+        row = contracts.get(item.get("id")) or by_ref.get(str(item.get("ref")))
+        if row is None:
+            continue
+        found = compare_fields(item, row)
+        differ += found
+        evidence.append(f"contract {row.get('id')}: {len(item) - len(found)} of {len(item)} fields as sent"
+                        + (f"; {'; '.join(found)}" if found else ""))
+    _answer(report, "Does Halo store each field of a new contract as sent?", evidence, differ)
+    evidence, differ = [], []
+    for e, item in _posted(exchanges, "/RecurringInvoice"):
+        made = e.answer[0] if isinstance(e.answer, list) and e.answer else e.answer
+        made_id = made.get("id") if isinstance(made, dict) else None
+        row = next((h for h in headers if h.get("id") == made_id), None) or next(
+            (h for h in headers if h.get("period") == item.get("period")), None)
+        if row is None:
+            continue
+        found = compare_fields(item, {k: v for k, v in row.items() if k != "lines"})
+        differ += found
+        evidence.append(f"recurring invoice {row.get('id')} (period {row.get('period')}): "
+                        f"{len(item) - len(found)} of {len(item)} fields as sent" + (f"; {'; '.join(found)}" if found
+                                                                                      else ""))
+    _answer(report, "Does Halo store a recurring invoice's schedule (period, start, end, next creation) as sent?",
+            evidence, differ)
+    _check_lines(exchanges, headers, report)
+
+
+def _check_lines(exchanges: list[Exchange], headers: list[dict[str, Any]], report: Report) -> None:
+    evidence, differ = [], []
+    for _e, item in _posted(exchanges, "/RecurringInvoice/Lines"):
+        where = next(((h, line) for h in headers for line in h.get("lines") or []
+                      if line.get("item_shortdescription") == item.get("item_shortdescription")), None)
+        if where is None:
+            differ.append(f"line {item.get('item_shortdescription')!r}: not found on the contract's recurring invoices")
+            continue
+        header, line = where
+        found = compare_fields(item, line)
+        differ += found
+        evidence.append(f"line {line.get('id')} on recurring invoice {header.get('id')} (period "
+                        f"{header.get('period')}, line billingperiod {line.get('billingperiod', 'absent')}): "
+                        f"{len(item) - len(found)} of {len(item)} fields as sent"
+                        + (f"; {'; '.join(found)}" if found else ""))
+    _answer(report, "Does Halo store each recurring line as sent, on the recurring invoice of its frequency?",
+            evidence, differ)
+
+
+def _answer(report: Report, question: str, evidence: list[str], differ: list[str]) -> None:
+    if not evidence and not differ:
+        report.findings.append(Finding(question, "not settled: nothing of this kind was written", settled=False))
+        return
+    answer = "yes: every field sent was stored as sent" if not differ else (
+        f"no: {len(differ)} field(s) differ (see the evidence)")
+    report.findings.append(Finding(question, answer, evidence or differ))
+
+
+def check_write_answers(exchanges: list[Exchange], report: Report) -> None:
+    """Do the writes the 2026 document declares without a body (lines, licences) answer one?"""
+    paths = ("/RecurringInvoice/Lines", "/RecurringInvoice/updatelines", "/SoftwareLicence")
+    seen = [e for e in exchanges if e.method == "POST" and e.path.lower() in {p.lower() for p in paths}
+            and e.status is not None and 200 <= e.status < 300]
+    question = "Do the writes documented without a body (lines, licences) answer with the saved record?"
+    if not seen:
+        report.findings.append(Finding(question, "not settled: none was sent", settled=False))
+        return
+    evidence = [f"POST {e.path} -> {e.status}, " + ("no body" if e.empty else "a body") for e in seen]
+    empty = sum(1 for e in seen if e.empty)
+    if empty == len(seen):
+        report.quirks["write_answers"] = "empty"
+        answer = "no: they answer without a body; each write is read back to confirm it"
+    elif empty == 0:
+        report.quirks["write_answers"] = "record"
+        answer = "yes: each answered with a body"
+    else:
+        answer = f"mixed: {empty} of {len(seen)} answered without a body; each such write is read back"
+    report.findings.append(Finding(question, answer, evidence))
+
+
+async def licence_after_delete(halo: HaloClient, licence_id: int) -> str:
+    """What a deleted licence looks like: gone (404), or kept and marked."""
+    try:
+        row = await halo._get_object(f"/SoftwareLicence/{int(licence_id)}", operation="verify: read the licence")
+    except HaloNotFound:
+        return "gone (404)"
+    flags = {k: row.get(k) for k in ("deleted", "is_active", "inactive") if k in row}
+    return f"still readable, {flags}"
