@@ -225,3 +225,47 @@ def test_a_contract_halo_will_not_delete_is_cancelled_and_reported(tmp_path):
     [done] = [f for f in report["findings"] if f["question"].startswith("Did verify remove")]
     assert done["answer"].startswith("no: cancelled what Halo would not delete")
     assert sum("refused to delete it" in e and "cancelled instead" in e for e in done["evidence"]) == 2
+
+
+@pytest.mark.parametrize("kill_after", [4, pytest.param(10, marks=pytest.mark.slow)])
+def test_a_killed_verify_then_cleanup_leaves_the_book_as_it_was(tmp_path, kill_after):
+    """The command itself, as a process on a real port, killed (SIGKILL) mid-way; then
+    ``verify --cleanup`` (another process, the same data directory) removes what it made."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from halo_contracts.sandbox.standalone import serve_in_thread
+
+    app = create_app(SandboxConfig(clients=6, contracts=24, strict=True, rate_limit=100_000, rate_window=1.0))
+    sb = app.state.sandbox
+    before = _book(sb)
+    with serve_in_thread(app) as base:
+        env = {**os.environ, "HALO_BASE_URL": base, "HALO_CLIENT_ID": sb.config.client_id,
+               "HALO_CLIENT_SECRET": sb.config.client_secret, "HALO_DATA_DIR": str(tmp_path / "data"),
+               "HALO_RATE_LIMIT": "100000/1", "PYTHONUNBUFFERED": "1"}
+        for name in ("HALO_TENANT", "HALO_AUTH_URL", "HALO_JOURNAL_URL", "HALO_CONFIG_FILE"):
+            env.pop(name, None)
+        command = [sys.executable, "-m", "halo_contracts", "verify", "--yes"]
+        sb.faults.latency = (0.01, 0.02)  # so the kill lands mid-run
+        with open(tmp_path / "a.err", "wb") as errors:
+            run = subprocess.Popen([*command, "--write", "--client-id", str(sb.book.client_ids[0])], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=errors)
+            deadline = time.monotonic() + 120
+
+            def writes() -> int:
+                return sum(1 for e in sb.log.entries() if e.method != "GET" and e.path.startswith("/api"))
+
+            while writes() < kill_after and run.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            os.kill(run.pid, signal.SIGKILL)
+            run.wait(timeout=30)
+        assert run.returncode == -signal.SIGKILL, (tmp_path / "a.err").read_text()[-2000:]
+        assert 0 < writes() < 14 and _book(sb) != before
+        sb.faults.latency = (0.0, 0.0)
+        done = subprocess.run([*command, "--cleanup"], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert "yes: nothing it made is left" in done.stdout
+    assert _book(sb) == before
