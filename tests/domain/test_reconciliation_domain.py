@@ -16,7 +16,9 @@ from halo_contracts.domain.reconciliation import (
     FINDING_KINDS,
     TOLERANCE,
     accrued_recurring,
+    billing_history_start,
     expected_recurring,
+    history_window,
     index_book,
     needs_block_rate,
     period_months,
@@ -52,13 +54,13 @@ def invoice(iid: int, amount: str, start: date, end: date, *, cid: int = 1, when
 
 
 def run(c: Contract, items: list[RecurringItem], invoices: list[Invoice], start: date, end: date,
-        time: list[TimeEntry] = ()):
+        time: list[TimeEntry] = (), recurring_from: date | None = None):
     book = index_book([RecurringInvoice(id=-101, contract_id=c.id, lines=items)], invoices, time)
     return reconcile_contract(c, recurring_lines=book.recurring_lines.get(c.id, []),
                               billed_lines=book.billed_lines.get(c.id, []),
                               time_entries=book.time_entries.get(c.id, []),
                               period_start=start, period_end=end, months_of=MONTHS_OF,
-                              invoices_by_id=book.invoices_by_id)
+                              invoices_by_id=book.invoices_by_id, recurring_from=recurring_from)
 
 
 def kinds(result) -> list[tuple[str, D]]:
@@ -144,7 +146,7 @@ def test_missing_month_under_and_over_billing_per_slot():
     assert (missing.period_start, missing.period_end, missing.recurring_line_ids) == (*FEB, (1,))
     assert r.findings[0].invoice_ids == (1,) and r.findings[0].invoice_line_ids == (10,)
     assert r.variance == D("-485.00")
-    assert r.at_stake == D("505.00")
+    assert (r.owed_to_client, r.to_collect) == (D("10.00"), D("495.00"))  # never added into one figure
 
 
 def test_tolerance_is_one_cent():
@@ -328,3 +330,33 @@ def test_expected_and_accrued_add_up_over_split_windows(start, length, cut, line
         right = f(c, lines, middle + timedelta(days=1), end, MONTHS_OF) if middle < end else D(0)
         assert abs(whole - (left + right)) < D("0.000001")
         assert whole >= 0
+
+
+def test_history_window_cuts_at_the_month_of_the_first_invoice():
+    start, end = date(2026, 1, 1), date(2026, 6, 30)
+    assert history_window(start, end, None) == (start, None)  # no invoice at all: nothing to cut at
+    assert history_window(start, end, date(2025, 12, 1)) == (start, None)
+    assert history_window(start, end, date(2026, 1, 20)) == (start, None)  # the first month itself counts
+    assert history_window(start, end, date(2026, 3, 15)) == (date(2026, 3, 1), (start, date(2026, 2, 28)))
+    assert history_window(start, end, date(2026, 7, 1)) == (None, (start, end))
+
+
+def test_billing_history_starts_at_the_first_recurring_invoice():
+    labour = Invoice(id=1, client_id=7, invoice_date=date(2025, 11, 30), total=D("250"))
+    first = invoice(2, "450.00", *FEB)
+    assert billing_history_start([labour, first, invoice(3, "450.00", *MAR)]) == FEB[0]
+    assert billing_history_start([labour]) == date(2025, 11, 30)  # none recurring: the first of any kind
+    assert billing_history_start([]) is None
+
+
+def test_no_recurring_charge_is_expected_before_the_history():
+    c = contract()
+    lines = [item(1, "10", "45.00")]
+    time = [TimeEntry(id=5, contract_id=1, when=date(2026, 1, 10), hours=D("1"), billable=True,
+                      charge_amount=D("90"))]
+    r = run(c, lines, [invoice(2, "450.00", *FEB), invoice(3, "450.00", *MAR)], JAN[0], MAR[1], time,
+            recurring_from=FEB[0])
+    assert [f.kind for f in r.findings] == ["unbilled_time"]  # January: no history, but its time still counts
+    assert (r.expected, r.billed, r.to_collect) == (D("900.00"), D("900.00"), D("90.00"))
+    r = run(c, lines, [], JAN[0], JAN[1], time, recurring_from=FEB[1])  # the whole window predates it
+    assert (r.expected, r.accrued, [f.kind for f in r.findings]) == (D(0), D(0), ["unbilled_time"])

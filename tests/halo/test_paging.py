@@ -51,7 +51,7 @@ async def test_reconciliation_pages_brief_rows_by_money_at_stake(client):
     assert all(isinstance(r["findings"], dict) for r in first["contracts"])  # kind -> money, not the evidence
     rows = await every_page(client, "reconcile_billing", {**MONTH, "limit": 4}, "contracts")
     assert [r["contract_id"] for r in rows] == [r["contract_id"] for r in whole["contracts"]]
-    stakes = [Decimal(r["at_stake"]) for r in rows]
+    stakes = [Decimal(r["owed_to_client"]) + Decimal(r["to_collect"]) for r in rows]
     assert stakes == sorted(stakes, reverse=True)
     for brief, full in zip(rows, whole["contracts"], strict=True):
         per_kind: dict[str, Decimal] = {}

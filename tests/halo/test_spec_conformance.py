@@ -69,6 +69,7 @@ async def exercise_every_method(halo: HaloClient, *, client_id: int, called: set
     await call("get_recurring_invoice", header.id)
     await call("list_recurring_invoices", contract_id=created.id, client_id=client_id)
     await call("list_invoices", client_id=client_id, start=date(2025, 1, 1), end=date(2026, 12, 31))
+    await call("earliest_invoices")
     await call("list_time_entries", start=date(2026, 1, 1), end=date(2026, 1, 31))
     await call("list_tickets", client_id=client_id, start=date(2025, 1, 1), end=date(2026, 12, 31))
     await call("list_prepay_entries", client_id=client_id, contract_id=created.id)
@@ -103,10 +104,10 @@ def test_public_method_list_is_what_the_interface_fixes():
         "list_clients", "get_client", "list_slas", "get_lookup", "list_contracts", "get_contract",
         "create_contract", "update_contract", "list_recurring_invoices", "get_recurring_invoice",
         "create_recurring_invoice", "add_recurring_lines", "update_recurring_line", "list_invoices",
-        "list_time_entries", "list_tickets", "list_prepay_entries", "list_licences", "create_licence",
-        "update_licence", "delete_licence", "get_licence", "authenticate", "probe", "create_invoice",
-        "add_invoice_lines", "get_invoice", "find_charge_invoice", "add_recurring_charges", "delete_contract",
-        "delete_recurring_invoice"]) == PUBLIC_METHODS
+        "earliest_invoices", "list_time_entries", "list_tickets", "list_prepay_entries", "list_licences",
+        "create_licence", "update_licence", "delete_licence", "get_licence", "authenticate", "probe",
+        "create_invoice", "add_invoice_lines", "get_invoice", "find_charge_invoice", "add_recurring_charges",
+        "delete_contract", "delete_recurring_invoice"]) == PUBLIC_METHODS
 
 
 # Where the client follows the 2026 document against the 2024 one (the 2026 one decides).

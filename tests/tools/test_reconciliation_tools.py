@@ -112,10 +112,21 @@ async def test_bulk_finds_every_seeded_discrepancy_and_nothing_on_clean_contract
     for cid, row in listed.items():
         if cid not in seeded:
             assert {f["kind"] for f in row["findings"]} == {"unbilled_time"}, row
-    # most money at stake first, totals add up
-    stakes = [D(r["at_stake"]) for r in out["contracts"]]
+    # most money in question first; owed and to-collect reported apart, and they add up by kind
+    stakes = [D(r["owed_to_client"]) + D(r["to_collect"]) for r in out["contracts"]]
     assert stakes == sorted(stakes, reverse=True)
-    assert D(out["totals"]["at_stake"]) == sum((D(k["amount"]) for k in out["totals"]["by_kind"]), D(0))
+    by_kind = {k["kind"]: D(k["amount"]) for k in out["totals"]["by_kind"]}
+    owed = ("over_billed", "billed_after_contract_end", "billed_while_not_active", "duplicate_invoice")
+    collect = ("missing_invoice", "under_billed", "unbilled_time")
+    assert D(out["totals"]["owed_to_clients"]) == sum((by_kind.get(k, D(0)) for k in owed), D(0)) > 0
+    assert D(out["totals"]["to_collect"]) == sum((by_kind.get(k, D(0)) for k in collect), D(0)) > 0
+    assert "at_stake" not in out["totals"]
+    for r in out["contracts"]:
+        mine = {f["kind"]: D(0) for f in r["findings"]}
+        for f in r["findings"]:
+            mine[f["kind"]] += D(f["amount"])
+        assert D(r["owed_to_client"]) == sum((v for k, v in mine.items() if k in owed), D(0))
+        assert D(r["to_collect"]) == sum((v for k, v in mine.items() if k in collect), D(0))
     assert out["totals"]["contracts_listed"] == len(out["contracts"]) and not out["truncated"]
 
 
@@ -127,8 +138,12 @@ async def test_bulk_reads_one_paged_sweep_per_record_kind(server, sb, book):
     assert reads["recurring_invoices"] == len(book.recurring_header_ids)
     assert reads["invoices"] == len(book.invoice_ids)
     minimum = pages(reads["contracts"]) + pages(reads["recurring_invoices"]) + pages(reads["invoices"]) + 1
-    # the sandbox prices every unbilled entry itself: no contract detail is needed
-    assert api_requests(sb) == minimum == reads["pages"] == reads["requests"] and reads["contract_details"] == 0
+    # the sandbox prices every unbilled entry itself: no contract detail is needed; one read of where
+    # the billing history starts
+    assert api_requests(sb) == minimum + 1 == reads["pages"] + 1 == reads["requests"] and reads["contract_details"] == 0
+    earliest = [e for e in sb.log if e.path.lower() == "/api/invoice" and e.query.get("order") == "invoice_date"]
+    assert reads["history"] == 1 and len(earliest) == 1 and earliest[0].query.get("orderdesc") == "false"
+    assert sb.log.count(path_prefix="/api/Invoice") == pages(reads["invoices"]) + 1
     assert sb.log.count(path_prefix="/api/ClientContract") == pages(reads["contracts"])
     # progress: one report per page and a last one; never going back; ends at its total
     assert len(progress) == minimum + 1
@@ -154,13 +169,13 @@ async def test_one_client_only(server, sb, book):
     out = await call(server, "reconcile_billing", detail="full", client_id=client_id, **window(book))
     assert out["contracts"] and {r["client_id"] for r in out["contracts"]} == {client_id}
     assert d.contract_id in {r["contract_id"] for r in out["contracts"]}
-    assert api_requests(sb) == out["records_read"]["pages"] == 4
+    assert api_requests(sb) == out["records_read"]["pages"] + 1 == out["records_read"]["requests"] == 5
 
 
 async def test_min_variance_and_csv_parse_back(server, book):
     everything = await call(server, "reconcile_billing", detail="full", limit=1000, **window(book))
     big = await call(server, "reconcile_billing", detail="full", min_variance=1000, **window(book))
-    assert big["contracts"] and all(D(r["at_stake"]) >= 1000 for r in big["contracts"])
+    assert big["contracts"] and all(max(D(r["owed_to_client"]), D(r["to_collect"])) >= 1000 for r in big["contracts"])
     assert len(big["contracts"]) < len(everything["contracts"])
     assert big["totals"] == {**everything["totals"], "contracts_listed": len(big["contracts"])}
     as_csv = await call(server, "reconcile_billing", detail="full", format="csv", **window(book))
@@ -184,8 +199,9 @@ async def test_each_discrepancy_on_its_own_contract_and_period(server, sb, book)
                          period_start=d.period_start.isoformat(), period_end=d.period_end.isoformat())
         r = out["reconciliation"]
         assert (KIND[d.kind], str(d.amount)) in [(f["kind"], f["amount"]) for f in r["findings"]], (d, r["findings"])
-        # get contract, recurring invoice(s), the client's invoices, time: no request per invoice
-        assert api_requests(sb) == 4
+        # get contract, where the history starts, recurring invoice(s), the client's invoices, time: no
+        # request per invoice
+        assert api_requests(sb) == 5
 
 
 async def test_clean_contract_and_its_csv(server, book):
@@ -335,9 +351,9 @@ async def test_prepaid_unbilled_time_is_priced_alike_by_both_tools(own_app, tmp_
     bulk = await call(server, "reconcile_billing", detail="full", progress=progress, limit=1000, **period)
     reads = bulk["records_read"]
     # one detail read for the one contract that needs the block rate, and it is accounted for
-    assert reads["contract_details"] == 1 and reads["requests"] == reads["pages"] + 1 == api_requests(sandbox)
+    assert reads["contract_details"] == 1 and reads["requests"] == reads["pages"] + 2 == api_requests(sandbox)
     assert sandbox.log.count(path_prefix=f"/api/ClientContract/{prepaid}") == 1
-    assert progress[-1][0] == progress[-1][1] == reads["requests"] + 1
+    assert progress[-1][0] == progress[-1][1] == reads["requests"]
     row = next(r for r in bulk["contracts"] if r["contract_id"] == prepaid)
     # the block's rate is its price / its hours: 125.00 an hour in the sandbox -> 2.5 h = 312.50
     assert (row["unbilled_time"]["amount"], row["unbilled_time"]["unpriced_entries"]) == ("312.50", 0)

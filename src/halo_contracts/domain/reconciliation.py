@@ -46,6 +46,16 @@ How the figures are made (docs/reconciliation.md and the tool descriptions repea
 * **Billing periods** come from the tenant's code map (``HALO_BILLING_PERIOD_CODES``). A line's
   own frequency, else the contract's, decides; none at all is monthly. A frequency the map does
   not know (``"code 7"``) is also counted as monthly, and a warning says so (``warnings``).
+* **Money, two ways.** What the findings put in question is never added into one figure:
+  ``owed_to_client`` is billing the client should not have paid (over-billing, billing after
+  the end or while not active, duplicates); ``to_collect`` is money the MSP has not billed yet
+  (missing invoices, under-billing, unbilled time). A line set up outside the contract's dates
+  is a set-up error, counted in neither.
+* **History.** Halo holds no recurring billing before the tenant's first invoice made from a
+  recurring invoice (``billing_history_start``, from its earliest invoices; the first invoice of
+  any kind when none of them is): the part of a window before the month of that invoice
+  (``history_window``) is not reconciled, and is reported once as having no history instead of
+  as a missing invoice on every contract.
 * **Tolerance**: differences of at most one cent (``TOLERANCE``) are rounding, not findings;
   amounts are compared after rounding half-up to cents.
 """
@@ -87,6 +97,35 @@ FINDING_KINDS: tuple[str, ...] = (
 NOT_BILLABLE_STATUSES = frozenset({"pending", "cancelled", "on hold"})
 
 MonthsOf = Callable[[str | None], int | None]
+
+OWED_KINDS = frozenset({"over_billed", "billed_after_contract_end", "billed_while_not_active", "duplicate_invoice"})
+COLLECT_KINDS = frozenset({"missing_invoice", "under_billed", "unbilled_time"})
+
+
+def billing_history_start(earliest: Iterable[Invoice]) -> date | None:
+    """Where the tenant's recurring billing in Halo starts, from its earliest invoices: the date
+    of the first one made from a recurring invoice; when none of them is (a few labour invoices
+    came first), the first invoice's date, which cuts less. None when Halo holds no invoice."""
+    dated = sorted((i for i in earliest if i.invoice_date is not None), key=lambda i: i.invoice_date)
+    recurring = [i for i in dated if is_recurring_billing(i, {})]
+    first = recurring or dated
+    return first[0].invoice_date if first else None
+
+
+def history_window(period_start: date, period_end: date, first_invoice: date | None
+                   ) -> tuple[date | None, tuple[date, date] | None]:
+    """(the day reconciling starts, or None when the whole window predates the history; the
+    span with no history, or None). History starts on the first day of the month of
+    ``first_invoice`` (:func:`billing_history_start`); a tenant with no invoice at all has no
+    history to cut at."""
+    if first_invoice is None:
+        return period_start, None
+    start = first_invoice.replace(day=1)
+    if start <= period_start:
+        return period_start, None
+    if start > period_end:
+        return None, (period_start, period_end)
+    return start, (period_start, start - timedelta(days=1))
 
 
 @dataclass(frozen=True)
@@ -135,9 +174,14 @@ class ContractReconciliation:
         return self.billed - self.expected
 
     @property
-    def at_stake(self) -> Decimal:
-        """Money the findings put in question (sum of their amounts)."""
-        return sum((f.amount for f in self.findings), ZERO)
+    def owed_to_client(self) -> Decimal:
+        """Billed and not owed: over-billing, billing after the end or while not active, duplicates."""
+        return sum((f.amount for f in self.findings if f.kind in OWED_KINDS), ZERO)
+
+    @property
+    def to_collect(self) -> Decimal:
+        """Owed and not billed: missing invoices, under-billing, unbilled time."""
+        return sum((f.amount for f in self.findings if f.kind in COLLECT_KINDS), ZERO)
 
     @property
     def clean(self) -> bool:
@@ -424,8 +468,13 @@ class _Billed:
 def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[RecurringItem],
                        billed_lines: Iterable[BilledLine], time_entries: Iterable[TimeEntry],
                        period_start: date, period_end: date, months_of: MonthsOf,
-                       invoices_by_id: dict[int, Invoice] | None = None) -> ContractReconciliation:
+                       invoices_by_id: dict[int, Invoice] | None = None,
+                       recurring_from: date | None = None) -> ContractReconciliation:
     """Reconcile one contract over [period_start, period_end] (inclusive).
+
+    ``recurring_from``: where the tenant's recurring billing history starts
+    (:func:`history_window`); recurring charges are expected from then on only. Time and other
+    billing are judged over the whole window.
 
     Unbilled time on a Prepaid Hours contract is priced at the block's rate only when
     ``contract`` carries the block hours (a detail read; :func:`needs_block_rate` tells when a
@@ -438,6 +487,9 @@ def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[Recurrin
     for b in all_billed:
         invoices_by_id.setdefault(b.invoice.id, b.invoice)
     window = (period_start, period_end)
+    rstart = max(period_start, recurring_from) if recurring_from else period_start
+    has_history = rstart <= period_end
+    rwindow = (rstart, period_end)
     billable_status = is_billable_status(contract)
     recurring, other_billed = _split_billing(all_billed, invoices_by_id, window)
     billed_net = sum((r.b.amount for r in recurring), ZERO)
@@ -445,10 +497,11 @@ def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[Recurrin
 
     findings, duplicate_ids = _duplicate_findings(recurring, all_billed, invoices_by_id)
     comparable = _after_end_and_idle(contract, recurring, duplicate_ids, findings)
-    charges = [c for i in items for c in charges_due(i, contract, period_start, period_end, months_of)] \
-        if billable_status else []
-    _slot_findings(contract, charges, comparable, window, months_of, findings)
-    _outside_findings(contract, items, window, months_of, findings)
+    charges = [c for i in items for c in charges_due(i, contract, rstart, period_end, months_of)] \
+        if billable_status and has_history else []
+    if has_history:
+        _slot_findings(contract, charges, comparable, rwindow, months_of, findings)
+        _outside_findings(contract, items, rwindow, months_of, findings)
     notes: list[str] = []
     entries = [e for e in time_entries if e.when is not None and period_start <= e.when <= period_end]
     unbilled = _time_findings(contract, entries, window, findings, notes)
@@ -464,7 +517,7 @@ def reconcile_contract(contract: Contract, *, recurring_lines: Iterable[Recurrin
     return ContractReconciliation(
         contract=contract, period_start=period_start, period_end=period_end,
         expected=cents(sum((c.amount for c in charges), ZERO)),
-        accrued=cents(accrued_recurring(contract, items, period_start, period_end, months_of)),
+        accrued=cents(accrued_recurring(contract, items, rstart, period_end, months_of)) if has_history else ZERO,
         billed=cents(billed_net), credits=cents(credits), other_billed=cents(other_billed), unbilled=unbilled,
         prepaid_hours_used=prepaid_used, findings=findings, notes=notes,
         recurring_line_ids=list(_ids(i.id for i in items)),

@@ -22,6 +22,7 @@ from halo_contracts.domain.charges import ChargeDraft, charge_key
 from halo_contracts.domain.models import Invoice, RecurringInvoice
 from halo_contracts.halo import wire
 from halo_contracts.halo.errors import HaloError
+from halo_contracts.halo.paging import extract_rows
 from halo_contracts.halo.transport import HaloRequest, HaloTransport, PageCallback, single, within
 
 logger = logging.getLogger("halo_contracts.halo")
@@ -120,3 +121,15 @@ class InvoiceEndpoints(HaloTransport):
         request = self._req_add_recurring_charges(recurring_invoice_id, lines)
         await self._write(request)  # 200 without a documented body: read the header back
         return await self.get_recurring_invoice(int(recurring_invoice_id))  # type: ignore[attr-defined]
+
+    async def earliest_invoices(self, count: int = 25) -> list[Invoice]:
+        """The tenant's earliest invoices (headers, no lines), oldest first, in one request:
+        ``/Invoice`` ordered by ``invoice_date`` ascending with ``count``. A tenant that ignores
+        ``count`` answers more rows: they are sorted and cut here, and the ignored filter noted."""
+        body = await self._call("GET", "/Invoice", operation="earliest invoices", params={
+            "order": "invoice_date", "orderdesc": False, "count": count})
+        rows = extract_rows(body, "invoices")
+        self.note_filter("/Invoice count", honoured=len(rows) <= count)
+        invoices = [wire.invoice_from_wire(r) for r in rows]
+        dated = sorted((i for i in invoices if i.invoice_date is not None), key=lambda i: (i.invoice_date, i.id))
+        return dated[:count]

@@ -104,7 +104,8 @@ class ContractReconciliationView(Result):
     unbilled_time: UnbilledTimeView
     prepaid_hours_used: Hours | None = Field(default=None, description="prepaid contracts: prepay hours "
                                                                        "consumed by time in the period")
-    at_stake: Money = Field(description="sum of the findings' amounts")
+    owed_to_client: Money = Field(description="over-billing, billing after the end or while not active, duplicates")
+    to_collect: Money = Field(description="missing invoices, under-billing and unbilled time")
     findings: list[FindingView]
     notes: list[str] = Field(default_factory=list)
     recurring_line_ids: list[int] = Field(default_factory=list)
@@ -112,23 +113,40 @@ class ContractReconciliationView(Result):
                                                                      "in the period")
 
 
+class NoHistory(Result):
+    period_start: date
+    period_end: date
+    history_starts: date = Field(description="the month of Halo's first recurring-billing invoice")
+
+
+def _no_history_said(gap: NoHistory | None) -> str:
+    if gap is None:
+        return ""
+    return (f"Halo's billing history starts {gap.history_starts} (its first recurring invoice): {gap.period_start} "
+            f"to {gap.period_end} has no history, so no recurring billing is expected there (time is still checked). ")
+
+
 class ReconcileContractResult(Result):
     period_start: date
     period_end: date
     tolerance: Money = Field(description="differences up to this are rounding, not findings")
+    no_history: NoHistory | None = Field(default=None, description="the part of the period before Halo's "
+                                                                   "recurring billing starts: none expected")
     reconciliation: ContractReconciliationView
     warnings: list[str] = Field(default_factory=list, description="e.g. a billing period code the tenant's code "
                                                                   "map does not know (counted as monthly)")
     def said(self) -> str:
         r = self.reconciliation
-        text = (f"Contract {r.contract_id} of client {r.client_id}, "
+        text = _no_history_said(self.no_history) + (
+                f"Contract {r.contract_id} of client {r.client_id}, "
                 f"{self.period_start} to {self.period_end}: due {money(r.expected_recurring)}, billed "
                 f"{money(r.billed)}, variance {money(r.variance)}; unbilled time {r.unbilled_time.entries} entries "
                 f"({money(r.unbilled_time.amount)}). ")
         if not r.findings:
             return text + "No findings: the billing matches."
         top = sorted(r.findings, key=lambda f: -f.amount)
-        return text + (f"{plural(len(r.findings), 'finding')}, {money(r.at_stake)} at stake: "
+        return text + (f"{plural(len(r.findings), 'finding')}: {money(r.owed_to_client)} owed to the client, "
+                       f"{money(r.to_collect)} to collect: "
                        + listed([f"{f.kind} {money(f.amount)}" for f in top]) + ".")
 
     csv: str | None = Field(default=None, description="format='csv': one row per finding (one row for a "
@@ -154,7 +172,8 @@ class ReconcileTotals(Result):
     unbilled_time_entries: int
     unbilled_time_hours: Hours
     unbilled_time_amount: Money
-    at_stake: Money = Field(description="sum of every finding's amount over the contracts checked")
+    owed_to_clients: Money = Field(description="over-billing, billing after the end or while not active, duplicates")
+    to_collect: Money = Field(description="missing invoices, under-billing and unbilled time")
     by_kind: list[KindTotal]
 
 
@@ -166,7 +185,8 @@ class SweepCounts(Result):
     pages: int = Field(description="Halo list requests made: one paged sweep per kind of record")
     contract_details: int = Field(default=0, description="contract detail reads: Prepaid Hours contracts whose "
                                                          "unbilled time needs the block's hourly rate")
-    requests: int = Field(description="every Halo request made: pages + contract_details")
+    history: int = Field(default=1, description="the read of where Halo's billing history starts (1)")
+    requests: int = Field(description="every Halo request made: pages + contract_details + history")
 
 
 class FindingRow(Result):
@@ -181,8 +201,9 @@ class FindingRow(Result):
     billed: Money
     variance: Money
     unbilled_time_amount: Money
-    at_stake: Money
-    findings: dict[str, str] = Field(description="finding kind -> its money at stake")
+    owed_to_client: Money
+    to_collect: Money
+    findings: dict[str, str] = Field(description="finding kind -> its money")
 
 
 def _row(r: rc.ContractReconciliation) -> FindingRow:
@@ -193,7 +214,8 @@ def _row(r: rc.ContractReconciliation) -> FindingRow:
     return FindingRow(contract_id=c.id, contract_ref=c.ref, client_id=c.client_id, client_name=c.client_name,
                       status=c.status,
                       expected_recurring=r.expected, billed=r.billed, variance=r.variance,
-                      unbilled_time_amount=r.unbilled.amount, at_stake=r.at_stake,
+                      unbilled_time_amount=r.unbilled.amount, owed_to_client=r.owed_to_client,
+                      to_collect=r.to_collect,
                       findings={k: str(v.quantize(Decimal("0.01"))) for k, v in kinds.items()})
 
 
@@ -204,8 +226,10 @@ class ReconcileBillingResult(Result):
     min_variance: Money
     tolerance: Money
     totals: ReconcileTotals
+    no_history: NoHistory | None = Field(default=None, description="the part of the period before Halo's "
+                                                                   "recurring billing starts: none expected")
     contracts: list[FindingRow | ContractReconciliationView] = Field(description=(
-        "this page of contracts with findings, most money at stake first: brief rows, or each whole "
+        "this page of contracts with findings, most money in question first: brief rows, or each whole "
         "reconciliation with detail='full'; empty with format='csv', where every listed contract is a CSV row"))
     truncated: bool = Field(description="more contracts than this page: see next_cursor")
     next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
@@ -217,18 +241,27 @@ class ReconcileBillingResult(Result):
 
     def said(self) -> str:
         t = self.totals
-        text = (f"Billing {self.period_start} to {self.period_end}: {t.contracts_checked} contracts checked, "
+        text = _no_history_said(self.no_history) + (
+                f"Billing {self.period_start} to {self.period_end}: {t.contracts_checked} contracts checked, "
                 f"due {money(t.expected_recurring)}, billed {money(t.billed)}, variance {money(t.variance)}. "
-                f"{plural(t.contracts_with_findings, 'contract')} with findings, {money(t.at_stake)} at stake")
+                f"{plural(t.contracts_with_findings, 'contract')} with findings: "
+                f"{money(t.owed_to_clients)} owed to clients (over-billed), {money(t.to_collect)} to collect "
+                "(under-billed and unbilled)")
         if t.by_kind:
             text += " (" + ", ".join(f"{k.kind} x{k.findings} {money(k.amount)}" for k in t.by_kind) + ")"
         text += "."
         if self.contracts:
-            top = [f"contract {r.contract_id} {money(r.at_stake)}" for r in self.contracts[:5]]
-            text += f" Most at stake: {listed(top)}."
+            top = [f"contract {r.contract_id} ({_both(r)})" for r in self.contracts[:5]]
+            text += f" First: {listed(top)}."
         if self.next_cursor:
             text += f" {t.contracts_listed - len(self.contracts)} more listed contracts: pass cursor=next_cursor."
         return text + " reconcile_contract_billing(contract_id) shows one contract's evidence."
+
+
+def _both(r: FindingRow | ContractReconciliationView) -> str:
+    parts = [f"{money(r.owed_to_client)} owed" if r.owed_to_client else "",
+             f"{money(r.to_collect)} to collect" if r.to_collect else ""]
+    return ", ".join(p for p in parts if p) or "set-up findings"
 
 
 # ---- shaping -------------------------------------------------------------------------------------
@@ -244,7 +277,7 @@ def _view(r: rc.ContractReconciliation) -> ContractReconciliationView:
         unbilled_time=UnbilledTimeView(entries=r.unbilled.count, hours=r.unbilled.hours, amount=r.unbilled.amount,
                                        unpriced_entries=r.unbilled.unpriced_entries,
                                        entry_ids=list(r.unbilled.entry_ids)),
-        prepaid_hours_used=r.prepaid_hours_used, at_stake=r.at_stake,
+        prepaid_hours_used=r.prepaid_hours_used, owed_to_client=r.owed_to_client, to_collect=r.to_collect,
         findings=[FindingView(kind=f.kind, amount=f.amount, period_start=f.period_start, period_end=f.period_end,
                               detail=f.detail, invoice_ids=list(f.invoice_ids),
                               invoice_line_ids=list(f.invoice_line_ids),
@@ -255,7 +288,7 @@ def _view(r: rc.ContractReconciliation) -> ContractReconciliationView:
 
 CSV_HEADER = ("contract_id", "contract_ref", "client_id", "client_name", "status", "period_start", "period_end",
               "expected_recurring", "billed", "credits", "variance", "other_billed", "unbilled_entries",
-              "unbilled_hours", "unbilled_amount", "at_stake", "finding_kind", "finding_amount",
+              "unbilled_hours", "unbilled_amount", "owed_to_client", "to_collect", "finding_kind", "finding_amount",
               "finding_period_start", "finding_period_end", "invoice_ids", "invoice_line_ids",
               "recurring_line_ids", "time_entry_ids", "detail")
 
@@ -266,7 +299,7 @@ def reconciliation_csv(results: list[rc.ContractReconciliation]) -> str:
     for r in results:
         head = (r.contract.id, r.contract.ref, r.contract.client_id, r.contract.client_name, r.contract.status,
                 r.period_start, r.period_end, r.expected, r.billed, r.credits, r.variance, r.other_billed,
-                r.unbilled.count, r.unbilled.hours, r.unbilled.amount, r.at_stake)
+                r.unbilled.count, r.unbilled.hours, r.unbilled.amount, r.owed_to_client, r.to_collect)
         if not r.findings:
             rows.append((*head, *([None] * 9)))
         for f in r.findings:
@@ -305,6 +338,8 @@ async def reconcile_contract_billing(
     ac = app(ctx)
     async with halo_errors():
         contract = await ac.halo.get_contract(contract_id, details=True)
+        first = rc.billing_history_start(await ac.halo.earliest_invoices())
+        start, gap = rc.history_window(period_start, period_end, first)
         headers = await ac.halo.list_recurring_invoices(contract_id=contract_id, include_lines=True)
         # by client, not by contract: an invoice mixing contracts names none on its header
         invoices = await ac.halo.list_invoices(client_id=contract.client_id) if contract.client_id else \
@@ -315,10 +350,22 @@ async def reconcile_contract_billing(
         contract, recurring_lines=book.recurring_lines.get(contract_id, []),
         billed_lines=book.billed_lines.get(contract_id, []), time_entries=book.time_entries.get(contract_id, []),
         period_start=period_start, period_end=period_end, months_of=ac.codes.months_of,
-        invoices_by_id=book.invoices_by_id)
+        invoices_by_id=book.invoices_by_id, recurring_from=_recurring_from(start, period_end))
     return ReconcileContractResult(period_start=period_start, period_end=period_end, tolerance=rc.TOLERANCE,
-                                   reconciliation=_view(result), warnings=period_warnings([result]),
+                                   no_history=_gap_view(gap, first), reconciliation=_view(result),
+                                   warnings=period_warnings([result]),
                                    csv=reconciliation_csv([result]) if format == "csv" else None)
+
+
+def _recurring_from(start: date | None, period_end: date) -> date:
+    """None (the whole period predates the history): after the period, so nothing recurring is due."""
+    return start if start is not None else period_end + timedelta(days=1)
+
+
+def _gap_view(gap: tuple[date, date] | None, first: date | None) -> NoHistory | None:
+    if gap is None or first is None:
+        return None
+    return NoHistory(period_start=gap[0], period_end=gap[1], history_starts=first.replace(day=1))
 
 
 def period_warnings(results: list[rc.ContractReconciliation]) -> list[str]:
@@ -373,13 +420,13 @@ async def reconcile_billing(
     period_end: PeriodEnd,
     ctx: Context,
     client_id: ClientId | None = None,
-    min_variance: Annotated[Number, Field(description="Smallest at_stake listed")] = 0,
+    min_variance: Annotated[Number, Field(description="Smallest amount listed")] = 0,
     format: FormatArg = "json",
     limit: Annotated[int, Field(strict=True, ge=1, le=1000)] = 10,
     cursor: Cursor = None,
     detail: Annotated[Literal["summary", "full"], Field(description="'full': with evidence ids")] = "summary",
 ) -> ReconcileBillingResult:
-    """Billing check of the book (or a client): totals, then contracts by money at stake."""
+    """Billing check of the book (or a client): totals, then contracts by money owed or to collect."""
     check_period(period_start, period_end)
     page_key = fingerprint({"tool": "reconcile_billing", "start": period_start, "end": period_end,
                             "client": client_id, "min": str(min_variance), "limit": limit, "format": format})
@@ -387,7 +434,7 @@ async def reconcile_billing(
     min_variance = Decimal(min_variance)
     if min_variance < 0:
         raise invalid("min_variance", f"must be zero or more (got {min_variance})",
-                      "give the smallest amount at stake worth listing, e.g. 50")
+                      "give the smallest amount owed or to collect worth listing, e.g. 50")
     ac = app(ctx)
     halo = ac.halo
     kinds = ("contracts", "recurring invoices", "invoices", "time entries")
@@ -397,9 +444,13 @@ async def reconcile_billing(
     async def sweep(kind: str, read: Callable[..., Awaitable[list]], **kwargs: object) -> None:
         data[kind] = await read(on_page=progress.on_page(kind), **kwargs)
 
+    async def history() -> None:
+        data["first invoice"] = [rc.billing_history_start(await halo.earliest_invoices())]
+
     async with halo_errors():
         try:
             async with anyio.create_task_group() as tg:
+                tg.start_soon(history)
                 tg.start_soon(lambda: sweep("contracts", halo.list_contracts,
                                             query=ContractQuery(client_id=client_id, include_inactive=True)))
                 tg.start_soon(lambda: sweep("recurring invoices", halo.list_recurring_invoices,
@@ -413,6 +464,7 @@ async def reconcile_billing(
         except BaseExceptionGroup as group:
             raise first_error(group) from None
 
+    start, gap = rc.history_window(period_start, period_end, data["first invoice"][0])
     book = rc.index_book(data["recurring invoices"], data["invoices"], data["time entries"])
     checked = []
     for contract in data["contracts"]:
@@ -439,15 +491,17 @@ async def reconcile_billing(
             contract, recurring_lines=book.recurring_lines.get(contract.id, []),
             billed_lines=book.billed_lines.get(contract.id, []), time_entries=book.time_entries.get(contract.id, []),
             period_start=period_start, period_end=period_end, months_of=ac.codes.months_of,
-            invoices_by_id=book.invoices_by_id)
+            invoices_by_id=book.invoices_by_id, recurring_from=_recurring_from(start, period_end))
         if active or result.findings or result.billed or result.unbilled.count:
             results.append(result)
     await progress.finish(f"reconciled {len(results)} contracts", len(need))
     counts = SweepCounts(contracts=len(data["contracts"]), recurring_invoices=len(data["recurring invoices"]),
                          invoices=len(data["invoices"]), time_entries=len(data["time entries"]),
-                         pages=progress.pages(), contract_details=len(need), requests=progress.pages() + len(need))
+                         pages=progress.pages(), contract_details=len(need), requests=progress.pages() + len(need) + 1)
     page = Page(cursor=cursor, limit=limit, key=page_key, full=detail == "full")
-    return _book_result(results, period_start, period_end, client_id, min_variance, format, page, counts)
+    out = _book_result(results, period_start, period_end, client_id, min_variance, format, page, counts)
+    out.no_history = _gap_view(gap, data["first invoice"][0])
+    return out
 
 
 
@@ -455,8 +509,8 @@ def _book_result(results: list[rc.ContractReconciliation], period_start: date, p
                  client_id: int | None, min_variance: Decimal, format: str, page: Page,
                  counts: SweepCounts) -> ReconcileBillingResult:
     with_findings = [r for r in results if r.findings]
-    shortlist = [r for r in with_findings if r.at_stake >= min_variance]
-    shortlist.sort(key=lambda r: (-r.at_stake, -abs(r.variance), r.contract.id))
+    shortlist = [r for r in with_findings if max(r.owed_to_client, r.to_collect) >= min_variance]
+    shortlist.sort(key=lambda r: (-(r.owed_to_client + r.to_collect), -abs(r.variance), r.contract.id))
     by_kind: dict[str, list[Decimal]] = {}
     for r in results:
         for f in r.findings:
@@ -470,7 +524,8 @@ def _book_result(results: list[rc.ContractReconciliation], period_start: date, p
         unbilled_time_entries=sum(r.unbilled.count for r in results),
         unbilled_time_hours=sum((r.unbilled.hours for r in results), ZERO),
         unbilled_time_amount=sum((r.unbilled.amount for r in results), ZERO),
-        at_stake=sum((r.at_stake for r in results), ZERO),
+        owed_to_clients=sum((r.owed_to_client for r in results), ZERO),
+        to_collect=sum((r.to_collect for r in results), ZERO),
         by_kind=[KindTotal(kind=k, findings=len(v), amount=sum(v, ZERO))
                  for k, v in sorted(by_kind.items(), key=lambda kv: order.get(kv[0], 99))])
     csv_text = reconciliation_csv(shortlist) if format == "csv" else None
