@@ -59,3 +59,12 @@ def test_verify_tells_another_tenants_answers(tmp_path):
         "dateoccurred", 5, "ignored", "ignored")
     assert "HALO_TICKET_DATE_SPELLING=field" in text
     assert "we filter on our side" in text
+
+
+def test_bare_lists_are_counted_whole(tmp_path):
+    # a bare array has no record_count: a one-row page would count 1 whatever the filter did
+    report, _text, _sb = _run(tmp_path, Quirks(list_wrappers="bare"))
+    assert report["quirks"] == {"ticket_datesearch": "dateoccured", "actions_cap": 0,
+                                "excluderenewed": "hides_renewed", "invoice_dates": "honoured",
+                                "contract_type_filter": "honoured", "list_wrappers": "bare"}
+    assert Quirks.from_report(report) == Quirks(list_wrappers="bare")

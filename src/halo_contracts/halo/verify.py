@@ -70,11 +70,14 @@ class Report:
 
 
 async def _count(halo: HaloClient, path: str, params: dict[str, Any]) -> tuple[int | None, Any]:
-    """(rows Halo says match, the raw answer) for a one-row page of a list."""
+    """(rows Halo says match, the raw answer) for a one-row page of a list; a list answered
+    without ``record_count`` (a bare array) is read whole and its rows counted."""
     body = await halo._call("GET", path, operation=f"verify {path}",
                             params={**params, "pageinate": True, "page_size": 1, "page_no": 1})
     count = record_count(body)
-    return (count if count is not None else len(extract_rows(body, None))), body
+    if count is None:
+        count = len(await halo._list(path, key=dict(LISTS).get(path, ""), operation=f"verify {path}", params=params))
+    return count, body
 
 
 async def check_description(halo: HaloClient, report: Report) -> None:
