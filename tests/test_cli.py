@@ -42,7 +42,8 @@ def test_demo_walks_through_the_main_jobs():
     assert run_demo(out) == 0
     text = out.getvalue()
     for tool in ("find_clients", "search_contracts", "create_contract", "apply_plan", "add_recurring_items",
-                 "check_prepaid_balance", "find_expiring_contracts", "generate_renewals", "reconcile_billing"):
+                 "check_prepaid_balance", "find_expiring_contracts", "generate_renewals", "reconcile_billing",
+                 "billing_rules", "plan_distributor_charges"):
         assert f"-> {tool}(" in text
     assert "nothing was sent to Halo" in text  # the deliberate mistake was refused
     assert "Done:" in text

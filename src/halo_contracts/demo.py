@@ -20,6 +20,7 @@ from mcp import Client
 from halo_contracts.cli import sandbox_settings, sandbox_transport
 from halo_contracts.domain.money import add_months
 from halo_contracts.plans.journal_guard import JournalUnavailable
+from halo_contracts.sandbox import charges_export
 from halo_contracts.server import build_server, check_journal
 
 MAX_LINES = 24
@@ -127,6 +128,16 @@ async def _tour(t: Transcript, today: date) -> None:
     last_month_end = today.replace(day=1) - timedelta(days=1)
     await t.call("reconcile_billing", {"period_start": last_month_end.replace(day=1).isoformat(),
                                        "period_end": last_month_end.isoformat(), "limit": 5})
+
+    t.chapter("9. Distributor charges into invoices", "Billing rules per distributor, then the month's charges "
+              "export planned, applied, and imported again (nothing the second time).")
+    await t.call("billing_rules", {"distributor": "Pax8", "set": {"usage": "collapse", "drop_favourable_prorates": True,
+                                                                  "drop_zero_lines": True}})
+    plan = await t.call("plan_distributor_charges", {"source": charges_export(), "distributor": "Pax8"})
+    await t.call("apply_plan", {"plan_id": plan["plan_id"]})
+    again = await t.call("plan_distributor_charges", {"source": charges_export(), "distributor": "Pax8"})
+    if again.get("plan_id") is not None:
+        raise DemoFailed("importing the same charges again planned new lines")
 
 
 def _created_id(applied: dict[str, Any], kind: str) -> int:

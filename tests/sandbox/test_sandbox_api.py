@@ -659,6 +659,33 @@ async def test_software_licences_crud_for_licence_sync(fresh):
         assert (await c.get(f"/api/SoftwareLicence/{lid}")).status_code == 404
 
 
+async def test_invoices_created_with_lines_then_lines_added_until_posted(fresh):
+    sb = fresh.state.sandbox
+    line = {"item_code": "AZURE-PLAN", "item_shortdescription": "Azure", "qty_order": 1.0, "unit_price": 92.12,
+            "unit_cost": 80.1, "startdate": "2026-02-01T00:00:00", "enddate": "2026-02-28T00:00:00"}
+    async with connect(fresh) as c:
+        r = await c.post("/api/Invoice", json=[{"client_id": 2, "invoice_date": "2026-03-01T00:00:00",
+                                                "lines": [line]}])
+        assert r.status_code == 201
+        inv = r.json()
+        assert inv["posted"] is False and inv["total"] == 92.12 and inv["invoicenumber"]
+        assert [x["item_code"] for x in inv["lines"]] == ["AZURE-PLAN"] and inv["lines"][0]["ihid"] == inv["id"]
+        # add_lines adds beside the lines it has
+        r = await c.post("/api/Invoice", json=[{"id": inv["id"], "add_lines": [{**line, "item_code": "SETUP"}]}])
+        assert r.status_code == 201 and sorted(x["item_code"] for x in r.json()["lines"]) == ["AZURE-PLAN", "SETUP"]
+        assert r.json()["total"] == 184.24
+        opened = (await c.get("/api/Invoice", params={"notpostedonly": "true", "client_id": 2})).json()
+        assert [x["id"] for x in opened["invoices"]] == [inv["id"]]
+        # a posted invoice takes no new lines and leaves the open list
+        sb.store.put("invoices", {**sb.store.get("invoices", inv["id"]), "posted": True})
+        r = await c.post("/api/Invoice", json=[{"id": inv["id"], "add_lines": [line]}])
+        assert r.status_code == 400 and "posted" in r.json()["[0].id"][0]
+        opened = (await c.get("/api/Invoice", params={"notpostedonly": "true", "client_id": 2})).json()
+        assert opened["invoices"] == []
+        bad = await c.post("/api/Invoice", json=[{"client_id": 99999, "lines": []}])
+        assert bad.status_code == 400 and "[0].client_id" in bad.json()
+
+
 async def test_unknown_route_and_method(app):
     async with connect(app) as c:
         assert (await c.get("/api/Nope")).status_code == 404

@@ -110,3 +110,21 @@ async def _lookups_during_sync(server, feed: str, lookup_seconds: list[float], s
                 lookup_seconds.append(time.perf_counter() - started)
                 assert not result.is_error
                 await anyio.sleep(0.1)
+
+
+async def test_an_oversized_charges_export_is_refused_the_same_way(sandbox_app, tmp_path: Path) -> None:
+    server = build_server(settings(), transport=transport(sandbox_app), journal_path=tmp_path / "j.sqlite3")
+    sb = sandbox_app.state.sandbox
+    sb.log.clear()
+    rows = ["customer,sku,quantity,unit price,period start"]
+    rows += [f"Customer {i % 400} Ltd,SKU-{i},1,12.50,2026-11-01" for i in range(BIG_LINES)]
+    started = time.perf_counter()
+    result = await call(server, "plan_distributor_charges", {"source": "\n".join(rows), "distributor": "Pax8"})
+    assert result.is_error and time.perf_counter() - started < 5
+    text = result.content[0].text
+    assert "over the limit of 2,000,000" in text and "HALO_FEED_MAX_BYTES" in text and "nothing was sent" in text
+    listed = [{"customer": f"C{i}", "product_code": f"S{i}", "quantity": 1, "unit_price": 1,
+               "period_start": "2026-11-01"} for i in range(10_001)]
+    text = (await call(server, "plan_distributor_charges", {"source": listed, "distributor": "Pax8"})).content[0].text
+    assert "the list has 10,001 rows" in text and "HALO_FEED_MAX_ROWS" in text
+    assert sb.log.count(path_prefix="/api") == 0
