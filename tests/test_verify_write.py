@@ -29,6 +29,7 @@ WRITE_QUESTIONS = (
     "Does excluderenewed=true leave out a contract another contract renews (a link made by verify)?",
     "Can a licence be created, updated and deleted, and is a deleted one gone?",
     "Do the writes documented without a body (lines, licences) answer with the saved record?",
+    "Do recurring lines carry a billing period of their own, or bill at their invoice's period?",
 )
 
 
@@ -103,7 +104,7 @@ def test_verify_write_answers_everything_and_leaves_the_book_as_it_was(tmp_path)
     assert found[WRITE_QUESTIONS[2]]["answer"] == "yes: every field sent was stored as sent"
     assert "(period 3," in " ".join(found[WRITE_QUESTIONS[2]]["evidence"])  # the annual line bills annually
     assert report["quirks"]["lines_post"] == "add" and report["quirks"]["write_answers"] == "record"
-    assert report["quirks"]["excluderenewed"] == "hides_renewed"
+    assert report["quirks"]["excluderenewed"] == "hides_renewed" and report["quirks"]["document"] == "2026"
     assert Quirks.from_report(report) == Quirks()
     assert report["writes"] == sum(1 for e in sb.log.entries() if e.method != "GET" and e.path.startswith("/api"))
     assert report["prefix"].startswith("VERIFY-") and f"reading and writing under {report['prefix']}" in text
@@ -118,7 +119,7 @@ def test_verify_write_answers_everything_and_leaves_the_book_as_it_was(tmp_path)
 
 
 def test_verify_write_under_another_tenants_answers(tmp_path):
-    other = Quirks(lines_post="replace", write_answers="empty", excluderenewed="ignored")
+    other = Quirks(lines_post="replace", write_answers="empty", excluderenewed="ignored", document="2024")
     app, sb = _sandbox(other)
     before = _book(sb)
     code, report, _text, _err = _verify(tmp_path, app, write=True, client_id=sb.book.client_ids[1], yes=True)
@@ -128,10 +129,12 @@ def test_verify_write_under_another_tenants_answers(tmp_path):
     assert found[WRITE_QUESTIONS[3]]["answer"].startswith("replaced")
     assert found[WRITE_QUESTIONS[6]]["answer"].startswith("no: they answer without a body")
     assert found[WRITE_QUESTIONS[4]]["answer"].startswith("no: the filter is ignored")
-    assert {k: report["quirks"][k] for k in ("lines_post", "write_answers", "excluderenewed")} == {
-        "lines_post": "replace", "write_answers": "empty", "excluderenewed": "ignored"}
+    assert found[WRITE_QUESTIONS[7]]["answer"].startswith("2 of 2 lines carry billingperiod")
+    assert {k: report["quirks"][k] for k in ("lines_post", "write_answers", "excluderenewed", "document")} == {
+        "lines_post": "replace", "write_answers": "empty", "excluderenewed": "ignored", "document": "2024"}
     played = Quirks.from_report(report)  # sandbox --quirks REPORT plays this tenant's writes
-    assert (played.lines_post, played.write_answers, played.excluderenewed) == ("replace", "empty", "ignored")
+    assert (played.lines_post, played.write_answers, played.excluderenewed, played.document) == (
+        "replace", "empty", "ignored", "2024")
 
 
 @pytest.mark.parametrize("options, stdin", [

@@ -402,6 +402,28 @@ def _check_lines(exchanges: list[Exchange], headers: list[dict[str, Any]], repor
                         + (f"; {'; '.join(found)}" if found else ""))
     _answer(report, "Does Halo store each recurring line as sent, on the recurring invoice of its frequency?",
             evidence, differ)
+    _check_line_periods(headers, report)
+
+
+def _check_line_periods(headers: list[dict[str, Any]], report: Report) -> None:
+    """A line record with a ``billingperiod`` of its own is the 2024 document's shape; without
+    one a line bills at its recurring invoice's ``period`` (2026, docs/recurring-billing.md)."""
+    lines = [(h, line) for h in headers for line in h.get("lines") or [] if isinstance(line, dict)]
+    question = "Do recurring lines carry a billing period of their own, or bill at their invoice's period?"
+    if not lines:
+        report.findings.append(Finding(question, "not settled: no line was read back", settled=False))
+        return
+    own = [line for _h, line in lines if "billingperiod" in line]
+    evidence = [f"line {line.get('id')}: invoice period {h.get('period')}, line billingperiod "
+                + (repr(line["billingperiod"]) if "billingperiod" in line else "absent") for h, line in lines]
+    if own:
+        report.quirks["document"] = "2024"
+        answer = (f"{len(own)} of {len(lines)} lines carry billingperiod (the 2024 document's shape); the server "
+                  "still bills each frequency on its own recurring invoice")
+    else:
+        report.quirks["document"] = "2026"
+        answer = "at their invoice's period: no line carries billingperiod (the 2026 document's shape)"
+    report.findings.append(Finding(question, answer, evidence))
 
 
 def _answer(report: Report, question: str, evidence: list[str], differ: list[str]) -> None:
