@@ -152,6 +152,14 @@ def test_refusals_send_nothing(tmp_path, options, stdin):
     assert sb.log.entries() == []  # not even a token request
 
 
+def test_a_read_only_configuration_refuses_to_write(tmp_path, monkeypatch):
+    monkeypatch.setenv("HALO_READ_ONLY", "true")
+    app, sb = _sandbox()
+    code, report, _text, err = _verify(tmp_path, app, write=True, client_id=sb.book.client_ids[0], yes=True)
+    assert code == 2 and report is None and "HALO_READ_ONLY" in err and "Nothing was sent to Halo." in err
+    assert sb.log.entries() == []
+
+
 def test_a_yes_on_the_terminal_lets_it_write(tmp_path):
     app, sb = _sandbox()
     before = _book(sb)

@@ -132,6 +132,9 @@ def run_verify(*, sandbox: bool = False, report_path: str | None = None, setting
                 settings, transport = _settings(sandbox, sandbox_config)
         except ConfigError as exc:
             problem = str(exc)
+    if problem is None and settings.read_only and opts.mode != "read":
+        problem = (f"Invalid '--{opts.mode}': this configuration is read-only (HALO_READ_ONLY). Fix: run verify "
+                   f"without --{opts.mode}, or with HALO_READ_ONLY=false for this run. {NOTHING_SENT}")
     if problem is None:
         from halo_contracts.verify_write import new_prefix
 
