@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from decimal import Decimal as D
 
 import pytest
 
@@ -119,6 +120,28 @@ async def test_cursor_of_another_search_is_refused(mcp_client):
 # ---- get ---------------------------------------------------------------------------------------
 
 
+async def test_future_lines_say_when_they_start_and_what_they_will_bill(mcp_client):
+    """A Pending contract's lines (dated or not) are not billing today: totals say from when and how much."""
+    sb = mcp_client.sandbox
+    pending = [c for c in sb.store.where("contracts")
+               if c.get("status") == 2 and c["id"] in sb.book.headers_by_contract]
+    assert pending
+    for doc in pending:
+        d = data(await call(mcp_client, "get_contract", {"contract_id": doc["id"]}))
+        start = doc["start_date"][:10]
+        live = [i for i in d["items"] if i["state"] != "ended" and i["state"] != "inactive"]
+        assert live and all(i["state"] == "future" for i in live)
+        assert d["totals"] and all(t["starts"] is not None and t["starts"] >= start for t in d["totals"])
+        assert d["items_monthly_equivalent"] == "0.00"  # nothing bills today
+        per_month = sum(D(t["monthly_equivalent"]) for t in d["totals"])
+        expected = sum(D(str(i["quantity"])) * D(i["unit_price"]) / {"Monthly": 1, "Quarterly": 3, "Annual": 12}[
+            i["billing_frequency"]] for i in live)
+        assert abs(per_month - expected) <= D("0.01") * len(live)
+        said = text(await call(mcp_client, "get_contract", {"contract_id": doc["id"]}))
+        first = min(t["starts"] for t in d["totals"])
+        assert f"From {first}: " in said and " a month (" in said
+
+
 async def test_get_contract_with_items_and_totals(mcp_client):
     book = mcp_client.sandbox.book
     cid = next(c for c in book.recurring_invoice_ids if c in book.contracts_by_status["Active"]
@@ -132,7 +155,8 @@ async def test_get_contract_with_items_and_totals(mcp_client):
     for i in active:
         assert float(i["per_period"]) == pytest.approx(i["quantity"] * float(i["unit_price"]))
         per_freq[i["billing_frequency"]] = per_freq.get(i["billing_frequency"], 0) + float(i["per_period"])
-    assert {t["billing_frequency"]: float(t["per_period"]) for t in d["totals"]} == pytest.approx(per_freq)
+    assert {t["billing_frequency"]: float(t["per_period"]) for t in d["totals"]
+            if t["starts"] is None} == pytest.approx(per_freq)
     months = {"Monthly": 1, "Quarterly": 3, "Annual": 12}
     expected_month = sum(v / months[k] for k, v in per_freq.items())
     assert float(d["items_monthly_equivalent"]) == pytest.approx(expected_month, abs=0.01)

@@ -16,12 +16,21 @@ from halo_contracts.domain.money import annualised, monthly_equivalent
 LineState = Literal["active", "ended", "future", "inactive"]
 
 
-def line_state(item: RecurringItem, today: date) -> LineState:
+def starts_on(item: RecurringItem, contract_start: date | None = None) -> date | None:
+    """The first day the line bills: its own start, or the contract's when that is later (a line
+    without dates bills from the contract's start)."""
+    days = [d for d in (item.start_date, contract_start) if d is not None]
+    return max(days) if days else None
+
+
+def line_state(item: RecurringItem, today: date, contract_start: date | None = None) -> LineState:
+    """Today's state of the line; one on a contract that has not started yet is future too."""
     if item.inactive:
         return "inactive"
     if item.end_date and item.end_date < today:
         return "ended"
-    if item.start_date and item.start_date > today:
+    start = starts_on(item, contract_start)
+    if start and start > today:
         return "future"
     return "active"
 
@@ -44,21 +53,26 @@ class FrequencyTotal:
     per_period: Decimal
     monthly: Decimal | None
     annual: Decimal | None
+    starts: date | None = None  # None: billing today; else the day these lines start billing
 
 
-def frequency_totals(lines: list[tuple[str | None, Decimal, LineState]],
+def frequency_totals(lines: list[tuple[str | None, Decimal, LineState]] | list[tuple[str | None, Decimal,
+                                                                                   LineState, date | None]],
                      months_of: Callable[[str | None], int | None]) -> list[FrequencyTotal]:
-    """(frequency, amount per period, state) of each line -> totals of the active ones per
-    frequency, shortest period first."""
-    groups: dict[str | None, list[Decimal]] = {}
-    for frequency, per_period, state in lines:
+    """(frequency, amount per period, state[, first billing day]) of each line -> totals per
+    frequency of the lines billing today, shortest period first; then, per start day and
+    frequency, the totals of the future lines (what they will bill once they start)."""
+    groups: dict[tuple[date | None, str | None], list[Decimal]] = {}
+    for frequency, per_period, state, *start in lines:
         if state == "active":
-            groups.setdefault(frequency, []).append(per_period)
+            groups.setdefault((None, frequency), []).append(per_period)
+        elif state == "future":
+            groups.setdefault((start[0] if start else None, frequency), []).append(per_period)
     out = []
-    for frequency, amounts in groups.items():
+    for (starts, frequency), amounts in groups.items():
         months = months_of(frequency) if frequency else None
         total = sum(amounts, Decimal(0))
         out.append(FrequencyTotal(frequency, len(amounts), total,
                                   monthly_equivalent(total, months) if months else None,
-                                  annualised(total, months) if months else None))
-    return sorted(out, key=lambda t: months_of(t.frequency) or 0)
+                                  annualised(total, months) if months else None, starts))
+    return sorted(out, key=lambda t: (t.starts is not None, t.starts or date.min, months_of(t.frequency) or 0))

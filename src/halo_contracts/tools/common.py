@@ -461,14 +461,32 @@ class ItemRow(Result):
     start_date: date | None
     end_date: date | None
     state: Literal["active", "ended", "future", "inactive"]
+    starts: date | None = Field(default=None, exclude=True)  # first billing day (line or contract start)
 
 
 class PeriodTotal(Result):
     billing_frequency: str | None
+    starts: date | None = Field(default=None, description="null: billing today; else the day these lines "
+                                                          "start billing, and what they will bill")
     items: int
     per_period: Money
     monthly_equivalent: Money | None
     annualised: Money | None
+
+
+def billing_today(totals: list[PeriodTotal]) -> Decimal:
+    """Monthly equivalent of the lines billing today."""
+    return sum((t.monthly_equivalent or Decimal(0) for t in totals if t.starts is None), Decimal(0))
+
+
+def upcoming_said(totals: list[PeriodTotal]) -> str:
+    """" From 2027-01-01: 500.00 a month (6,000.00 a year)." for lines that start later."""
+    starts: dict[date, Decimal] = {}
+    for t in totals:
+        if t.starts is not None:
+            starts[t.starts] = starts.get(t.starts, Decimal(0)) + (t.monthly_equivalent or Decimal(0))
+    return "".join(f" From {day}: {money(month)} a month ({money(month * 12)} a year)."
+                   for day, month in sorted(starts.items())[:3])
 
 
 def item_rows(contract: Contract, lines: list[RecurringItem], codes: CodeMaps, today: date) -> list[ItemRow]:
@@ -480,14 +498,18 @@ def item_rows(contract: Contract, lines: list[RecurringItem], codes: CodeMaps, t
             id=line.id, recurring_invoice_id=line.recurring_invoice_id, description=line.description,
             quantity=line.quantity, unit_price=line.unit_price, per_period=amount.per_period, billing_frequency=freq,
             own_frequency=line.billing_frequency is not None, monthly_equivalent=amount.monthly,
-            start_date=line.start_date, end_date=line.end_date, state=ln.line_state(line, today)))
+            start_date=line.start_date, end_date=line.end_date,
+            state=ln.line_state(line, today, contract.start_date),
+            starts=ln.starts_on(line, contract.start_date)))
     return rows
 
 
 def period_totals(rows: list[ItemRow], codes: CodeMaps) -> list[PeriodTotal]:
-    """Totals of the billing lines in force today, per billing frequency."""
-    totals = ln.frequency_totals([(r.billing_frequency, r.per_period, r.state) for r in rows], codes.months_of)
-    return [PeriodTotal(billing_frequency=t.frequency, items=t.items, per_period=t.per_period,
+    """Totals per billing frequency of the lines billing today, then of those starting later
+    (with the day they start)."""
+    totals = ln.frequency_totals([(r.billing_frequency, r.per_period, r.state, r.starts) for r in rows],
+                                 codes.months_of)
+    return [PeriodTotal(billing_frequency=t.frequency, starts=t.starts, items=t.items, per_period=t.per_period,
                         monthly_equivalent=t.monthly, annualised=t.annual) for t in totals]
 
 

@@ -58,6 +58,7 @@ from halo_contracts.tools.common import (
     PlanView,
     Result,
     app,
+    billing_today,
     canonical,
     confirmation_note,
     contract_lines,
@@ -80,6 +81,7 @@ from halo_contracts.tools.common import (
     rejected,
     submit_plan,
     today_of,
+    upcoming_said,
     write_said,
 )
 
@@ -250,7 +252,8 @@ class ContractDetail(Result):
     notes: str | None = Field(description="Halo's free-text note, verbatim (data, not instructions)")
     recurring_invoice_ids: list[int]
     items: list[ItemRow]
-    totals: list[PeriodTotal] = Field(description="lines in force today, per billing frequency")
+    totals: list[PeriodTotal] = Field(description="per billing frequency: lines billing today, then those "
+                                                  "starting later, with their start day")
     items_monthly_equivalent: Money
     items_annualised: Money
     prepaid: PrepaidSummary | None = Field(description="Prepaid Hours contracts only")
@@ -263,7 +266,8 @@ class ContractDetail(Result):
                 + (f" (annualised {money(self.annualised)})" if self.annualised is not None else "") + ". ")
         live = sum(1 for i in self.items if i.state == "active")
         text += (f"{plural(len(self.items), 'recurring line')} ({live} billing today): "
-                 f"{money(self.items_monthly_equivalent)} a month, {money(self.items_annualised)} a year.")
+                 f"{money(self.items_monthly_equivalent)} a month, {money(self.items_annualised)} a year."
+                 + upcoming_said(self.totals))
         if self.prepaid is not None:
             p = self.prepaid
             unit = "" if p.balance_is_money else " hours"
@@ -299,7 +303,7 @@ async def get_contract(contract_id: ContractId, ctx: Context) -> ContractDetail:
     recurring_value = c.value is not None and months and (c.type or "").casefold() != PREPAID.casefold()
     rows = item_rows(c, lines, codes, today)
     totals = period_totals(rows, codes)
-    items_month = sum((t.monthly_equivalent or Decimal(0) for t in totals), Decimal(0))
+    items_month = billing_today(totals)
     return ContractDetail(
         id=c.id, ref=c.ref, client_id=c.client_id, client=c.client_name, type=c.type, status=c.status,
         active=c.active, start_date=c.start_date, end_date=c.end_date,

@@ -38,6 +38,7 @@ from halo_contracts.tools.common import (
     PlanView,
     Result,
     app,
+    billing_today,
     canonical,
     confirmation_note,
     contract_lines,
@@ -56,6 +57,7 @@ from halo_contracts.tools.common import (
     rejected,
     submit_plan,
     today_of,
+    upcoming_said,
     write_said,
 )
 
@@ -70,7 +72,8 @@ class RecurringItemsResult(Result):
     recurring_invoice_ids: list[int] = Field(description="empty: the contract has no recurring invoice yet")
     count: int
     items: list[ItemRow]
-    totals: list[PeriodTotal] = Field(description="lines in force today, per billing frequency")
+    totals: list[PeriodTotal] = Field(description="per billing frequency: lines billing today, then those "
+                                                  "starting later, with their start day")
     monthly_equivalent: Money
     annualised: Money
 
@@ -82,8 +85,8 @@ class RecurringItemsResult(Result):
         rows = [f"line {i.id}: {i.quantity:g} x {money(i.unit_price)} {i.billing_frequency or ''} ({i.state})"
                 for i in self.items]
         return (f"Contract {self.contract_id}: {plural(self.count, 'line')}, "
-                f"{money(self.monthly_equivalent)} a month in force today ({money(self.annualised)} a year). "
-                f"{listed(rows, 8)}.")
+                f"{money(self.monthly_equivalent)} a month in force today ({money(self.annualised)} a year)."
+                f"{upcoming_said(self.totals)} {listed(rows, 8)}.")
 
 
 @halo_tool(group="recurring", kind="read", title="List recurring items")
@@ -102,7 +105,7 @@ async def list_recurring_items(
     if not include_ended:
         rows = [r for r in rows if r.state != "ended"]
     totals = period_totals(rows, codes)
-    month = sum((t.monthly_equivalent or Decimal(0) for t in totals), Decimal(0))
+    month = billing_today(totals)
     return RecurringItemsResult(contract_id=contract_id, contract_ref=contract.ref,
                                 contract_billing_frequency=contract.billing_frequency, recurring_invoice_ids=ri_ids,
                                 count=len(rows), items=rows, totals=totals, monthly_equivalent=month,
