@@ -103,6 +103,7 @@ def test_verify_write_answers_everything_and_leaves_the_book_as_it_was(tmp_path)
     assert sum("deleted" in e for e in cleanup["evidence"]) == 4  # 2 recurring invoices, 2 contracts
     assert found[WRITE_QUESTIONS[2]]["answer"] == "yes: every field sent was stored as sent"
     assert "(period 3," in " ".join(found[WRITE_QUESTIONS[2]]["evidence"])  # the annual line bills annually
+    assert "5 of 5 fields as sent" in found[WRITE_QUESTIONS[5]]["evidence"][0]  # the licence, after its update
     assert report["quirks"]["lines_post"] == "add" and report["quirks"]["write_answers"] == "record"
     assert report["quirks"]["excluderenewed"] == "hides_renewed" and report["quirks"]["document"] == "2026"
     assert Quirks.from_report(report) == Quirks()

@@ -45,8 +45,8 @@ from halo_contracts.halo.verify import (
     Report,
     check_stored,
     check_write_answers,
-    compare_fields,
     licence_after_delete,
+    licence_differences,
     stored_records,
 )
 from halo_contracts.plans.executor import ApplyOutcome, apply_plan
@@ -227,16 +227,14 @@ async def stage_licence(run: Run) -> None:
              {"licence_id": Plan.ref(0), "fields": {"quantity": 2}}, natural_key={"licence_id": Plan.ref(0)})
     outcome = await run.apply(plan)
     licence_id = int(outcome.plan.steps[0].result["id"])  # type: ignore[index]
-    stored = await run.halo.get_licence(licence_id)
-    differ = compare_fields({"quantity": 2, "product_code": code}, {"quantity": stored.quantity,
-                                                                    "product_code": stored.product_code})
+    sent, differ = await licence_differences(run.halo, run.recorder.exchanges[run.since:], licence_id)
     plan = run.plan(f"verify: delete licence {licence_id}", "licence_delete")
     add_step(plan, run.halo, "delete_licence", f"Delete licence {licence_id}", {"licence_id": licence_id},
              natural_key={"client_id": run.client_id})
     await run.apply(plan)
     after = await licence_after_delete(run.halo, licence_id)
-    evidence = [f"licence {licence_id} created; after the update it reads quantity {stored.quantity}",
-                f"after the delete: {after}"]
+    evidence = [f"licence {licence_id} created and updated: {sent - len(differ)} of {sent} fields as sent"
+                + (f"; {'; '.join(differ)}" if differ else ""), f"after the delete: {after}"]
     if not after.startswith("gone"):
         differ.append(f"the deleted licence is {after}")
     answer = "yes: created, updated and deleted" if not differ else "partly: " + "; ".join(differ)

@@ -457,6 +457,17 @@ def check_write_answers(exchanges: list[Exchange], report: Report) -> None:
     report.findings.append(Finding(question, answer, evidence))
 
 
+async def licence_differences(halo: HaloClient, exchanges: list[Exchange], licence_id: int) -> tuple[int, list[str]]:
+    """(fields sent, those Halo did not store as sent) for a licence: its create and the
+    updates sent after it, merged, against the licence read back."""
+    sent: dict[str, Any] = {}
+    for _e, item in _posted(exchanges, "/SoftwareLicence"):
+        if item.get("id") in (None, licence_id):
+            sent.update(item)
+    stored = await halo._get_object(f"/SoftwareLicence/{int(licence_id)}", operation="verify: read the licence back")
+    return len([k for k in sent if k != "id"]), compare_fields(sent, stored)
+
+
 async def licence_after_delete(halo: HaloClient, licence_id: int) -> str:
     """What a deleted licence looks like: gone (404), or kept and marked."""
     try:
