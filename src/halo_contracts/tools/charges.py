@@ -294,7 +294,7 @@ def _target(book: _Book, client_id: int, rules: EffectiveRules) -> tuple[str, An
             return "recurring", None, (f"skip: the client has {len(options)} recurring invoices ({ids}); pin one with "
                                        "billing_rules set.invoice_id")
         return "recurring", options[0], None
-    if rules.target == "last" or rules.invoice_id is not None:
+    if rules.target == "last":
         open_ones = book.open.get(client_id, [])
         if rules.invoice_id is not None:
             pinned = [i for i in open_ones if i.id == rules.invoice_id]
