@@ -16,7 +16,6 @@ the counts do not depend on it.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -75,7 +74,7 @@ async def measure(size: int, workdir: Path) -> list[dict]:
             raise SystemExit(f"{label}: {result.content[0].text}")
         counts = Counter(classify(e) for e in sb.log)
         rows.append({"book": size, "operation": label, "total": len(sb.log), **counts, "seconds": elapsed})
-        return json.loads(result.content[0].text)
+        return result.structured_content
 
     async with Client(server) as client:
         await client.call_tool("find_expiring_contracts", {"within_days": 1})  # token, outside the counts

@@ -40,8 +40,12 @@ async def test_add_items_to_an_existing_recurring_invoice(mcp_client):
     sb = mcp_client.sandbox
     c = await _contract_with_lines(mcp_client)
     second = {"description": "Firewall (annual)", "quantity": 1, "unit_price": 600, "billing_frequency": "annual"}
+    had_annual = 3 in {h["period"] for h in sb.store.where("rinvoices", "contract_id = ?", [c["id"]])}
     d = data(await call(mcp_client, "add_recurring_items", {"contract_id": c["id"], "items": [ITEM, second]}))
-    assert d["outcome"] == "added" and len(d["item_ids"]) == 2 and not d["creates_recurring_invoice"]
+    # the plan makes the annual recurring invoice only when the contract has none
+    assert d["outcome"] == "added" and len(d["item_ids"]) == 2
+    assert d["creates_recurring_invoice"] is not had_annual
+    assert d["recurring_invoice_id"] in c["recurring_invoice_ids"]
     # lines carry no frequency (the 2026 document): each goes to the contract's recurring
     # invoice of its frequency, the annual one made if the contract has none
     writes = api_writes(sb)
@@ -226,3 +230,71 @@ async def test_items_refuse_more_than_four_decimals_with_zero_requests(mcp_clien
     r = await call(mcp_client, "update_recurring_item", {"item_id": 1, "contract_id": 1001, "changes": item})
     assert r.is_error and f"changes.{field}" in text(r) and "more than 4 decimal places" in text(r)
     assert len(mcp_client.sandbox.log) == 0
+
+
+async def test_preview_shows_a_line_of_a_new_frequency_going_on_its_new_recurring_invoice(mcp_client):
+    """A contract with only its monthly recurring invoice: an annual line needs an annual one.
+    The preview says so (a create step, and the annual line aimed at what it makes), and the
+    apply sends exactly that, reading no header before the lines."""
+    sb = mcp_client.sandbox
+    created = data(await call(mcp_client, "create_contract", new_contract_args(sb.book)))
+    cid = created["contract_id"]
+    first = data(await call(mcp_client, "add_recurring_items", {"contract_id": cid, "items": [ITEM]}))
+    monthly_id = first["recurring_invoice_id"]
+    annual = {"description": "Firewall (annual)", "quantity": 1, "unit_price": 600, "billing_frequency": "Annual"}
+    sb.log.clear()
+    d = data(await call(mcp_client, "add_recurring_items", {
+        "contract_id": cid, "items": [{**ITEM, "description": "Offsite copies"}, annual], "dry_run": True,
+        "detail": "full"}))
+    steps = d["plan"]["steps"]
+    assert [s["kind"] for s in steps] == ["add_recurring_lines", "create_recurring_invoice", "add_recurring_lines"]
+    assert d["creates_recurring_invoice"] and d["recurring_invoice_id"] == monthly_id
+    monthly, create, yearly = steps
+    assert [r["ihid"] for r in monthly["request"]["body"]] == [monthly_id]
+    assert create["request"]["body"][0]["period"] == 3  # the Annual billing-period code
+    assert create["request"]["body"][0]["contract_id"] == cid
+    assert [r["item_shortdescription"] for r in yearly["request"]["body"]] == ["Firewall (annual)"]
+    assert [r["ihid"] for r in yearly["request"]["body"]] == [-1_000_001]
+    assert yearly["refs"] == {"-1000001": 1}
+    assert "Annual" in create["summary"] and "step 2" in yearly["summary"]
+    assert api_writes(sb) == []
+    sb.log.clear()
+    applied = data(await call(mcp_client, "apply_plan", {"plan_id": d["plan_id"]}))
+    assert applied["done"] == 3
+    annual_id = applied["created"]["recurring_invoice"][0]
+    posts = api_writes(sb)
+    assert [p.path for p in posts] == ["/api/RecurringInvoice/Lines", "/api/RecurringInvoice",
+                                       "/api/RecurringInvoice/Lines"]
+    assert posts[2].body[0]["ihid"] == annual_id != monthly_id
+    # no header read before the lines: the plan knew each header's frequency
+    assert not [e for e in sb.log if e.method == "GET" and e.path.lower().startswith("/api/recurringinvoice/")]
+    periods = {h["id"]: h["period"] for h in sb.store.where("rinvoices", "contract_id = ?", [cid])}
+    assert periods == {monthly_id: 1, annual_id: 3}
+    listed = data(await call(mcp_client, "list_recurring_items", {"contract_id": cid}))
+    by_name = {i["description"]: i["billing_frequency"] for i in listed["items"]}
+    assert by_name == {"Backup as a Service": "Monthly", "Offsite copies": "Monthly", "Firewall (annual)": "Annual"}
+    mcp_client.spec.assert_clean()
+
+
+async def test_an_annual_recurring_invoice_made_after_the_plan_is_reused_not_the_monthly_one(mcp_client):
+    """The create step of a frequency reuses only a recurring invoice of that frequency made
+    since the plan was built; the contract's monthly one is never taken for it."""
+    sb = mcp_client.sandbox
+    created = data(await call(mcp_client, "create_contract", new_contract_args(sb.book)))
+    cid = created["contract_id"]
+    first = data(await call(mcp_client, "add_recurring_items", {"contract_id": cid, "items": [ITEM]}))
+    annual = {"description": "Firewall (annual)", "quantity": 1, "unit_price": 600, "billing_frequency": "Annual"}
+    late = data(await call(mcp_client, "add_recurring_items", {"contract_id": cid, "items": [annual],
+                                                               "dry_run": True}))
+    assert late["creates_recurring_invoice"]
+    other = data(await call(mcp_client, "add_recurring_items", {
+        "contract_id": cid, "items": [{**annual, "description": "Mail filtering (annual)"}]}))
+    annual_id = other["recurring_invoice_id"]
+    assert annual_id not in (None, first["recurring_invoice_id"])
+    sb.log.clear()
+    applied = data(await call(mcp_client, "apply_plan", {"plan_id": late["plan_id"]}))
+    assert applied["status"] == "applied"
+    assert [p.path for p in api_writes(sb)] == ["/api/RecurringInvoice/Lines"]
+    assert api_writes(sb)[0].body[0]["ihid"] == annual_id
+    periods = sorted(h["period"] for h in sb.store.where("rinvoices", "contract_id = ?", [cid]))
+    assert periods == [1, 3]

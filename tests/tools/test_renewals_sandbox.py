@@ -282,14 +282,18 @@ async def test_expire_at_end_only_past_end_dates_otherwise_a_follow_up(tmp_path)
         [future] = renewable(sb)[:1]
         end = day(sb.store.get("contracts", future)["end_date"])
         got = await call(client, "generate_renewals",
-                         {"contract_ids": [future], "expire_old": "at_end", "term_months": 24, "dry_run": True})
+                         {"contract_ids": [future], "expire_old": "at_end", "term_months": 24, "dry_run": True,
+                          "detail": "full"})
         [row] = got["renewals"]
         assert row["term_months"] == 24
         assert row["new_end"] == (end + timedelta(days=1) + relativedelta(months=24) - timedelta(days=1)).isoformat()
         assert got["follow_ups"] == [{"contract_id": future, "due": (end + timedelta(days=1)).isoformat(),
                                       "action": got["follow_ups"][0]["action"]}]
         assert "stays Active" in row["old_contract"]
-        assert got["steps"] == (3 if row["lines_copied"] else 1)  # no update step for the old contract
+        # the contract, then per billing frequency of its lines a recurring invoice and its lines;
+        # no update step for the old contract
+        frequencies = {line["billing_frequency"] for line in row["lines"]}
+        assert got["steps"] == 1 + 2 * len(frequencies) and bool(frequencies) == bool(row["lines_copied"])
 
 
 async def test_validation_names_each_contract_and_sends_nothing(tmp_path):

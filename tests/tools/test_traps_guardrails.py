@@ -128,12 +128,18 @@ async def test_create_contract_with_lines_is_one_plan_previewed_then_applied_onc
     assert len(writes(sb)) == before  # nothing written on a preview
     assert out["outcome"] == "planned" and out["contract_id"] is None
     kinds = [s["kind"] for s in out["plan"]["steps"]]
-    assert kinds == ["create_contract", "create_recurring_invoice", "add_recurring_lines"]
+    # one recurring invoice per billing frequency: the monthly one with its two lines, then the
+    # annual one with the annual line (the preview shows where each line goes)
+    assert kinds == ["create_contract", "create_recurring_invoice", "add_recurring_lines",
+                     "create_recurring_invoice", "add_recurring_lines"]
     # the later steps take the new contract's (and invoice's) id: placeholders, listed in refs
-    invoice_step, lines_step = out["plan"]["steps"][1], out["plan"]["steps"][2]
+    invoice_step, lines_step, annual_step, annual_lines = out["plan"]["steps"][1:]
     assert set(invoice_step["refs"].values()) == {0} and set(lines_step["refs"].values()) == {0, 1}
-    assert len(lines_step["request"]["body"]) == 3
-    assert "Annual lines on a recurring invoice of their own" in lines_step["summary"]
+    assert set(annual_step["refs"].values()) == {0} and set(annual_lines["refs"].values()) == {0, 3}
+    assert invoice_step["request"]["body"][0]["period"] == 1 and annual_step["request"]["body"][0]["period"] == 3
+    assert len(lines_step["request"]["body"]) == 2
+    assert [x["item_shortdescription"] for x in annual_lines["request"]["body"]] == ["Domain renewal"]
+    assert "(Annual)" in annual_lines["summary"] and "Annual" in annual_step["summary"]
     # money per month: 10 x 25 + 10 x 26 monthly, 120 a year
     assert out["lines_per_month"] == "520.00" and out["plan"]["summary"]["lines_monthly"] == "520.00"
     assert "The recurring lines bill 520.00 a month." in text(preview)

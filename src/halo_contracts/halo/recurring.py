@@ -102,20 +102,31 @@ class RecurringEndpoints(HaloTransport):
 
     # ---- lines ------------------------------------------------------------------------------
     def _req_add_recurring_lines(self, recurring_invoice_id: int, contract_id: int,
-                                 items: list[RecurringItemFields]) -> HaloRequest:
+                                 items: list[RecurringItemFields], *,
+                                 header_frequency: str | None = None) -> HaloRequest:
         rows = [wire.recurring_item_to_wire(item, self._codes, recurring_invoice_id=int(recurring_invoice_id),
                                             contract_id=int(contract_id)) for item in items]
         return HaloRequest("add recurring lines", "POST", "/RecurringInvoice/Lines", rows)
 
     async def add_recurring_lines(self, recurring_invoice_id: int, contract_id: int,
-                                  items: list[RecurringItemFields]) -> list[RecurringItem]:
+                                  items: list[RecurringItemFields], *,
+                                  header_frequency: str | None = None) -> list[RecurringItem]:
         """Add lines; a line of another frequency than the recurring invoice's goes to the
-        contract's recurring invoice of that frequency (see the module docstring)."""
+        contract's recurring invoice of that frequency (see the module docstring).
+
+        ``header_frequency``: the recurring invoice's frequency when the caller knows it (a
+        plan that made the header or read it); lines of that frequency are then sent without
+        reading the header first."""
         if not items:
             return []
         groups: dict[int, list[RecurringItemFields]] = {}
         frequencies: dict[int, str | None] = {}
-        if any(item.billing_frequency for item in items):
+        known = header_frequency is not None and all(
+            item.billing_frequency is None or _same(item.billing_frequency, header_frequency) for item in items)
+        if known:
+            groups[int(recurring_invoice_id)] = list(items)
+            frequencies[int(recurring_invoice_id)] = header_frequency
+        elif any(item.billing_frequency for item in items):
             header = await self.get_recurring_invoice(recurring_invoice_id)
             siblings: dict[str, RecurringInvoice] = {}
             for item in items:

@@ -32,7 +32,9 @@ StepKind = Literal[
     "create_contract",  # params: {"fields": ContractFields-as-json}
     "update_contract",  # params: {"contract_id": int | ref, "fields": {...}}
     "create_recurring_invoice",  # params: {"client_id", "contract_id", "contract_ref", schedule (optional)}
-    "add_recurring_lines",  # params: {"recurring_invoice_id", "contract_id", "items": [RecurringItemFields-json]}
+    # params: {"recurring_invoice_id", "contract_id", "items": [RecurringItemFields-json],
+    #          "header_frequency" (optional: the header's, when the plan knows it)}
+    "add_recurring_lines",
     "update_recurring_line",  # params: {"line_id", "recurring_invoice_id", "fields": {...}}
     "create_licence",  # params: {"fields": LicenceFields-json}
     "update_licence",  # params: {"licence_id", "fields": {...}}

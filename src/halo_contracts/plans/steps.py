@@ -28,7 +28,7 @@ from halo_contracts.domain.charges import ChargeDraft, charge_key
 from halo_contracts.domain.drafts import ContractFields, LicenceFields, RecurringItemFields
 from halo_contracts.halo.client import ContractQuery, HaloClient
 from halo_contracts.halo.errors import HaloNotFound
-from halo_contracts.plans.models import ParamRef, Plan, Step, StepKind
+from halo_contracts.plans.models import ParamRef, Plan, Step, StepKind, StepRef
 
 
 @dataclass
@@ -158,24 +158,36 @@ async def _create_ri(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
     return {"id": ri.id, "contract_id": ri.contract_id}
 
 
+def _header_of(invoices: list[Any], contract_id: int, frequency: str | None) -> Any | None:
+    """The contract's recurring invoice a create of ``frequency`` stands for: the first of that
+    frequency (a header with no period takes every line, as ``add_recurring_lines`` routes);
+    with no frequency asked, the contract's first."""
+    mine = [ri for ri in invoices if ri.contract_id == contract_id]
+    if frequency is None:
+        return mine[0] if mine else None
+    return next((ri for ri in mine if _same_text(ri.billing_frequency, frequency)), None) \
+        or next((ri for ri in mine if ri.billing_frequency is None), None)
+
+
 async def _settle_create_ri(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement:
     contract_id = int(key.get("contract_id", p["contract_id"]))
     invoices = await halo.list_recurring_invoices(contract_id=contract_id, include_lines=False)
-    for ri in invoices:
-        if ri.contract_id == contract_id:
-            return Settlement({"id": ri.id, "contract_id": ri.contract_id}, None,
-                              f"found recurring invoice {ri.id} of contract {contract_id}")
+    ri = _header_of(invoices, contract_id, p.get("billing_frequency"))
+    if ri is not None:
+        return Settlement({"id": ri.id, "contract_id": ri.contract_id}, None,
+                          f"found recurring invoice {ri.id} of contract {contract_id}")
     return Settlement(None, p, "no recurring invoice found for the contract; sent again")
 
 
 async def _reuse_ri(halo: HaloClient, p: dict[str, Any], key: dict[str, Any]) -> Settlement | None:
-    """A contract has one recurring invoice. The plan was built when the contract had none; if
-    one exists now (another plan, or someone in Halo, made it since), the step uses it: the
-    plan's later references to this step's id then point to it and its lines go there, instead of a second
-    recurring invoice billing the same contract."""
+    """A contract has one recurring invoice per billing frequency. The plan was built when the
+    contract had none of this step's frequency; if one exists now (another plan, or someone in
+    Halo, made it since), the step uses it: the plan's later references to this step's id then
+    point to it and its lines go there, instead of a second recurring invoice billing the same
+    contract at the same frequency."""
     contract_id = int(key.get("contract_id", p["contract_id"]))
     invoices = await halo.list_recurring_invoices(contract_id=contract_id, include_lines=False)
-    ri = next((ri for ri in invoices if ri.contract_id == contract_id), None)  # the first, as add_recurring_items
+    ri = _header_of(invoices, contract_id, p.get("billing_frequency"))
     if ri is None:
         return None
     return Settlement({"id": ri.id, "contract_id": ri.contract_id, "reused": True}, None,
@@ -188,7 +200,9 @@ def _ri_lock(p: dict[str, Any], key: dict[str, Any]) -> str | None:
 
 def _add_lines_args(p: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     items = [RecurringItemFields.model_validate(i) for i in p["items"]]
-    return (int(p["recurring_invoice_id"]), int(p["contract_id"]), items), {}
+    # the header's frequency when the plan knows it (it makes the header, or read it): no read first
+    known = {"header_frequency": p["header_frequency"]} if p.get("header_frequency") else {}
+    return (int(p["recurring_invoice_id"]), int(p["contract_id"]), items), known
 
 
 async def _add_lines(halo: HaloClient, p: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +219,8 @@ async def _settle_add_lines(halo: HaloClient, p: dict[str, Any], key: dict[str, 
     contract_id = int(key.get("contract_id", p["contract_id"]))
     existing = set(key.get("existing_line_ids") or [])
     invoices = await halo.list_recurring_invoices(contract_id=contract_id, include_lines=True)
+    if p.get("header_frequency"):  # the lines were sent to this header only
+        invoices = [ri for ri in invoices if ri.id == int(p["recurring_invoice_id"])]
     candidates = [line for ri in invoices for line in ri.lines
                   if line.id is not None and line.id not in existing]
     found_ids: list[int] = []
@@ -561,3 +577,69 @@ def add_step(plan: Plan, halo: HaloClient, kind: StepKind, summary: str, params:
         plan.steps.pop()
         raise
     return step
+
+
+# ---- recurring lines: one recurring invoice per billing frequency ------------------------------
+
+
+@dataclass
+class LineTarget:
+    """Where a group of lines goes: the recurring invoice of ``frequency`` (an existing id, or
+    the ``create`` step's ref when the plan makes it) and the ``add`` step that sends them."""
+
+    frequency: str | None
+    items: list[RecurringItemFields]
+    header: int | StepRef | None  # None: the contract has none of this frequency yet
+    create: Step | None = None
+    add: Step | None = None
+
+
+def route_lines(items: list[RecurringItemFields], headers: list[Any],
+                default_frequency: str | None) -> list[LineTarget]:
+    """Group ``items`` by the frequency they bill at (their own, else ``default_frequency``)
+    and give each group the contract's recurring invoice of that frequency from ``headers``
+    (``RecurringInvoice``s read at plan time): the first of that frequency, else one with no
+    period (it takes every line), else, when no frequency is known, the first. A group with
+    none gets ``header=None`` (the plan makes one; recurring invoice ids may be negative)."""
+    groups: dict[str, LineTarget] = {}
+    for item in items:
+        frequency = item.billing_frequency or default_frequency
+        key = (frequency or "").casefold()
+        if key not in groups:
+            groups[key] = LineTarget(frequency, [], _header_id(headers, frequency))
+        groups[key].items.append(item)
+    return list(groups.values())
+
+
+def _header_id(headers: list[Any], frequency: str | None) -> int | None:
+    if frequency is None:
+        return headers[0].id if headers else None
+    found = next((h for h in headers if _same_text(h.billing_frequency, frequency)), None) \
+        or next((h for h in headers if h.billing_frequency is None), None)
+    return found.id if found is not None else None
+
+
+def add_line_steps(plan: Plan, halo: HaloClient, targets: list[LineTarget], *, client_id: int | None,
+                   contract_id: int | StepRef, contract_ref: str | None, schedule: dict[str, Any],
+                   natural_key: dict[str, Any], owner: str, what: Callable[[LineTarget], str],
+                   group: str | None = None) -> list[LineTarget]:
+    """For each target: a ``create_recurring_invoice`` step of its frequency when the contract
+    has none (``schedule``: the start and end dates it gets), then one ``add_recurring_lines``
+    step aimed at it, carrying the header's frequency so nothing is read before the lines are
+    sent. ``owner`` names the contract in the create's summary ("contract 12"), ``what(target)``
+    is the add step's summary."""
+    for t in targets:
+        if t.header is None:
+            named = f"the {t.frequency} recurring invoice" if t.frequency else "the recurring invoice"
+            t.create = add_step(plan, halo, "create_recurring_invoice",
+                                f"Create {named} of {owner}",
+                                {"client_id": client_id, "contract_id": contract_id, "contract_ref": contract_ref,
+                                 **({"billing_frequency": t.frequency} if t.frequency else {}), **schedule},
+                                natural_key={"contract_id": contract_id}, group=group)
+            t.header = Plan.ref(t.create.index)
+        t.add = add_step(plan, halo, "add_recurring_lines", what(t),
+                         {"recurring_invoice_id": t.header, "contract_id": contract_id,
+                          "items": [f.model_dump(mode="json", exclude_unset=True) for f in t.items],
+                          **({"header_frequency": t.frequency} if t.frequency else {})},
+                         natural_key=natural_key, group=group)
+    return targets

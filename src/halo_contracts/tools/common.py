@@ -42,7 +42,7 @@ from pydantic_core import PydanticCustomError
 from halo_contracts.access import Principal, caller_principal
 from halo_contracts.domain import lines as ln
 from halo_contracts.domain.drafts import RecurringItemFields
-from halo_contracts.domain.models import Contract, RecurringItem
+from halo_contracts.domain.models import Contract, RecurringInvoice, RecurringItem
 from halo_contracts.domain.money import cents, unsigned_zero
 from halo_contracts.domain.validation import Report, text_problem
 from halo_contracts.halo.errors import (
@@ -513,10 +513,15 @@ def period_totals(rows: list[ItemRow], codes: CodeMaps) -> list[PeriodTotal]:
                         monthly_equivalent=t.monthly, annualised=t.annual) for t in totals]
 
 
+async def contract_invoices(halo: Any, contract_id: int) -> list[RecurringInvoice]:
+    """The contract's recurring invoices (one per billing frequency), with their lines."""
+    invoices = await halo.list_recurring_invoices(contract_id=contract_id, include_lines=True)
+    return [ri for ri in invoices if ri.contract_id in (None, contract_id)]
+
+
 async def contract_lines(halo: Any, contract_id: int) -> tuple[list[int], list[RecurringItem]]:
     """The contract's recurring invoice ids and all their lines."""
-    invoices = await halo.list_recurring_invoices(contract_id=contract_id, include_lines=True)
-    mine = [ri for ri in invoices if ri.contract_id in (None, contract_id)]
+    mine = await contract_invoices(halo, contract_id)
     return [ri.id for ri in mine], [line for ri in mine for line in ri.lines]
 
 

@@ -36,7 +36,7 @@ from halo_contracts.halo.client import ContractQuery
 from halo_contracts.halo.errors import HaloNotFound
 from halo_contracts.plans import consent
 from halo_contracts.plans.models import Plan
-from halo_contracts.plans.steps import add_step, find_contract, match_contract
+from halo_contracts.plans.steps import LineTarget, add_line_steps, add_step, find_contract, match_contract, route_lines
 from halo_contracts.tools.common import (
     MAX_ITEMS,
     ArgModel,
@@ -424,24 +424,20 @@ def _create_steps(plan: Plan, halo: Any, to_send: ContractFields, lines: list[Re
              natural_key={"client_id": client_id, "ref": to_send.ref})
     if not lines:
         return
-    schedule = {k: v for k, v in (("billing_frequency", to_send.billing_frequency),
-                                  ("start_date", to_send.start_date and to_send.start_date.isoformat()),
+    schedule = {k: v for k, v in (("start_date", to_send.start_date and to_send.start_date.isoformat()),
                                   ("end_date", to_send.end_date and to_send.end_date.isoformat())) if v}
-    add_step(plan, halo, "create_recurring_invoice", "Create the recurring invoice of the new contract"
-             + (f" ({to_send.billing_frequency})" if to_send.billing_frequency else ""),
-             {"client_id": client_id, "contract_id": Plan.ref(0), "contract_ref": to_send.ref, **schedule},
-             natural_key={"contract_id": Plan.ref(0)})
-    described = "; ".join(f"{f.quantity} x '{f.description}' at {f.unit_price}" for f in lines[:5])
-    if len(lines) > 5:
-        described += f"; and {len(lines) - 5} more"
-    others = sorted({f.billing_frequency for f in lines if f.billing_frequency
-                     and f.billing_frequency != to_send.billing_frequency})
-    add_step(plan, halo, "add_recurring_lines",
-             f"Add {len(lines)} line(s) to the new contract: {described}"
-             + (f" ({', '.join(others)} lines on a recurring invoice of their own)" if others else ""),
-             {"recurring_invoice_id": Plan.ref(1), "contract_id": Plan.ref(0),
-              "items": [f.model_dump(mode="json", exclude_unset=True) for f in lines]},
-             natural_key={"contract_id": Plan.ref(0), "existing_line_ids": []})
+
+    def what(t: LineTarget) -> str:
+        described = "; ".join(f"{f.quantity} x '{f.description}' at {f.unit_price}" for f in t.items[:5])
+        if len(t.items) > 5:
+            described += f"; and {len(t.items) - 5} more"
+        billed = f" ({t.frequency})" if t.frequency else ""
+        return f"Add {len(t.items)} line(s) to the new contract's recurring invoice{billed}: {described}"
+
+    # one recurring invoice per billing frequency of the lines, each made with the contract's dates
+    add_line_steps(plan, halo, route_lines(lines, [], to_send.billing_frequency), client_id=client_id,
+                   contract_id=Plan.ref(0), contract_ref=to_send.ref, owner="the new contract", schedule=schedule,
+                   natural_key={"contract_id": Plan.ref(0), "existing_line_ids": []}, what=what)
 
 
 @halo_tool(group="contracts", kind="write", title="Create a contract", idempotent=False)
@@ -519,7 +515,8 @@ async def create_contract(
         plan.summary["lines_monthly"] = str(cents(per_month))
     view, outcome = await submit_plan(ctx, plan, dry_run=dry_run, detail=detail)
     new_id = outcome.plan.steps[0].result["id"] if outcome else None
-    item_ids = list((outcome.plan.steps[-1].result or {}).get("ids") or []) if outcome and lines else []
+    item_ids = [i for st in outcome.plan.steps if st.kind == "add_recurring_lines"
+                for i in (st.result or {}).get("ids") or []] if outcome and lines else []
     return CreateContractResult(
         outcome="created" if outcome else "planned", contract_id=new_id, ref=to_send.ref or "", value=to_send.value,
         item_ids=item_ids, lines_per_month=per_month, plan_id=plan.id, plan=view, **common,

@@ -19,8 +19,8 @@ from halo_contracts.domain.drafts import RecurringItemFields
 from halo_contracts.domain.models import Contract, RecurringItem
 from halo_contracts.domain.validation import ContractDates, Report, check_item, check_item_update, check_new_items
 from halo_contracts.plans import consent
-from halo_contracts.plans.models import Plan, StepRef
-from halo_contracts.plans.steps import add_step
+from halo_contracts.plans.models import Plan
+from halo_contracts.plans.steps import LineTarget, add_line_steps, add_step, route_lines
 from halo_contracts.tools.common import (
     MAX_ITEMS,
     ArgModel,
@@ -41,6 +41,7 @@ from halo_contracts.tools.common import (
     billing_today,
     canonical,
     confirmation_note,
+    contract_invoices,
     contract_lines,
     halo_errors,
     halo_tool,
@@ -148,6 +149,18 @@ def _line_guardrails(contract: Contract, after: list[gr.LineFigures], what: str,
     return out
 
 
+def _add_summary(target: LineTarget, contract_id: int) -> str:
+    fields = target.items
+    described = "; ".join(f"{f.quantity} x '{f.description}' at {f.unit_price}" for f in fields[:5])
+    if len(fields) > 5:
+        described += f"; and {len(fields) - 5} more"
+    where = (f"recurring invoice {target.header}" if isinstance(target.header, int)
+             else f"the recurring invoice step {target.header.step + 1} creates" if target.header is not None
+             else "its recurring invoice")
+    billed = f" ({target.frequency})" if target.frequency else ""
+    return f"Add {len(fields)} line(s) to contract {contract_id} on {where}{billed}: {described}"
+
+
 @halo_tool(group="recurring", kind="write", title="Add recurring items", idempotent=False)
 async def add_recurring_items(
     contract_id: ContractId,
@@ -168,7 +181,8 @@ async def add_recurring_items(
         raise rejected(pre)
     async with halo_errors():
         contract = await read_contract(ac.halo, contract_id)
-        ri_ids, lines = await contract_lines(ac.halo, contract_id)
+        headers = await contract_invoices(ac.halo, contract_id)
+    lines = [line for ri in headers for line in ri.lines]
     report = check_new_items(fields, ContractDates.of(contract), codes, lines, today=today)
     if not report.ok:
         raise rejected(report)
@@ -180,43 +194,33 @@ async def add_recurring_items(
         raise invalid("contract_id", f"contract {contract_id} has no client in Halo", "fix the contract in Halo first")
 
     plan = Plan(tool="add_recurring_items", title=f"Add {len(fields)} recurring item(s) to contract {contract_id}")
-    if ri_ids:
-        # the recurring invoice of the contract's own frequency (a contract has one per frequency)
-        ri_ref: int | StepRef = next((line.recurring_invoice_id for line in lines
-                                  if line.recurring_invoice_id in ri_ids and line.billing_frequency
-                                  and line.billing_frequency == contract.billing_frequency), ri_ids[0])
-    else:
-        add_step(plan, ac.halo, "create_recurring_invoice",
-                 f"Create the recurring invoice of contract {contract_id} (it has none yet)",
-                 {"client_id": contract.client_id, "contract_id": contract_id, "contract_ref": contract.ref,
-                  **{k: v for k, v in (("billing_frequency", contract.billing_frequency),
-                                       ("start_date", contract.start_date and contract.start_date.isoformat()),
-                                       ("end_date", contract.end_date and contract.end_date.isoformat())) if v}},
-                 natural_key={"contract_id": contract_id})
-        ri_ref = Plan.ref(0)
+    # one recurring invoice per billing frequency: each line goes to the contract's one of its
+    # frequency, made first by the plan when the contract has none (the preview shows where)
+    targets = add_line_steps(
+        plan, ac.halo, route_lines(fields, headers, contract.billing_frequency), client_id=contract.client_id,
+        contract_id=contract_id, contract_ref=contract.ref, owner=f"contract {contract_id} (it has none yet)",
+        schedule={k: v for k, v in (("start_date", contract.start_date and contract.start_date.isoformat()),
+                                    ("end_date", contract.end_date and contract.end_date.isoformat())) if v},
+        natural_key={"contract_id": contract_id,
+                     "existing_line_ids": [line.id for line in lines if line.id is not None]},
+        what=lambda t: _add_summary(t, contract_id))
     month_added = lines_monthly(fields, contract.billing_frequency, codes)
-    described = "; ".join(f"{f.quantity} x '{f.description}' at {f.unit_price}" for f in fields[:5])
-    if len(fields) > 5:
-        described += f"; and {len(fields) - 5} more"
-    add_step(plan, ac.halo, "add_recurring_lines",
-             f"Add {len(fields)} line(s) to contract {contract_id}: {described}",
-             {"recurring_invoice_id": ri_ref, "contract_id": contract_id,
-              "items": [f.model_dump(mode="json", exclude_unset=True) for f in fields]},
-             natural_key={"contract_id": contract_id,
-                          "existing_line_ids": [line.id for line in lines if line.id is not None]})
     plan.warnings = warnings
     plan.summary = consent.change_summary(month_added)
     view, outcome = await submit_plan(ctx, plan, dry_run=dry_run, detail=detail)
-    creates, reused = not ri_ids, False
+    # the recurring invoice named in the result: the one of the contract's own frequency
+    main = next((t for t in targets if t.frequency == contract.billing_frequency), targets[0])
+    creates = any(t.create is not None for t in targets)
+    reused = False
     if outcome:
-        last = outcome.plan.steps[-1].result or {}
-        first = outcome.plan.steps[0].result or {}
-        ri_id = ri_ref if ri_ids else first.get("id")
-        ids = list(last.get("ids") or [])
-        reused = creates and bool(first.get("reused"))  # made by someone else since this call read the contract
+        done = {s.index: s.result or {} for s in outcome.plan.steps}
+        ri_id = done[main.create.index].get("id") if main.create is not None else main.header
+        ids = [i for t in targets if t.add is not None for i in done[t.add.index].get("ids") or []]
+        # made by someone else since this call read the contract
+        reused = creates and all(done[t.create.index].get("reused") for t in targets if t.create is not None)
         creates = creates and not reused
     else:
-        ri_id, ids = (ri_ref if ri_ids else None), []
+        ri_id, ids = (main.header if main.create is None else None), []
     message = (preview_message(plan) if not outcome else
                f"Added {len(ids)} line(s) to contract {contract_id}" +
                (f" on its existing recurring invoice {ri_id} (it appeared after the plan was built)." if reused

@@ -34,7 +34,7 @@ from halo_contracts.halo.client import ContractQuery, HaloClient, PageCallback
 from halo_contracts.halo.errors import HaloNotFound
 from halo_contracts.plans import consent
 from halo_contracts.plans.models import Plan
-from halo_contracts.plans.steps import add_step
+from halo_contracts.plans.steps import add_line_steps, add_step, route_lines
 from halo_contracts.tools.common import (
     ClientId,
     ContractId,
@@ -620,15 +620,16 @@ def _renewal_steps(plan: Plan, halo: HaloClient, d: rd.Draft, terms: rd.Terms) -
                       {"fields": d.fields.model_dump(mode="json", exclude_unset=True)},
                       natural_key={"client_id": c.client_id, "ref": d.new_ref}, group=group)
     if d.lines:
-        ri = add_step(plan, halo, "create_recurring_invoice", f"Create the recurring invoice of {what}",
-                      {"client_id": c.client_id, "contract_id": Plan.ref(create.index), "contract_ref": d.new_ref,
-                       **_schedule(c.billing_frequency, d.new_start, d.new_end)},
-                      natural_key={"contract_id": Plan.ref(create.index)}, group=group)
-        add_step(plan, halo, "add_recurring_lines",
-                 f"Add {len(d.lines)} recurring line(s) to {what} (item uplift {_dec(terms.item_uplift)}%)",
-                 {"recurring_invoice_id": Plan.ref(ri.index), "contract_id": Plan.ref(create.index),
-                  "items": [x.fields.model_dump(mode="json", exclude_unset=True) for x in d.lines]},
-                 natural_key={"contract_id": Plan.ref(create.index), "existing_line_ids": []}, group=group)
+        # one recurring invoice per billing frequency, each made with the renewal's schedule; the
+        # plan knows each one's frequency, so its lines are sent without reading it first
+        fields = [x.fields for x in d.lines]
+        add_line_steps(plan, halo, route_lines(fields, [], c.billing_frequency), client_id=c.client_id,
+                       contract_id=Plan.ref(create.index), contract_ref=d.new_ref, owner=what,
+                       schedule=_schedule(None, d.new_start, d.new_end),
+                       natural_key={"contract_id": Plan.ref(create.index), "existing_line_ids": []},
+                       what=lambda t: (f"Add {len(t.items)} recurring line(s) to {what}"
+                                       + (f" ({t.frequency})" if t.frequency else "")
+                                       + f" (item uplift {_dec(terms.item_uplift)}%)"), group=group)
     if d.expire:
         add_step(plan, halo, "update_contract", f"Set contract {c.id} to Expired",
                  {"contract_id": c.id, "fields": ContractFields(status="Expired").model_dump(
