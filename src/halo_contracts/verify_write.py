@@ -52,7 +52,7 @@ from halo_contracts.halo.verify import (
 from halo_contracts.plans.executor import ApplyOutcome, apply_plan
 from halo_contracts.plans.journal import JournalBase
 from halo_contracts.plans.models import Actor, Plan
-from halo_contracts.plans.steps import add_step
+from halo_contracts.plans.steps import add_line_steps, add_step, route_lines
 
 TOOL = "verify"
 # VERIFY-20261204T211500-a1b2c3: what every record of a run starts with
@@ -131,23 +131,24 @@ def _line(run: Run, word: str, price: str, frequency: str) -> dict[str, Any]:
 
 
 async def stage_contract(run: Run) -> None:
-    """Steps 1-2: the Pending contract, its recurring invoice, a monthly and an annual line."""
+    """Steps 1-2: the Pending contract, its recurring invoice, a monthly and an annual line
+    (the annual one on the contract's Annual recurring invoice: one per billing frequency)."""
     ref = f"{run.prefix}-A"
     plan = run.plan(f"verify: a Pending contract with a monthly and an annual line for client {run.client_id}",
                     "contract")
     add_step(plan, run.halo, "create_contract", f"Create Pending contract for client {run.client_id}",
              {"fields": _contract_fields(run, ref, run.start)}, natural_key={"client_id": run.client_id, "ref": ref})
-    add_step(plan, run.halo, "create_recurring_invoice", "Create its monthly recurring invoice",
-             {"client_id": run.client_id, "contract_id": Plan.ref(0), "contract_ref": ref,
-              "billing_frequency": "Monthly", "start_date": run.start.isoformat(), "end_date": run.end.isoformat()},
-             natural_key={"contract_id": Plan.ref(0)})
-    add_step(plan, run.halo, "add_recurring_lines", "Add a monthly and an annual line",
-             {"recurring_invoice_id": Plan.ref(1), "contract_id": Plan.ref(0),
-              "items": [_line(run, "monthly", "1.00", "Monthly"), _line(run, "annual", "12.00", "Annual")]},
-             natural_key={"contract_id": Plan.ref(0), "existing_line_ids": []})
+    items = [RecurringItemFields.model_validate(_line(run, "monthly", "1.00", "Monthly")),
+             RecurringItemFields.model_validate(_line(run, "annual", "12.00", "Annual"))]
+    targets = add_line_steps(plan, run.halo, route_lines(items, [], "Monthly"), client_id=run.client_id,
+                             contract_id=Plan.ref(0), contract_ref=ref, owner="the verify contract",
+                             schedule={"start_date": run.start.isoformat(), "end_date": run.end.isoformat()},
+                             natural_key={"contract_id": Plan.ref(0), "existing_line_ids": []},
+                             what=lambda t: f"Add its {t.frequency} line")
     outcome = await run.apply(plan)
+    monthly = targets[0].create
     run.contract_id = int(outcome.plan.steps[0].result["id"])  # type: ignore[index]
-    run.invoice_id = int(outcome.plan.steps[1].result["id"])  # type: ignore[index]
+    run.invoice_id = int(outcome.plan.steps[monthly.index].result["id"])  # type: ignore[index,union-attr]
 
 
 async def stage_read_back(run: Run) -> None:
