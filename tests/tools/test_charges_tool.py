@@ -206,8 +206,12 @@ async def test_billing_rules_read_set_clear_and_refuse(server, sb):
     out = await ok(server, "billing_rules", distributor="Pax8", client_id=7, set={"usage": "drop"})
     assert out["changed"] and out["effective"]["target"] == "last" and out["effective"]["usage"] == "drop"
     assert out["effective"]["sources"] == {"target": "global default", "usage": "client and distributor"}
+    await ok(server, "billing_rules", distributor="Pax8", client_id=8, set={"exclude": True})
     out = await ok(server, "billing_rules", distributor="Pax8", client_id=7, set={"usage": None})
-    assert [(r["distributor"], r["client_id"]) for r in out["levels"]] == [("*", 0)]
+    # for one client: the levels that apply to it; without one: every level of the distributor
+    assert [(r["distributor"], r["client_id"]) for r in out["levels"]] == [("*", 0)] and out["levels_total"] == 1
+    out = await ok(server, "billing_rules", distributor="Pax8")
+    assert [(r["distributor"], r["client_id"]) for r in out["levels"]] == [("*", 0), ("pax8", 8)]
     for bad, field in (({"usage": "sum"}, "set.usage"), ({"colour": 1}, "set.colour"),
                        ({"invoice_id": 5}, "set.invoice_id"), ({"invoice_id": 0}, "set.invoice_id")):
         err, text = await call(server, "billing_rules", set=bad)

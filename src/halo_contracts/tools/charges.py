@@ -152,14 +152,19 @@ class RuleLevelRow(Result):
     rules: dict[str, Any]
 
 
+MAX_LEVELS = 100
+
+
 class BillingRulesResult(Result):
-    levels: list[RuleLevelRow] = Field(description="stored levels of this distributor and the global default")
+    levels: list[RuleLevelRow] = Field(description=f"stored levels of this distributor and '*' (for client_id: "
+                                                   f"its four; first {MAX_LEVELS})")
+    levels_total: int
     effective: dict[str, Any] = Field(description="the rules in force for client_id (or any client), with sources")
     changed: bool
 
     def said(self) -> str:
         e = self.effective
-        text = (f"{len(self.levels)} stored level(s). In force: target {e.get('target')}, usage {e.get('usage')}, "
+        text = (f"{self.levels_total} stored level(s). In force: target {e.get('target')}, usage {e.get('usage')}, "
                 f"drop favourable prorates {e.get('drop_favourable_prorates')}, drop zero lines "
                 f"{e.get('drop_zero_lines')}, do not invoice {e.get('do_not_invoice')}, exclude {e.get('exclude')}.")
         return ("Saved. " if self.changed else "") + text
@@ -222,9 +227,11 @@ async def billing_rules(
         changed = True
     levels = _levels(journal, key)
     effective = effective_rules(key, client_id or 0, levels)
-    return BillingRulesResult(
-        levels=[RuleLevelRow(distributor=d, client_id=c, rules=r) for (d, c), r in sorted(levels.items())],
-        effective=effective.model_dump(mode="json"), changed=changed)
+    if client_id is not None:  # the levels that apply to this client
+        levels = {k: v for k, v in levels.items() if k[1] in (0, client_id)}
+    rows = [RuleLevelRow(distributor=d, client_id=c, rules=r) for (d, c), r in sorted(levels.items())]
+    return BillingRulesResult(levels=rows[:MAX_LEVELS], levels_total=len(rows),
+                              effective=effective.model_dump(mode="json"), changed=changed)
 
 
 # ---- plan_distributor_charges --------------------------------------------------------------------
