@@ -377,6 +377,12 @@ def add_line(sb, cid: int, description: str, qty, price, **extra) -> dict:
                                       "isinactive": False, "tax_code": 0, **extra})
 
 
+def value_warnings(row: dict) -> list[str]:
+    """A renewal's warnings but the overlap one (the demo book's clients often hold several Recurring
+    contracts at once, so a renewal may overlap another: tests/tools/test_traps_guardrails.py)."""
+    return [w for w in row["warnings"] if not w.startswith("the renewal overlaps")]
+
+
 def recurring_with_lines(sb, *, ends_after: date) -> list[int]:
     """Renewable Recurring contracts with one recurring invoice holding lines, ending after a date."""
     out = []
@@ -443,7 +449,7 @@ async def test_a_value_that_was_its_lines_total_stays_equal_to_the_uplifted_line
         # 2129.15 x 1.035 = 2203.67, but the lines at 46.75 and 103.49 bill 1168.75 + 1034.90 = 2203.65
         assert [x["unit_price_after"] for x in row["lines"]] == ["46.75", "103.49"]
         assert row["value_after"] == "2203.65" and row["value_from_lines"] is True
-        assert row["warnings"] == []
+        assert value_warnings(row) == []
         assert "value 2203.65" in got["plan"]["steps"][0]["summary"]
 
         # lines raised by another uplift than the value: value x uplift, and a warning with both figures
@@ -451,7 +457,7 @@ async def test_a_value_that_was_its_lines_total_stays_equal_to_the_uplifted_line
                                                          "item_uplift_percent": 5, "dry_run": True})
         [row] = other["renewals"]
         assert row["value_after"] == "2203.67" and row["value_from_lines"] is False
-        [warning] = row["warnings"]
+        [warning] = value_warnings(row)
         assert "2203.67" in warning and "2235.65" in warning  # 25 x 47.43 + 10 x 104.99
 
         await call(client, "generate_renewals", {"contract_ids": [cid], "uplift_percent": 3.5})
@@ -472,7 +478,7 @@ async def test_a_value_other_than_its_lines_total_keeps_value_times_uplift_with_
                                                        "dry_run": True})
         [row] = got["renewals"]
         assert row["value_after"] == up(doc["periodchargeamount"], "3.5") and row["value_from_lines"] is False
-        [warning] = row["warnings"]
+        [warning] = value_warnings(row)
         assert row["value_after"] in warning and str(lines_total(doc, lines, "3.5")) in warning
 
 

@@ -286,8 +286,11 @@ async def test_new_contract_overlapping_a_live_one_of_the_same_client_and_type_w
         "dry_run": True}))
     overlap = next(o for o in out["overlaps"] if o["id"] == live["id"])
     assert overlap["ref"] == live["ref"] and overlap["status"] == "Active"
-    assert (f"start_date: the new contract overlaps contract {live['id']} of the same client and type (Active, "
-            f"{day(live['start_date'])} to {day(live['end_date'])})") in " ".join(out["warnings"])
+    warning = next(w for w in out["warnings"] if w.startswith("start_date: the new contract overlaps contract"))
+    assert f"{live['id']} (Active, {day(live['start_date'])} to {day(live['end_date'])})" in warning
+    assert warning.endswith("of the same client and type. Fix: check it is not a duplicate; if it is, change that "
+                            "contract instead.")
+    assert all(f"{o['id']} ({o['status']}" in warning for o in out["overlaps"])
 
 
 async def test_a_pending_contract_after_the_old_end_counts_as_its_renewal(mcp_client):
@@ -320,10 +323,17 @@ async def test_a_renewal_overlapping_another_live_contract_warns_naming_it(mcp_c
         "client_id": doc["client_id"], "ref": "Bridging agreement", "type": "Recurring",
         "start_date": start.isoformat(), "end_date": (start + timedelta(days=60)).isoformat(),
         "billing_frequency": "Monthly", "value": 100, "status": "Active"}))
-    out = data(await mcp_client.call_tool("generate_renewals", {"contract_ids": [old], "dry_run": True}))
+    r = await mcp_client.call_tool("generate_renewals", {"contract_ids": [old], "dry_run": True})
+    out = data(r)
     assert out["status"] == "planned", out["skipped"]
-    assert any(w.startswith(f"contract {old}: its renewal (") and f"overlaps contract {other['contract_id']} of the "
-               "same client and type (Active" in w for w in out["warnings"]), out["warnings"]
+    assert "Show the user the warnings, then apply with apply_plan" in text(r)
+    # the plan says which renewals overlap; the renewal's own warnings name the contracts, with dates
+    assert (f"the renewals of contract(s) {old} overlap other Active or Pending contracts of the same client and "
+            "type (each renewal's warnings name them): check none is a duplicate") in out["warnings"]
+    row = next(r for r in out["renewals"] if r["contract_id"] == old)
+    assert any(w.startswith("the renewal overlaps contract") and
+               f"{other['contract_id']} (Active, {start} to {start + timedelta(days=60)})" in w
+               for w in row["warnings"]), row["warnings"]
 
 
 # ---- next invoice date -----------------------------------------------------------------------------
@@ -368,3 +378,26 @@ async def test_cancelling_a_pending_contract_ends_its_lines_before_they_start(mc
             assert day(x["enddate"]) == TODAY < future[x["id"]]  # ends before it starts: never bills
     # nothing is left billing, so cancelling again would end nothing more
     assert not live_lines(sb, cid)
+
+
+async def test_a_contract_with_lines_whose_answers_are_lost_is_finished_without_duplicates(mcp_client):
+    sb = mcp_client.sandbox
+    client_id = first_free_client(sb)
+    start = add_months(TODAY.replace(day=1), 1)
+    args = {"client_id": client_id, "ref": f"{sb.book.client_names[client_id]} - Recurring {start.year}",
+            "type": "Recurring", "start_date": start.isoformat(), "billing_frequency": "Monthly", "value": 510,
+            "items": items(2), "dry_run": True}
+    plan_id = data(await mcp_client.call_tool("create_contract", args))["plan_id"]
+    sb.faults.drop_next_writes = 3  # contract, recurring invoice and lines: each stored, each answer lost
+    runs = []
+    for _ in range(4):
+        r = await mcp_client.call_tool("apply_plan", {"plan_id": plan_id})
+        runs.append("error" if r.is_error else r.structured_content["status"])
+        if runs[-1] == "applied":
+            break
+    assert runs == ["error", "error", "error", "applied"]
+    mine = [c for c in sb.store.where("contracts") if c.get("client_id") == client_id and c["ref"] == args["ref"]]
+    assert len(mine) == 1
+    assert len(sb.store.where("rinvoices", "contract_id = ?", [mine[0]["id"]])) == 1
+    lines = sb.store.where("rlines", "contract_id = ?", [mine[0]["id"]])
+    assert sorted(x["item_shortdescription"] for x in lines) == ["Managed seat tier 0", "Managed seat tier 1"]

@@ -122,13 +122,12 @@ def overlapping(client_id: int | None, contract_type: str | None, start: date, e
                    and _overlaps(start, end, c.start_date, c.end_date)), key=lambda c: (c.start_date or date.min, c.id))
 
 
-def overlap_issue(c: Contract, *, what: str = "the new contract", field: str = "start_date") -> Issue:
-    """The warning naming one overlapping contract by id, status and dates (its ref is Halo's
-    text: the tool returns it in its own field)."""
-    dates = f"{c.start_date or '?'} to {c.end_date or 'open-ended'}"
-    return Issue(field, f"{what} overlaps contract {c.id} of the same client and type ({c.status}, {dates})",
-                 f"check it is not a duplicate: change contract {c.id} instead, or move the dates so they "
-                 "do not overlap")
+def overlap_issue(found: list[Contract], *, what: str = "the new contract", field: str = "start_date") -> Issue:
+    """One warning naming the overlapping contracts by id, status and dates (their refs are
+    Halo's text: the tool returns them in their own field)."""
+    named = ", ".join(f"{c.id} ({c.status}, {c.start_date or '?'} to {c.end_date or 'open-ended'})" for c in found)
+    return Issue(field, f"{what} overlaps {'contracts' if len(found) > 1 else 'contract'} {named} of the same "
+                        "client and type", "check it is not a duplicate; if it is, change that contract instead")
 
 
 def pending_successor(old: Contract, others: Iterable[Contract]) -> Contract | None:

@@ -207,6 +207,7 @@ class Chosen:
     new_end: date
     months: int | None
     new_ref: str
+    warnings: list[str] = field(default_factory=list)  # the renewal's own (its row's), e.g. an overlap
 
 
 @dataclass
@@ -230,13 +231,19 @@ def _pending_renewal(succ: Contract) -> str:
             f"{succ.start_date}, after this one ends (it has no previous-contract link)")
 
 
-def _overlap_warnings(cid: int, c: Contract, new_start: date, new_end: date,
-                      others: list[Contract]) -> list[str]:
-    out = []
-    for o in gr.overlapping(c.client_id, c.type, new_start, new_end, others, exclude=[c.id]):
-        issue = gr.overlap_issue(o, what=f"its renewal ({new_start} to {new_end})")
-        out.append(f"contract {cid}: {issue.rule}; {issue.fix}")
-    return out
+def _overlap_warnings(c: Contract, new_start: date, new_end: date, others: list[Contract]) -> list[str]:
+    """The renewal's own warning (its row's) naming the contracts its term overlaps."""
+    found = gr.overlapping(c.client_id, c.type, new_start, new_end, others, exclude=[c.id])
+    if not found:
+        return []
+    issue = gr.overlap_issue(found, what="the renewal")
+    return [f"{issue.rule}; {issue.fix}"]
+
+
+def overlaps_note(ids: list[int]) -> str:
+    """The plan's one warning for every renewal that overlaps (each renewal's row names them)."""
+    return (f"the renewals of contract(s) {', '.join(map(str, ids))} overlap other Active or Pending contracts of "
+            "the same client and type (each renewal's warnings name them): check none is a duplicate")
 
 
 def select(wanted: list[int], targets: dict[int, Contract], missing: list[int], renewed: set[int], refs: Refs,
@@ -280,6 +287,9 @@ def select(wanted: list[int], targets: dict[int, Contract], missing: list[int], 
             continue
         new_refs[key] = cid
         out.warnings.extend(f"contract {cid}: {w}" for w in check.warnings)
-        out.warnings.extend(_overlap_warnings(cid, c, new_start, new_end, book.get(c.client_id, [])))
-        out.chosen.append(Chosen(c, new_start, new_end, months, new_ref))
+        out.chosen.append(Chosen(c, new_start, new_end, months, new_ref,
+                                 _overlap_warnings(c, new_start, new_end, book.get(c.client_id, []))))
+    overlapping = [x.contract.id for x in out.chosen if x.warnings]
+    if overlapping:
+        out.warnings.append(overlaps_note(overlapping))
     return out

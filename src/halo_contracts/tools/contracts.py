@@ -494,7 +494,9 @@ async def create_contract(
     overlaps = gr.overlapping(client_id, to_send.type, start_date, to_send.end_date, book,
                               exclude=[existing.id] if existing else [])
     warnings = (notes_ + [str(w) for w in check.report.warnings] + defaulted + [str(w) for w in item_report.warnings]
-                + _line_warnings(to_send, lines, codes, today) + [str(gr.overlap_issue(c)) for c in overlaps])
+                + _line_warnings(to_send, lines, codes, today))
+    if overlaps:
+        warnings.append(str(gr.overlap_issue(overlaps)))
     common: dict[str, Any] = {"client_id": client_id, "client": client.name, "warnings": warnings,
                               "overlaps": [existing_row(c) for c in overlaps]}
     if existing is not None:

@@ -551,6 +551,8 @@ async def generate_renewals(
     drafts = [rd.draft_renewal(x.contract, lines.get(x.contract.id, []), new_ref=x.new_ref, new_start=x.new_start,
                                new_end=x.new_end, months=x.months, terms=terms, months_of=ac.codes.months_of)
               for x in chosen.chosen]
+    for d, x in zip(drafts, chosen.chosen, strict=True):
+        d.warnings.extend(x.warnings)
     plan = _renewal_plan(ac.halo, drafts, terms, chosen, ac.codes.months_of)
     return await _submit_renewals(ctx, plan, drafts, chosen, terms, dry_run=dry_run, detail=detail)
 
@@ -695,7 +697,8 @@ async def _submit_renewals(ctx: Context, plan: Plan, drafts: list[rd.Draft], cho
         return GenerateRenewalsResult(
             plan_id=plan.id, status="planned", steps=len(plan.steps), renewals=rows, plan=view, **common,
             message=(f"Preview of {len(drafts)} renewal(s) in {len(plan.steps)} steps; nothing was sent. "
-                     f"Apply with apply_plan(plan_id='{plan.id}')."))
+                     + ("Show the user the warnings, then apply" if plan.warnings else "Apply")
+                     + f" with apply_plan(plan_id='{plan.id}')."))
     created = {s.group: (s.result or {}).get("id") for s in outcome.plan.steps
                if s.kind == "create_contract" and s.status == "done"}
     for row in rows:
