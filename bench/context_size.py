@@ -110,7 +110,7 @@ def default_cases(book: Book) -> dict[str, dict[str, Any]]:
                     "value": 1200, "dry_run": True}
     line = {"description": "Managed endpoint", "quantity": 10, "unit_price": 12.5, "billing_frequency": "Monthly"}
     return {
-        "find_clients": {"name": "a"},
+        "find_clients": {},
         "list_reference_data": {"kind": "statuses"},
         "search_contracts": {},
         "get_contract": {"contract_id": book.recurring},

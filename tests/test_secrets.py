@@ -236,7 +236,7 @@ async def test_http_bearer_tokens_never_leak(tmp_path, caplog, capfd):
                 if token in (full, read):
                     async with Client(streamable_http_client("http://127.0.0.1:8000/mcp", http_client=hc)) as c:
                         for name, args in (("get_contract", {"contract_id": contract_id}),
-                                           ("find_clients", {"name": "a"}),
+                                           ("find_clients", {"name": "ac"}),
                                            ("create_contract", {"client_id": 1, "ref": "Canary Ltd - Test 2031",
                                                                 "type": "Recurring", "start_date": "2031-01-01",
                                                                 "dry_run": True}),

@@ -157,7 +157,7 @@ async def test_a_journal_removed_while_running_refuses_writes_until_restored(how
             assert "Fix: put the original file back" in text and "restart the server" in text
             assert text != f"Error executing tool {name}"
         assert writes(sb) == 0
-        reads = await client.call_tool("find_clients", {"name": "a"})
+        reads = await client.call_tool("find_clients", {"name": "ac"})
         assert not reads.is_error  # reads of Halo keep working
         if how == "moved":
             aside.rename(path)  # restored: writes go on at once

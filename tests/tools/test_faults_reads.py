@@ -60,7 +60,7 @@ def _calls(h: Harness) -> list[tuple[str, dict]]:
         ("list_recurring_items", {"contract_id": recurring}),
         ("check_prepaid_balance", {"contract_id": prepaid}),
         ("review_contract_performance", {"contract_id": recurring}),
-        ("find_clients", {"name": active[0].get("client_name") or "a"}),
+        ("find_clients", {"name": active[0].get("client_name") or "ac"}),
         ("list_reference_data", {"kind": "slas"}),
     ]
     return [(t, a) for t, a in calls if t in h.tools]
