@@ -128,10 +128,10 @@ halopsa://guide/contracts).
 Run a renewal review of contracts ending in the next {days} days, following the renewal workflow in
 halopsa://guide/workflows/renewal.
 
-1. find_expiring_contracts(within_days={days}) and show me the dashboard by bucket (0-30, 31-60, 61-90
-   and over 90 days), with value and annualised value. Contracts that already have a renewal are left
-   out.
-2. For each remaining contract, review_contract_performance(contract_id): tickets, hours used, SLA
+1. find_expiring_contracts(within_days={days}) and show me the dashboard by the buckets it returns, with
+   value and annualised value. Contracts already renewed are listed and flagged with their renewal:
+   name them, and take them no further.
+2. For each contract not renewed, review_contract_performance(contract_id): tickets, hours used, SLA
    compliance, revenue, cost, margin against target and the recommendation.
 3. Summarise in one table (contract, client, end date, annual value, margin, SLA compliance,
    recommendation) and propose an uplift, a term and what to do with the old contract (expire_old).
