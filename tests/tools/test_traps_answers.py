@@ -153,6 +153,13 @@ async def test_reconciliation_money_owed_and_to_collect_apart_and_history_said_o
         r = one["reconciliation"]
         assert one["no_history"] == gap and said.count("has no history") == 1
         assert f"{D(r['owed_to_client']):,.2f} owed to the client, {D(r['to_collect']):,.2f} to collect" in said
+        # a period wholly before the history: said once, nothing recurring expected or missing
+        before = history - timedelta(days=1)
+        said, old = await ask(client, "reconcile_contract_billing", contract_id=row["contract_id"],
+                              period_start=year_ago.isoformat(), period_end=before.isoformat())
+        assert old["reconciliation"]["expected_recurring"] == "0.00"
+        assert not [f for f in old["reconciliation"]["findings"] if f["kind"] != "unbilled_time"]
+        assert said.count("has no history") == 1
 
 
 async def test_future_contracts_show_when_their_lines_start_and_what_they_bill(tmp_path):

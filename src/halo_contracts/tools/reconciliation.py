@@ -142,6 +142,8 @@ class ReconcileContractResult(Result):
                 f"{self.period_start} to {self.period_end}: due {money(r.expected_recurring)}, billed "
                 f"{money(r.billed)}, variance {money(r.variance)}; unbilled time {r.unbilled_time.entries} entries "
                 f"({money(r.unbilled_time.amount)}). ")
+        if not r.findings and self.no_history and self.no_history.period_end >= self.period_end:
+            return text + "No findings; nothing recurring to compare in the period."
         if not r.findings:
             return text + "No findings: the billing matches."
         top = sorted(r.findings, key=lambda f: -f.amount)
