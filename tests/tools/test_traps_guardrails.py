@@ -142,7 +142,7 @@ async def test_create_contract_with_lines_is_one_plan_previewed_then_applied_onc
     assert "(Annual)" in annual_lines["summary"] and "Annual" in annual_step["summary"]
     # money per month: 10 x 25 + 10 x 26 monthly, 120 a year
     assert out["lines_per_month"] == "520.00" and out["plan"]["summary"]["lines_monthly"] == "520.00"
-    assert "The recurring lines bill 520.00 a month." in text(preview)
+    assert text(preview).startswith("The contract's recurring lines bill 520.00 a month. Nothing sent yet.")
     # the value disagrees with the lines: both figures
     assert any("the contract's value 500.00 disagrees with its recurring lines, which bill 520.00 per Monthly "
                "period" in w for w in out["warnings"]), out["warnings"]

@@ -353,7 +353,7 @@ class CreateContractResult(Result):
     def said(self) -> str:
         head = self.message
         if self.lines_per_month is not None:
-            head += f" The recurring lines bill {money(self.lines_per_month)} a month."
+            head = f"The contract's recurring lines bill {money(self.lines_per_month)} a month. {head}"
         return write_said(head, self.plan, self.warnings)
 
 
