@@ -150,6 +150,8 @@ async def test_create_contract_with_lines_is_one_plan_previewed_then_applied_onc
     # the next invoice date defaults to the first billing date (the start, which is ahead)
     assert f"next_invoice_date: not given, so it is set to {start.isoformat()}" in " ".join(out["warnings"])
 
+    shown = await mcp_client.call_tool("get_plan", {"plan_id": out["plan_id"]})
+    assert text(shown).endswith(f"Next: show the user the plan and its warnings, then apply_plan('{out['plan_id']}').")
     applied = data(await mcp_client.call_tool("apply_plan", {"plan_id": out["plan_id"]}))
     assert applied["status"] == "applied"
     new = next(c for c in sb.store.where("contracts") if c.get("client_id") == client_id and c["ref"] == args["ref"])
