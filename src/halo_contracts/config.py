@@ -269,6 +269,9 @@ class Settings(BaseSettings):
     # how the ticket list's "date opened" search is spelled: "documented" (as Halo's 2026 document's
     # example spells it) or "field" (as the ticket field itself is spelled); `verify` tells which
     ticket_date_spelling: Literal["documented", "field"] = "documented"
+    # what POST /RecurringInvoice/Lines does to a header's other lines: "add" keeps them; "replace"
+    # drops them, so the lines already there are sent along (by id) and kept; `verify --write` tells
+    lines_post: Literal["add", "replace"] = "add"
     cost_rate: Decimal = Decimal("55")
     target_margin: Decimal = Decimal("35")
     timeout: float = 30.0

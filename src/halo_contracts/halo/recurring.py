@@ -146,8 +146,12 @@ class RecurringEndpoints(HaloTransport):
     async def _post_lines(self, header_id: int, contract_id: int,
                           items: list[RecurringItemFields]) -> list[RecurringItem]:
         request = self._req_add_recurring_lines(header_id, contract_id, items)
+        new_rows, kept = request.body, await self._lines_kept(header_id)
+        if kept:  # a tenant whose line post replaces the header's lines: send them along, unchanged
+            request = HaloRequest(request.operation, request.method, request.path,
+                                  [{"id": line_id, "ihid": int(header_id)} for line_id in kept] + new_rows)
         body = await self._write(request)
-        rows = _saved_lines(body, request.body)
+        rows = [r for r in _saved_lines(body, new_rows) if r.get("id") not in kept]
         if rows:
             return [wire.recurring_item_from_wire(r, self._codes, recurring_invoice_id=header_id,
                                                   contract_id=int(contract_id)) for r in rows]
@@ -161,6 +165,14 @@ class RecurringEndpoints(HaloTransport):
                               f"{len(found)} of the {len(items)} lines sent", status=None,
                               operation=request.operation)
         return found
+
+    async def _lines_kept(self, header_id: int) -> list[int]:
+        """The ids of the header's lines a replacing line post must carry (none on a tenant
+        whose post adds, ``HALO_LINES_POST=add``; one read of the header otherwise)."""
+        if self._settings.lines_post != "replace":
+            return []
+        header = await self.get_recurring_invoice(header_id)
+        return [line.id for line in header.lines if line.id is not None]
 
     def _req_update_recurring_line(self, line_id: int, recurring_invoice_id: int,
                                    fields: RecurringItemFields) -> HaloRequest:

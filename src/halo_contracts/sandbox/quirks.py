@@ -19,6 +19,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "write_answers": ("record", "empty"),
     "excluderenewed": ("hides_renewed", "ignored"),
     "ticket_datesearch": ("dateoccured", "dateoccurred"),
+    "ticket_dates": ("honoured", "ignored"),
     "invoice_dates": ("honoured", "ignored"),
     "contract_type_filter": ("honoured", "ignored"),
     "list_wrappers": ("wrapped", "bare"),
@@ -40,6 +41,8 @@ class Quirks:
     excluderenewed: str = "hides_renewed"
     # the /Tickets datesearch spelling that filters by date opened (the other one is refused)
     ticket_datesearch: str = "dateoccured"
+    # GET /Tickets startdate/enddate: "honoured" narrows the list, "ignored" lists every ticket
+    ticket_dates: str = "honoured"
     # /Invoice and /RecurringInvoice start_date/end_date/datesearch (2026 document)
     invoice_dates: str = "honoured"
     # GET /ClientContract?contract_type=N

@@ -176,6 +176,12 @@ async def find_expiring_contracts(
             ended += 1
         if not rn.is_expiring(c, today, within_days):
             continue
+        if c.id not in renewals:
+            # a tenant that ignores excluderenewed (list rows carry no previous-contract link):
+            # the renewal generate_renewals would see (rolled ref, or the next term's contract)
+            successor = rn.renewal_among(c, every)
+            if successor is not None:
+                renewals[c.id] = successor
         months = codes.months_of(c.billing_frequency)
         days = rn.days_remaining(c.end_date, today)
         rows.append(ExpiringContract(
