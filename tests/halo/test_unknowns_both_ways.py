@@ -258,3 +258,62 @@ async def test_line_frequencies_and_totals_read_the_same_from_either_document(tm
                                    for i in listed["items"]))
             answers.append((cids, rows))
     assert answers[0][0] and answers[0] == answers[1]
+
+
+# ---- the tenant's lookup codes: the documented defaults, or numbered otherwise ---------------------
+
+SHIFTED = dict(status_codes="11:Active,12:Pending,13:Expired,14:Cancelled,15:On Hold",
+               type_codes="11:Recurring,12:Prepaid Hours,13:Ad-Hoc,14:Project,15:Warranty",
+               billing_period_codes="11:Monthly:1,12:Quarterly:3,13:Annual:12")
+
+
+async def _book_view(tmp_path, quirks: Quirks, **settings) -> dict:
+    async with mcp(tmp_path, quirks, **settings) as (sb, client):
+        cid = next(d["id"] for d in sb.store.where("contracts") if d.get("status") == 1 and d.get("contracttype") == 1
+                   and sb.store.where("rlines", "contract_id = ?", [d["id"]]))
+        view = {
+            "search": await call(client, "search_contracts", {"status": "Active", "type": "Recurring", "limit": 100}),
+            "prepaid": await call(client, "find_low_prepaid_balances", {}),
+            "items": await call(client, "list_recurring_items", {"contract_id": cid}),
+        }
+        await call(client, "add_recurring_items", {"contract_id": cid, "items": [
+            {"description": "Firewall (annual)", "quantity": 1, "unit_price": 600, "billing_frequency": "Annual"}]})
+        view["after"] = await call(client, "list_recurring_items", {"contract_id": cid})
+        # what was stored, in the stored numbering: the same codes whichever way the tenant numbers
+        view["stored"] = sorted(h["period"] for h in sb.store.where("rinvoices", "contract_id = ?", [cid]))
+        return view
+
+
+async def test_the_book_reads_and_writes_the_same_when_the_tenant_numbers_its_codes_otherwise(tmp_path):
+    """A tenant whose status, type and billing-period lists are numbered otherwise: with
+    HALO_*_CODES set to its lists (verify compares them), every answer and write is the same."""
+    default = await _book_view(tmp_path, Quirks())
+    shifted = await _book_view(tmp_path, Quirks(lookup_codes="shifted"), **SHIFTED)
+    assert default["search"]["contracts"] and default["items"]["items"]
+    assert 3 in default["stored"]  # the annual line got (or found) the annual recurring invoice
+    assert shifted == default
+
+
+@pytest.mark.parametrize("lookup_codes", ["default", "shifted"])
+async def test_the_lookup_lists_show_the_codes_the_tenant_uses(lookup_codes):
+    codes = SHIFTED if lookup_codes == "shifted" else {}
+    async with halo(Quirks(lookup_codes=lookup_codes), **codes) as (sb, client):
+        listed = {row.name: row.id for row in await client.get_lookup(71)}
+        assert listed["Active"] == (11 if lookup_codes == "shifted" else 1)
+        active = await client.list_contracts(ContractQuery())
+        want = sum(1 for d in sb.store.where("contracts") if d.get("active"))
+        assert len(active) == want and {c.status for c in active} <= {"Active", "Pending"}
+
+
+@pytest.mark.parametrize(("lookup_codes", "configured"), [("default", {}), ("shifted", SHIFTED), ("shifted", {})])
+async def test_verify_says_whether_the_configured_codes_match_the_tenant(lookup_codes, configured):
+    from halo_contracts.halo.verify import Report, check_lookups
+
+    async with halo(Quirks(lookup_codes=lookup_codes), **configured) as (_sb, client):
+        report = Report()
+        await check_lookups(client, report)
+    answers = [f.answer for f in report.findings]
+    assert len(answers) == 3
+    matched = lookup_codes == "default" or bool(configured)
+    assert all(a == "the configured codes match" for a in answers) is matched
+    assert any(a.startswith("differ: ") for a in answers) is not matched

@@ -275,8 +275,35 @@ class Ctx:
         return doc.get("ref") if doc else None
 
 
+# the coded fields a tenant numbers its own way (quirk lookup_codes), per table
+CODED = {"contracts": ("status", "contracttype", "billingperiod"), "rinvoices": ("period",),
+         "rlines": ("billingperiod",)}
+SHIFT = 10  # quirk lookup_codes=shifted: wire code = default code + SHIFT
+
+
+def _codes_out(sb: Sandbox, table: str, out: dict) -> dict:
+    """A stored row's codes as this tenant numbers them (quirk ``lookup_codes``)."""
+    if sb.quirks.lookup_codes == "shifted":
+        for name in CODED[table]:
+            value = out.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                out[name] = value + SHIFT
+    return out
+
+
+def _codes_in(sb: Sandbox, table: str, item: dict) -> dict:
+    """A posted row's codes in the stored numbering; a code this tenant does not use (a default
+    one sent to a shifted tenant) becomes one no list has, so it is refused or reads as none."""
+    if sb.quirks.lookup_codes == "shifted" and table in CODED:
+        for name in CODED[table]:
+            value = item.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                item[name] = value - SHIFT if value > SHIFT else value + 1000
+    return item
+
+
 def _contract_out(sb: Sandbox, ctx: Ctx, doc: dict, full: bool) -> dict[str, Any]:
-    out = dict(doc)
+    out = _codes_out(sb, "contracts", dict(doc))
     out["client_name"] = ctx.client_name(doc.get("client_id"))
     out["sla_name"] = ctx.sla_name(doc.get("sla_id"))
     out["contracttype_name"] = CONTRACT_TYPE.get(doc.get("contracttype") or 0, "")
@@ -302,14 +329,14 @@ def _line_out(doc: dict) -> dict[str, Any]:
 
 
 def _rinvoice_out(sb: Sandbox, ctx: Ctx, doc: dict, lines: list[dict] | None, all_lines: list[dict]) -> dict:
-    out = dict(doc)
+    out = _codes_out(sb, "rinvoices", dict(doc))
     out["client_name"] = ctx.client_name(doc.get("client_id"))
     out["contract_ref"] = ctx.contract_ref(doc.get("contract_id"))
     total = sum((cents(money(x.get("qty_order")) * money(x.get("unit_price"))) for x in all_lines), Decimal(0))
     out["total"] = to_json_number(total)
     out["tax_total"] = 0.0
     if lines is not None:
-        out["lines"] = [_line_out(x) for x in lines]
+        out["lines"] = [_codes_out(sb, "rlines", _line_out(x)) for x in lines]
     return out
 
 
@@ -413,6 +440,7 @@ class Api:
     def post(self, res: Resource) -> tuple[Response, bool]:
         """Create (no id) or change (id) each posted object: check them all, then save them all."""
         items, errors = _parse_body(self.sb, self.body, res.schema or "")
+        items = [_codes_in(self.sb, res.table, item) for item in items]
         check, save = self._hook(res, "check"), self._hook(res, "save")
         computed = _COMPUTED.get(res.table, set())
         plans: list[tuple[dict | None, dict, dict, Any]] = []
@@ -485,7 +513,8 @@ class Api:
 
     def _lookups_rows(self, rows: list[dict]) -> list[dict]:
         return [
-            {"id": r["_code"], "lookupid": r["lookupid"], "name": r["name"], "inactive": r.get("inactive", False)}
+            {"id": r["_code"] + (SHIFT if self.sb.quirks.lookup_codes == "shifted" else 0), "lookupid": r["lookupid"],
+             "name": r["name"], "inactive": r.get("inactive", False)}
             for r in rows
         ]
 
@@ -498,7 +527,8 @@ class Api:
         if q.int("site_id"):
             clauses.append(("site_id = ?", [q.int("site_id")]))
         if q.get("contract_type") not in (None, "") and self.sb.quirks.contract_type_filter == "honoured":
-            clauses.append(("json_extract(doc, '$.contracttype') = ?", [q.int("contract_type")]))
+            wanted = _codes_in(self.sb, "contracts", {"contracttype": q.int("contract_type")})["contracttype"]
+            clauses.append(("json_extract(doc, '$.contracttype') = ?", [wanted]))
         if not q.flag("includeinactive"):
             clauses.append(("active = 1", []))
         if q.flag("excluderenewed") and self.sb.quirks.excluderenewed == "hides_renewed":
@@ -681,7 +711,7 @@ class Api:
         if existing is None:
             self._line_defaults(merged, header or {})
         self._save("rlines", existing, merged)
-        return _line_out(merged)
+        return _codes_out(self.sb, "rlines", _line_out(merged))
 
     _rlines_update_save = _rlines_save
 

@@ -23,6 +23,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "invoice_dates": ("honoured", "ignored"),
     "contract_type_filter": ("honoured", "ignored"),
     "list_wrappers": ("wrapped", "bare"),
+    "lookup_codes": ("default", "shifted"),
 }
 
 
@@ -49,6 +50,10 @@ class Quirks:
     contract_type_filter: str = "honoured"
     # list answers: "wrapped" ({"record_count", "<key>": [...]}) or "bare" (a JSON array)
     list_wrappers: str = "wrapped"
+    # the tenant's numeric codes of contract status, contract type and billing period: "default"
+    # (the documented defaults, 1..5) or "shifted" (each 10 higher on the wire and in /Lookup,
+    # a tenant whose lists were numbered otherwise: the server needs HALO_*_CODES to match)
+    lookup_codes: str = "default"
     # GET /Actions without count answers at most this many rows (0: no cap)
     actions_cap: int = 0
 
