@@ -298,3 +298,31 @@ async def test_an_annual_recurring_invoice_made_after_the_plan_is_reused_not_the
     assert api_writes(sb)[0].body[0]["ihid"] == annual_id
     periods = sorted(h["period"] for h in sb.store.where("rinvoices", "contract_id = ?", [cid]))
     assert periods == [1, 3]
+
+
+async def test_a_lost_annual_recurring_invoice_create_is_found_again_by_its_frequency(mcp_client):
+    """The answer to the annual header's create is lost: applying again finds the contract's
+    annual recurring invoice (not its monthly one), and the annual line goes there."""
+    sb = mcp_client.sandbox
+    created = data(await call(mcp_client, "create_contract", new_contract_args(sb.book)))
+    cid = created["contract_id"]
+    first = data(await call(mcp_client, "add_recurring_items", {"contract_id": cid, "items": [ITEM]}))
+    sb.log.clear()
+    sb.faults.drop_next_writes = 1
+    annual = {"description": "Firewall (annual)", "quantity": 1, "unit_price": 600, "billing_frequency": "Annual"}
+    r = await call(mcp_client, "add_recurring_items", {"contract_id": cid, "items": [annual]})
+    assert r.is_error
+    plan_id = text(r).split("Plan ")[1].split(" ")[0]
+    # meanwhile the contract gets a quarterly recurring invoice too (the newest one)
+    quarterly = data(await call(mcp_client, "add_recurring_items", {"contract_id": cid, "items": [
+        {"description": "Audit (quarterly)", "quantity": 1, "unit_price": 90, "billing_frequency": "Quarterly"}]}))
+    applied = data(await call(mcp_client, "apply_plan", {"plan_id": plan_id}))
+    assert applied["status"] == "applied" and applied["settled"] == 1 and applied["sent"] == 1
+    headers = {h["id"]: h["period"] for h in sb.store.where("rinvoices", "contract_id = ?", [cid])}
+    annual_id = next(i for i, period in headers.items() if period == 3)
+    assert sorted(headers.values()) == [1, 2, 3] and first["recurring_invoice_id"] != annual_id
+    assert quarterly["recurring_invoice_id"] == next(i for i, period in headers.items() if period == 2)
+    assert applied["created"]["recurring_invoice"] == [annual_id]
+    lines = {x["item_shortdescription"]: x["ihid"] for x in sb.store.where("rlines", "contract_id = ?", [cid])}
+    assert lines == {"Backup as a Service": first["recurring_invoice_id"], "Firewall (annual)": annual_id,
+                     "Audit (quarterly)": quarterly["recurring_invoice_id"]}
