@@ -256,8 +256,16 @@ async def test_line_frequencies_and_totals_read_the_same_from_either_document(tm
                 listed = await call(client, "list_recurring_items", {"contract_id": cid})
                 rows.append(sorted((i["description"], i["billing_frequency"], i["monthly_equivalent"])
                                    for i in listed["items"]))
+            # a line of another frequency written, then read back: the same either way
+            await call(client, "add_recurring_items", {"contract_id": cids[0], "items": [
+                {"description": "Firewall (annual)", "quantity": 1, "unit_price": 600,
+                 "billing_frequency": "Annual"}]})
+            listed = await call(client, "list_recurring_items", {"contract_id": cids[0]})
+            rows.append(sorted((i["description"], i["billing_frequency"], i["monthly_equivalent"])
+                               for i in listed["items"]))
             answers.append((cids, rows))
     assert answers[0][0] and answers[0] == answers[1]
+    assert ("Firewall (annual)", "Annual", "50.00") in answers[0][1][-1]
 
 
 # ---- the tenant's lookup codes: the documented defaults, or numbered otherwise ---------------------
