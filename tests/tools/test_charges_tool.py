@@ -95,7 +95,7 @@ async def test_rules_per_client_then_apply_then_a_reimport_plans_nothing(server,
     [usage] = [x for x in out["lines"] if x["client_id"] == ACME and x["feed_lines"] == [3, 4, 5]]
     assert D(usage["unit_price"]) == D("474.23") + D("44.74") + D("138.00") and D(usage["quantity"]) == 1
     assert "negative prorate" in aside[(ACME, 6)]["reason"] and "amount is 0" in aside[(ACME, 7)]["reason"]
-    assert (D(acme["amount_before"]), D(acme["amount_after"])) == (D("1382.97"), D("1426.97"))
+    assert (D(acme["export_amount"]), D(acme["amount_added"])) == (D("1382.97"), D("1426.97"))
     # Northwind drops usage; Smith-Jones is not invoiced; Brightwater keeps everything
     assert rows[NORTHWIND]["set_aside"] == {"drop_zero_lines": 1, "usage_drop": 1}
     assert rows[NORTHWIND]["lines_added"] == 1

@@ -77,10 +77,10 @@ class ClientChargesRow(Result):
     lines_in: int
     lines_added: int
     set_aside: dict[str, int] = Field(description="lines per rule that dropped, collapsed or found them")
-    amount_before: Money = Field(description="the export's lines")
-    amount_after: Money = Field(description="the lines added")
-    cost_before: Money
-    cost_after: Money
+    export_amount: Money = Field(description="the export's lines for this client, as sent")
+    amount_added: Money = Field(description="the lines this plan adds, after the rules")
+    export_cost: Money
+    cost_added: Money
     invoice_total_before: Money
     invoice_total_after: Money
     note: str | None = None
@@ -128,21 +128,21 @@ class ChargesPlan(Result):
     lines_set_aside: int = Field(description="export lines not added as they are")
     skipped_customers: list[CustomerRow] = Field(description="unmatched, ambiguous and excluded customers")
     skipped_customers_total: int
-    amount_before: Money
-    amount_after: Money
+    export_amount: Money
+    amount_added: Money
     warnings: list[str]
     next_step: str
 
     def said(self) -> str:
         text = (f"Charges from {self.distributor}: {self.feed_lines} export line(s); {self.lines_total} line(s) to add "
                 f"for {sum(1 for c in self.clients if c.lines_added)} client(s) in {self.steps} step(s), "
-                f"{self.lines_set_aside} export line(s) set aside by rules or already invoiced; amount "
-                f"{money(self.amount_before)} -> {money(self.amount_after)}.")
+                f"{self.lines_set_aside} export line(s) set aside by rules or already invoiced; the export's "
+                f"lines come to {money(self.export_amount)}, the lines added to {money(self.amount_added)}.")
         if self.skipped_customers_total:
             text += f" {self.skipped_customers_total} customer(s) skipped (unmatched, ambiguous or excluded)."
-        top = sorted(self.clients, key=lambda c: -abs(c.amount_after))[:3]
+        top = sorted(self.clients, key=lambda c: -abs(c.amount_added))[:3]
         if top and self.plan_id:
-            text += " Largest: " + listed([f"client {c.client_id} {money(c.amount_after)}" for c in top], 3) + "."
+            text += " Largest: " + listed([f"client {c.client_id} {money(c.amount_added)}" for c in top], 3) + "."
         return text + " " + self.next_step
 
 
@@ -348,8 +348,8 @@ class _Planner:
         self.clients.append(ClientChargesRow(
             client_id=cid, client_name=d.client_name, target=target,  # type: ignore[arg-type]
             invoice_id=invoice.id if invoice is not None else None, step=step, lines_in=len(lines),
-            lines_added=len(charges.add), set_aside=counts, amount_before=charges.amount_before,
-            amount_after=charges.amount_after, cost_before=charges.cost_before, cost_after=charges.cost_after,
+            lines_added=len(charges.add), set_aside=counts, export_amount=charges.amount_before,
+            amount_added=charges.amount_after, export_cost=charges.cost_before, cost_added=charges.cost_after,
             invoice_total_before=before, invoice_total_after=before + charges.amount_after,
             note=None if note and note.startswith("skip: ") else note))
         self.lines += [AddedLineRow(client_id=cid, product_code=x.product_code, description=x.description,
@@ -459,12 +459,12 @@ async def _result(ctx: Context, planner: _Planner, feed: ChargeFeed, distributor
     plan = planner.plan
     added = sum(c.lines_added for c in planner.clients)
     plan.title = f"Charges from {distributor}: {added} line(s) for {len(plan.steps)} invoice(s)"
-    amount_before = sum((c.amount_before for c in planner.clients), ZERO)
-    amount_after = sum((c.amount_after for c in planner.clients), ZERO)
+    export_amount = sum((c.export_amount for c in planner.clients), ZERO)
+    amount_added = sum((c.amount_added for c in planner.clients), ZERO)
     plan.warnings = [*feed.warnings, *planner.warnings]
     plan.skipped = [f"{r.customer}: {r.status}" for r in skipped[:MAX_ROWS]]
-    plan.summary = {"distributor": distributor, "lines_added": added, "amount_before": str(amount_before),
-                    "amount_after": str(amount_after), "set_aside": len(planner.aside),
+    plan.summary = {"distributor": distributor, "lines_added": added, "export_amount": str(export_amount),
+                    "amount_added": str(amount_added), "set_aside": len(planner.aside),
                     "skipped_customers": len(skipped)}
     plan_id = None
     if plan.steps:
@@ -476,11 +476,11 @@ async def _result(ctx: Context, planner: _Planner, feed: ChargeFeed, distributor
         next_step = "Nothing to add: every charge is set aside by a rule or already on the client's invoices."
     if skipped:
         next_step += " Confirm skipped customers' Halo clients with the user and call again with mappings."
-    clients = sorted(planner.clients, key=lambda c: -abs(c.amount_after))
+    clients = sorted(planner.clients, key=lambda c: -abs(c.amount_added))
     return ChargesPlan(
         plan_id=plan_id, distributor=distributor, feed_lines=len(feed.lines), steps=len(plan.steps),
         clients=clients[:MAX_CLIENTS], clients_total=len(clients), lines=planner.lines[:MAX_ROWS],
         lines_total=len(planner.lines), set_aside=planner.aside[:MAX_ROWS], set_aside_total=len(planner.aside),
         lines_set_aside=len({(r.client_id, r.line) for r in planner.aside}),
-        skipped_customers=skipped[:MAX_ROWS], skipped_customers_total=len(skipped), amount_before=amount_before,
-        amount_after=amount_after, warnings=plan.warnings, next_step=next_step)
+        skipped_customers=skipped[:MAX_ROWS], skipped_customers_total=len(skipped), export_amount=export_amount,
+        amount_added=amount_added, warnings=plan.warnings, next_step=next_step)
