@@ -48,7 +48,7 @@ def test_paths_amounts_and_date_readings():
 
 def test_a_name_where_an_id_is_expected_names_the_finder():
     text = text_for_number("client_id", "Acme Corp Ltd", expected="integer")
-    assert "call find_clients with query \"Acme Corp Ltd\"" in text
+    assert "call find_clients with name=\"Acme Corp Ltd\"" in text
     assert "search_contracts" in text_for_number("contract_id", "Acme 2026", expected="integer")
     assert "pass the number 2500" in text_for_number("value", "2,500", expected="number")
 
@@ -98,9 +98,14 @@ async def test_the_traps_of_issue_14(client):
     assert "Invalid 'value'" in text and "pass the number 2500" in text and "JSON inside" not in text
     text = await refused(client, "create_contract", {**NEW, "client_id": "Acme Corp Ltd"})
     assert "Invalid 'client_id': expected a Halo id (a number), got the name 'Acme Corp Ltd'" in text
-    assert 'call find_clients with query "Acme Corp Ltd"' in text
+    assert 'call find_clients with name="Acme Corp Ltd"' in text
     text = await refused(client, "get_contract", {"contract_id": "Acme Managed 2026"})
-    assert 'call search_contracts with query "Acme Managed 2026"' in text
+    assert 'call search_contracts with text="Acme Managed 2026"' in text
+    text = await refused(client, "generate_renewals", {"contract_ids": [1], "uplift_percent": "3%", "dry_run": True})
+    assert "Invalid 'uplift_percent'" in text and "pass the number 3 (no quotes or unit)" in text
+    text = await refused(client, "find_expiring_contracts", {"within_days": "60 days"})
+    assert "Invalid 'within_days'" in text and "pass the number 60 (no quotes or unit)" in text
+    assert "JSON inside" not in text
     text = await refused(client, "update_contract", {"contract_id": 1, "changes": {"value": "$150.00"},
                                                      "dry_run": True})
     assert "Invalid 'changes.value'" in text and "pass the number 150" in text

@@ -26,6 +26,11 @@ ID_FINDERS = {
     "contract_ids": "search_contracts",
     "previous_contract_id": "search_contracts",
 }
+FINDER_ARGUMENT = {"find_clients": "name", "search_contracts": "text"}  # where the text goes
+
+# a number with its unit written after it: "3%", "60 days", "12 months", "2.5 h"
+_WITH_UNIT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(%|percent|per cent|days?|months?|years?|hours?|hrs?|h|seats?)\s*$",
+                        re.IGNORECASE)
 
 _AMOUNT = re.compile(r"^\s*[-+]?\s*[$£€]?\s*[-+]?\d{1,3}(?:[,\s]\d{3})*(?:\.\d+)?\s*$|^\s*[$£€]?\s*\d+(?:\.\d+)?\s*$")
 _SLASH_DATE = re.compile(r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})\s*$")
@@ -122,13 +127,17 @@ def text_for_number(field: str, value: str, *, expected: str) -> str:
     if amount is not None:
         return message(field, f"expected {expected}, got the text {_short(value)}",
                        f"pass the number {amount} (no quotes, currency sign or thousands separators)")
+    unit = _WITH_UNIT.match(value)
+    if unit is not None and ("number" in expected or "integer" in expected):
+        return message(field, f"expected {expected}, got the text {_short(value)}",
+                       f"pass the number {unit[1]} (no quotes or unit)")
     finder = ID_FINDERS.get(leaf) or ("search_contracts" if "contract" in leaf and leaf.endswith("id")
                                       else "find_clients" if leaf.endswith("_id") or leaf.endswith("_ids")
                                       else None)
     if finder and not _looks_like_json(value):
         return message(field, f"expected a Halo id (a number), got the name {_short(value)}",
-                       f"call {finder} with query {json.dumps(value.strip()[:80])} to find the id, then pass that "
-                       "number")
+                       f"call {finder} with {FINDER_ARGUMENT[finder]}={json.dumps(value.strip()[:80])} to find the "
+                       "id, then pass that number")
     return message(field, f"expected {expected}, got the text {_short(value)}",
                    "pass the value itself (e.g. 5, true, [1001, 1002] or an object), not JSON inside a string")
 
