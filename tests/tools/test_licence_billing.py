@@ -58,9 +58,13 @@ def test_price_mismatch_unbilled_suggestion_ambiguous_and_confirmed_link() -> No
              line(14, "DUP", 1, desc="Dup"), line(15, "CFQ7", 12, client=2)]
     price, unbilled, ambiguous = check_licences(licences, lines)
     assert price.status == "price" and price.monthly_difference == D(30) and price.true_up_monthly == 0
-    # another client's line with the code does not count; a line of the same name is only suggested
-    assert unbilled.status == "unbilled" and unbilled.lines == [] and 12 in unbilled.suggested_lines
-    assert unbilled.monthly_difference == D(264)
+    # another client's line with the code does not count; a line of the same name is only suggested,
+    # and the licence is measured against it (12 seats, 10 billed: 44.00 a month), not as unbilled
+    assert unbilled.status == "untied" and [x.line_id for x in unbilled.lines] == [12]
+    assert 12 in unbilled.suggested_lines and unbilled.monthly_difference == D(44)
+    assert "probably this licence" in unbilled.reason
+    (alone,) = check_licences([lic(4, "ZZZ", 2, "5.00", name="Nothing like it")], lines)
+    assert (alone.status, alone.lines, alone.monthly_difference) == ("unbilled", [], D(10))
     assert ambiguous.status == "ambiguous" and [x.line_id for x in ambiguous.lines] == [13, 14]
     # confirmed links win: licence 2 -> line 12 (10 billed, 12 seats), licence 3 -> line 14
     _, linked, dup = check_licences(licences, lines, links={2: 12, 3: 14})
@@ -68,7 +72,7 @@ def test_price_mismatch_unbilled_suggestion_ambiguous_and_confirmed_link() -> No
     assert (dup.status, [x.line_id for x in dup.lines]) == ("billed_right", [14])
     # a link to another client's line is ignored
     (_, other, _) = check_licences(licences, lines, links={2: 15})
-    assert other.status == "unbilled"
+    assert other.status == "untied"
 
 
 # ---- end to end --------------------------------------------------------------------------------
@@ -102,7 +106,8 @@ async def test_reconcile_true_up_through_a_confirmed_link(sandbox_app, tmp_path:
     assert not err, out
     row = next(r for r in out["mismatches"] if r["licence_id"] == licence_id)
     # the line's item code is not the licence's SKU: not tied, only suggested by name
-    assert row["status"] == "unbilled" and line_id in row["suggested_lines"] and row["true_up_step"] is None
+    assert row["status"] == "untied" and line_id in row["suggested_lines"] and row["true_up_step"] is None
+    assert D(row["billed_monthly"]) == billed * D("22.00")
 
     writes_before = sb.log.count(method="POST", path_prefix="/api")
     err, out = await call(server, "reconcile_licences", client_id=client_id,

@@ -23,7 +23,7 @@ from halo_contracts.domain.models import Licence, RecurringItem
 from halo_contracts.domain.money import ZERO, cents
 from halo_contracts.domain.product_mapping import code_key, product_name_key
 
-Status = Literal["billed_right", "quantity", "price", "quantity_and_price", "unbilled", "ambiguous"]
+Status = Literal["billed_right", "quantity", "price", "quantity_and_price", "unbilled", "untied", "ambiguous"]
 Tie = Literal["confirmed", "code"]
 
 
@@ -90,10 +90,17 @@ def check_licences(licences: Iterable[Licence], lines: Iterable[BilledLine], *,
         by_client.setdefault(b.client_id, []).append(b)
         if b.line.id is not None:
             by_id[b.line.id] = b
+    live = sorted((x for x in licences if x.active and x.id is not None and x.client_id is not None),
+                  key=lambda x: (x.client_id or 0, x.id or 0))
+    # lines another licence already ties (by code or a confirmed link) are never suggested by name
+    taken = {b.line.id for lic in live for b in _tied(lic, by_client.get(lic.client_id or 0, []), by_id,
+                                                      links or {})[0]}
     out: list[LicenceCheck] = []
-    for lic in sorted((x for x in licences if x.active and x.id is not None and x.client_id is not None),
-                      key=lambda x: (x.client_id or 0, x.id or 0)):
-        out.append(_check_one(lic, by_client.get(lic.client_id or 0, []), by_id, links or {}))
+    for lic in live:
+        own = by_client.get(lic.client_id or 0, [])
+        if not _tied(lic, own, by_id, links or {})[0]:
+            own = [b for b in own if b.line.id not in taken]
+        out.append(_check_one(lic, own, by_id, links or {}))
     return out
 
 
@@ -115,12 +122,20 @@ def _check_one(lic: Licence, client_lines: list[BilledLine], by_id: Mapping[int,
     tied, tie = _tied(lic, client_lines, by_id, links)
     if not tied:
         name = product_name_key(lic.name)
-        suggested = [b.line.id or 0 for b in client_lines if name and product_name_key(b.line.description) == name]
-        hint = (f"; line(s) {', '.join(map(str, suggested))} have the same product name: if one bills this licence, "
-                f"confirm it with links=[{{licence_id: {lic.id}, line_id: <line>}}]") if suggested else ""
-        return LicenceCheck(**base, status="unbilled", suggested_lines=suggested,
-                            monthly_difference=unit * lic.quantity,
-                            reason=f"no recurring line of the client bills this product code{hint}")
+        same_name = [b for b in client_lines if name and product_name_key(b.line.description) == name]
+        suggested = [b.line.id or 0 for b in same_name]
+        if not same_name:
+            return LicenceCheck(**base, status="unbilled", monthly_difference=unit * lic.quantity,
+                                reason="no recurring line of the client bills this product code or name")
+        # Most likely billed by a line of the same name that lacks the code: measured against it,
+        # not counted as wholly unbilled, until the person confirms the tie.
+        rows = [_row(b) for b in same_name]
+        billed = sum((r.monthly for r in rows), ZERO)
+        return LicenceCheck(**base, status="untied", suggested_lines=suggested, lines=rows, billed_monthly=billed,
+                            monthly_difference=unit * lic.quantity - billed,
+                            reason=f"no line carries this product code, but line(s) {', '.join(map(str, suggested))} "
+                                   f"of the same product name bill {cents(billed)} a month: probably this licence; "
+                                   f"confirm with links=[{{licence_id: {lic.id}, line_id: <line>}}]")
     rows = [_row(b) for b in tied]
     billed = sum((r.monthly for r in rows), ZERO)
     if len(tied) > 1:

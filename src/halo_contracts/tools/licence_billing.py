@@ -58,7 +58,7 @@ class LicenceBillingRow(Result):
     halo_name: str
     seats: int
     licence_monthly: Money
-    status: Literal["billed_right", "quantity", "price", "quantity_and_price", "unbilled", "ambiguous"]
+    status: Literal["billed_right", "quantity", "price", "quantity_and_price", "unbilled", "untied", "ambiguous"]
     tie: Literal["confirmed", "code"] | None
     lines: list[BilledLineRow]
     billed_monthly: Money
@@ -169,7 +169,8 @@ async def reconcile_licences(
     next_step = (f"Show the user the mismatches; apply_plan('{plan.id}') sets {len(plan.steps)} line(s) to the "
                  "seat counts." if plan.steps else "No line to true up.")
     if any(r.suggested_lines for r in rows):
-        next_step += " Some unbilled licences have lines of the same product name: confirm them with links."
+        next_step += (" Untied licences are measured against the line of the same product name that probably "
+                      "bills them: confirm each with links.")
     return ReconcileLicencesResult(
         licences_total=len(checks), counts=counts, mismatches=rows[:MAX_ROWS], mismatches_total=len(rows),
         monthly_difference=sum((r.monthly_difference for r in rows), ZERO),
