@@ -148,3 +148,24 @@ def test_effective_rules_merge_levels_most_specific_last():
     assert e.sources["drop_zero_lines"] == "global default" and e.sources["do_not_invoice"] == "client and distributor"
     other = effective_rules("Ingram", 8, stored)
     assert (other.target, other.usage, other.sources.get("usage")) == ("last", "keep", None)
+
+
+def test_unknown_charge_types_and_headers_are_named_not_guessed():
+    # a synonym the import maps is read as its type; an unknown one is refused naming the row and the types
+    [cl] = parse_charges_csv("Customer,SKU,Type,Qty,Price,Start\nAcme,X1,Consumption,1,2,2026-11-01\n").lines
+    assert cl.charge_type == "usage"
+    with pytest.raises(FeedError) as err:
+        parse_charge_rows([{"customer": "Acme", "product_code": "X1", "quantity": 1, "unit_price": 2,
+                            "period_start": "2026-11-01", "charge_type": "rebate"}])
+    assert "row 1, charge_type: 'rebate'" in str(err.value) and "recurring, usage (Azure), prorate or one-off" in str(
+        err.value)
+    # headers it does not know are listed as ignored, never read as another column
+    feed = parse_charges_csv("Customer,SKU,Desc,Qty,Price,Start,Colour\nAcme,X1,Mailbox,1,2,2026-11-01,red\n")
+    assert feed.lines[0].product_code == "X1" and feed.lines[0].description is None
+    assert len(feed.warnings) == 1 and "'Desc', 'Colour' not read" in feed.warnings[0]
+    assert "description" in feed.warnings[0]
+    # a required column missing: every missing one is named with the headers that would be read
+    with pytest.raises(FeedError) as err:
+        parse_charges_csv("Customer,Desc,Type,Qty,Start\nAcme,X1,usage,1,2026-11-01\n")
+    assert {p.field for p in err.value.problems} == {"product_code", "unit_price"}
+    assert "sku" in str(err.value) and "sell price" in str(err.value)

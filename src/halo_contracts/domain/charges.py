@@ -237,8 +237,8 @@ def _header(cells: list[str]) -> dict[str, int]:
     return index
 
 
-def _find_header(first: str) -> tuple[str, dict[str, int]]:
-    best: tuple[str, dict[str, int]] = (",", {})
+def _find_header(first: str) -> tuple[str, dict[str, int], list[str]]:
+    best: tuple[str, dict[str, int], list[str]] = (",", {}, [])
     for d in _DELIMITERS:
         try:
             cells = next(csv.reader([first], delimiter=d))
@@ -246,8 +246,20 @@ def _find_header(first: str) -> tuple[str, dict[str, int]]:
             continue
         index = _header(cells)
         if len(index) > len(best[1]):
-            best = (d, index)
+            best = (d, index, cells)
     return best
+
+
+def _ignored_columns(cells: list[str], index: Mapping[str, int]) -> list[str]:
+    """Header cells this import does not read: not a known name, or a second column for a field."""
+    used = set(index.values())
+    ignored = [c.strip() for i, c in enumerate(cells) if i not in used and c.strip()]
+    if not ignored:
+        return []
+    more = f" and {len(ignored) - 10} more" if len(ignored) > 10 else ""
+    shown = ", ".join(f"'{c[:40]}'" for c in ignored[:10]) + more
+    return [f"column(s) {shown} not read (unknown or repeated header); headers read: "
+            + ", ".join(COLUMN_ALIASES[f][0] for f in FIELDS) + " (or a synonym in docs/charges.md)"]
 
 
 def parse_charges_csv(text: str) -> ChargeFeed:
@@ -259,7 +271,7 @@ def parse_charges_csv(text: str) -> ChargeFeed:
     if first is None:
         raise FeedError([FeedProblem(line=None, field=None, problem="the CSV text is empty",
                                      fix="paste the distributor's charges export including its header row")])
-    delimiter, index = _find_header(physical[first])
+    delimiter, index, cells = _find_header(physical[first])
     missing = [f for f in REQUIRED if f not in index]
     if missing:
         raise FeedError([FeedProblem(line=first + 1, field=f, problem=f"no column for {f} in the header",
@@ -288,7 +300,8 @@ def parse_charges_csv(text: str) -> ChargeFeed:
             lines.append(cl)
     if problems:
         raise FeedError(problems)
-    return ChargeFeed(lines=lines, warnings=[] if lines else ["the export has a header but no rows"])
+    warnings = _ignored_columns(cells, index) + ([] if lines else ["the export has a header but no rows"])
+    return ChargeFeed(lines=lines, warnings=warnings)
 
 
 def parse_charge_rows(rows: Sequence[Mapping[str, Any]]) -> ChargeFeed:
