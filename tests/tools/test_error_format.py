@@ -143,3 +143,28 @@ async def test_every_tools_invalid_inputs_use_the_one_format(client):
                 await refused(client, tool.name, {name: bad})
                 walked += 1
     assert walked > 50
+
+
+def test_a_union_argument_is_described_by_the_branch_of_the_json_type_given():
+    # text or rows: rows with one bad quantity name that row's field, not "expected text"
+    errors = [{"type": "string_type", "loc": ("source", "str"), "msg": "x", "input": [{"customer": "A"}]},
+              {"type": "int_type", "loc": ("source", "list[FeedLine]", 27, "quantity"), "msg": "x", "input": 2.5}]
+    text = format_errors(errors, TODAY)
+    assert text.startswith("Invalid 'source[27].quantity': expected a whole number, got 2.5."), text
+    assert "expected text" not in text
+    # text given: the text branch's own problem is the point, not "expected a list"
+    errors = [{"type": "string_too_short", "loc": ("source", "str"), "msg": "x", "input": "", "ctx": {}},
+              {"type": "list_type", "loc": ("source", "list[FeedLine]"), "msg": "x", "input": ""}]
+    text = format_errors(errors, TODAY)
+    assert "Invalid 'source': too short" in text and "expected a list" not in text, text
+    # an object given where text or a list is allowed: every branch is wrong, all are said once
+    errors = [{"type": "string_type", "loc": ("source", "str"), "msg": "x", "input": {"a": 1}},
+              {"type": "list_type", "loc": ("source", "list[FeedLine]"), "msg": "x", "input": {"a": 1}}]
+    assert format_errors(errors, TODAY).startswith("Invalid 'source': expected text")
+
+
+async def test_rows_with_one_bad_quantity_name_the_row(client):
+    rows = [{"customer": "Acme Ltd", "product_code": f"SKU-{n}", "quantity": 1} for n in range(30)]
+    rows[27]["quantity"] = 2.5
+    text = await refused(client, "plan_license_sync", {"source": rows, "distributor": "Pax8"})
+    assert "Invalid 'source[27].quantity': expected a whole number" in text and "expected text" not in text, text

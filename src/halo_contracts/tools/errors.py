@@ -77,6 +77,57 @@ def _without_other_branches(errors: list[Mapping[str, Any]]) -> list[Mapping[str
     return [e for e in errors if e.get("type") == "text_rule" or tuple(e.get("loc", ())[:-1]) not in places]
 
 
+_WRAPPED = re.compile(r"^function-(?:after|before|wrap|plain)\[.*,\s*([^,]+)\]$")
+
+
+def _branch_kind(tag: str) -> str | None:
+    """The JSON type a union branch takes: ``str`` -> text, ``list[FeedLine]`` -> list, a model -> object."""
+    m = _WRAPPED.match(tag)
+    name = (m[1] if m else tag).strip()
+    low = name.casefold()
+    if low.startswith(("list[", "tuple[", "set[", "frozenset[")) or low in {"list", "tuple", "set"}:
+        return "list"
+    if low.startswith("dict[") or low == "dict" or (name[:1].isupper() and "[" not in name):
+        return "object"
+    return {"str": "text", "int": "number", "float": "number", "decimal": "number", "bool": "bool",
+            "none": "null"}.get(low)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, str):
+        return "text"
+    return "null" if value is None else "number"
+
+
+def _branch_of_given_type(errors: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """A union (text or rows) reports every branch; when the caller gave a list, the list branch's
+    problems (``source[27].quantity``) are the point, not "expected text" -- and so for any type."""
+    given: dict[tuple, str] = {}  # union place -> the JSON type given there
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        if loc and isinstance(loc[-1], str) and _is_branch(loc[-1]) and "input" in e:
+            given.setdefault(loc[:-1], _json_kind(e["input"]))
+
+    def keep(e: Mapping[str, Any]) -> bool:
+        loc = tuple(e.get("loc", ()))
+        for place, kind in given.items():
+            n = len(place)
+            if len(loc) <= n or loc[:n] != place or not isinstance(loc[n], str):
+                continue
+            tags = {str(x["loc"][n]) for x in errors if tuple(x.get("loc", ()))[:n] == place and len(x["loc"]) > n}
+            if any(_branch_kind(t) == kind for t in tags) and _branch_kind(loc[n]) != kind:
+                return False
+        return True
+
+    return [e for e in errors if keep(e)]
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -249,7 +300,7 @@ def format_errors(errors: Iterable[Mapping[str, Any]], today: date) -> str:
     """Every problem of a rejected call (up to ``MAX_FIELDS``) in one message, one format."""
     parts: list[str] = []
     seen: set[str] = set()
-    for err in _without_other_branches(list(errors)):
+    for err in _branch_of_given_type(_without_other_branches(list(errors))):
         field, rule, fix = describe_error(err, today)
         if field in seen:
             continue
