@@ -207,6 +207,11 @@ async def test_cancel_ends_billing_lines_on_the_cancel_date_in_the_same_plan(mcp
     assert not live_lines(sb, cid)
     sent = [e for e in writes(sb)[before:] if e.path.lower().endswith("/recurringinvoice/updatelines")]
     assert len(sent) == len(billing)
+    # read back, the cancelled contract does not read as running: no days left, the lines' stop said
+    got = await mcp_client.call_tool("get_contract", {"contract_id": cid})
+    text = got.content[0].text
+    assert "days left" not in text and f"a year until {TODAY.isoformat()}." in text
+    assert "bill on without an end" not in text
 
 
 async def test_cancel_without_ending_lines_warns_they_keep_billing(mcp_client):
@@ -220,6 +225,11 @@ async def test_cancel_without_ending_lines_warns_they_keep_billing(mcp_client):
     assert (f"end_recurring_lines: {n} recurring line(s) of the contract keep billing after it is cancelled on "
             f"{TODAY.isoformat()}. Fix: pass end_recurring_lines=true") in " ".join(out["warnings"])
     assert "Show the user the plan and its warnings" in text(r)
+    assert data(await mcp_client.call_tool("apply_plan", {"plan_id": out["plan_id"]}))["status"] == "applied"
+    said = text(await mcp_client.call_tool("get_contract", {"contract_id": cid}))
+    assert "days left" not in said
+    assert ("The contract is Cancelled but some of its lines bill on without an end: end them with "
+            "update_recurring_item.") in said
 
 
 # ---- Cancelled and Expired contracts ----------------------------------------------------------------

@@ -259,15 +259,27 @@ class ContractDetail(Result):
     prepaid: PrepaidSummary | None = Field(description="Prepaid Hours contracts only")
 
     def said(self) -> str:
-        ends = f"{self.end_date} ({self.days_to_end} days left)" if self.end_date else "no end date"
+        over = (self.status or "").strip().lower() in {"cancelled", "expired"}
+        ends = (f"{self.end_date}" + ("" if over or self.days_to_end is None else f" ({self.days_to_end} days left)")
+                if self.end_date else "no end date")
         text = (f"Contract {self.id} of client {self.client_id}: "
                 f"{self.type}, {self.status}, {self.start_date} to {ends}; value {money(self.value)} "
                 f"{self.billing_frequency or ''}".rstrip()
                 + (f" (annualised {money(self.annualised)})" if self.annualised is not None else "") + ". ")
-        live = sum(1 for i in self.items if i.state == "active")
-        text += (f"{plural(len(self.items), 'recurring line')} ({live} billing today): "
-                 f"{money(self.items_monthly_equivalent)} a month, {money(self.items_annualised)} a year."
+        live = [i for i in self.items if i.state == "active"]
+        ending = sorted(i.end_date for i in live if i.end_date is not None)
+        until = ""
+        if ending and len(ending) == len(live):  # every line billing today stops: say when
+            until = (f" until {ending[-1]}" if ending[0] == ending[-1]
+                     else f" until they end ({ending[0]} to {ending[-1]})")
+        elif ending:
+            until = f" ({len(ending)} of them end by {ending[-1]})"
+        text += (f"{plural(len(self.items), 'recurring line')} ({len(live)} billing today): "
+                 f"{money(self.items_monthly_equivalent)} a month, {money(self.items_annualised)} a year{until}."
                  + upcoming_said(self.totals))
+        if over and any(i.end_date is None or (self.end_date and i.end_date > self.end_date) for i in live):
+            text += (f" The contract is {self.status} but some of its lines bill on without an end: end them with "
+                     "update_recurring_item.")
         if self.prepaid is not None:
             p = self.prepaid
             unit = "" if p.balance_is_money else " hours"
