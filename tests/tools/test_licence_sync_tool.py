@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -469,3 +471,30 @@ async def test_hostile_halo_text_stays_in_data_fields(server, sb, journal_path) 
     assert out["matching"][0]["client_name"] == HOSTILE
     assert all(a["client_name"] == HOSTILE for a in out["actions"])
     assert HOSTILE in {s["distributor"] for s in out["skipped"]}
+
+
+async def test_sure_matches_show_no_candidates_in_the_result_or_the_stored_plan(tmp_path) -> None:
+    app = create_app(SandboxConfig(seed=7, contracts=120, clients=25, today=date(2026, 11, 20), rate_limit=1_000_000))
+    sb = app.state.sandbox
+    server = build_server(settings(), transport=transport(app), journal_path=tmp_path / "j.sqlite3")
+    names = [c["name"] for c in sb.store.where("clients") if not c.get("inactive")][:26]
+    rows = ["Customer,SKU,Product,Qty,Unit Price,Billing Cycle,Term"]
+    rows += [f'"{n}",SKU-{i},Product {i},{i + 1},5.00,Monthly,P1M' for i, n in enumerate(names)]
+    rows += ["Totally Unknown Widgets,SKU-X,Thing,1,5,Monthly,P1M",
+             f'"{names[0]} Holdings",SKU-Y,Thing,1,5,Monthly,P1M']
+    async with Client(server) as client:
+        result = await client.call_tool("plan_license_sync", {"source": "\n".join(rows), "distributor": "Pax8"})
+        assert not result.is_error, result.content[0].text
+        out = result.structured_content
+        view = await client.call_tool("get_plan", {"plan_id": out["plan_id"]})
+        assert not view.is_error, view.content[0].text
+    table = {r["customer"]: r for r in out["matching"]}
+    sure = [r for r in table.values() if r["status"] == "matched" and r["score"] >= 95]
+    assert len(sure) >= 20 and all(r["candidates"] == [] and r["client_id"] for r in sure)
+    assert len(table["Totally Unknown Widgets"]["candidates"]) == 3  # the user has to choose: candidates shown
+    assert table[f"{names[0]} Holdings"]["status"] != "matched" and table[f"{names[0]} Holdings"]["candidates"]
+    stored = Journal(tmp_path / "j.sqlite3").get_plan(out["plan_id"]).summary["matching"]
+    assert all(r["candidates"] == [] for r in stored if r["status"] == "matched" and r["score"] >= 95)
+    assert any(r["candidates"] for r in stored)
+    shown = json.dumps(view.structured_content)
+    assert shown.count('"client_id"') and shown.count('"normalised"') <= 2 * len(table) + 6

@@ -86,7 +86,7 @@ class MatchRow(Result):
     client_id: int | None = None
     client_name: str | None = None
     score: float | None = None
-    candidates: list[CandidateRow] = Field(description="best three Halo clients with their 0-100 scores")
+    candidates: list[CandidateRow] = Field(description="best three Halo clients, 0-100; none for a sure match")
     reason: str
 
 
@@ -232,6 +232,19 @@ def _first_rows(decisions: list[Any]) -> list[Any]:
     return sorted(decisions, key=lambda d: d.status not in ("ambiguous", "unmatched"))[:MAX_ROWS_SHOWN]
 
 
+SURE_SCORE = 95.0  # a match this good (or one the user mapped) is shown without its candidates
+
+
+def _match_row(d: Any, mode: str = "python") -> dict[str, Any]:
+    """A matching row; the candidates only where the user may have to choose (weak, ambiguous,
+    unmatched): a sure match shows its client and score, which keeps a long feed's answer small."""
+    row = d.model_dump(mode=mode)
+    sure = d.status == "matched" and (d.method != "automatic" or (d.score or 0) >= SURE_SCORE)
+    if sure:
+        row["candidates"] = []
+    return row
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -290,7 +303,7 @@ def _plan_summary(decision: SyncDecision, distributor: str) -> dict[str, Any]:
             for m in s.money
         ],
         # the journal keeps what needs the user, not the whole feed: unresolved customers first
-        "matching": [d.model_dump(mode="json") for d in _first_rows(decision.matching)],
+        "matching": [_match_row(d, "json") for d in _first_rows(decision.matching)],
         "matching_total": len(decision.matching),
         "likely_code_mismatches": [m.model_dump(mode="json") for m in decision.mismatches[:MAX_ROWS_SHOWN]],
         "would_delete": [{"licence_id": a.licence_id, "client_id": a.client_id, "product_code": a.product_code,
@@ -439,7 +452,7 @@ async def plan_license_sync(
     s = decision.summary
     return LicenceSyncPlan(
         plan_id=plan.id, title=title, distributor=distributor, feed_lines=len(feed.lines), steps=len(plan.steps),
-        matching=[MatchRow(**d.model_dump()) for d in _first_rows(decision.matching)],
+        matching=[MatchRow(**_match_row(d)) for d in _first_rows(decision.matching)],
         matching_total=len(decision.matching),
         actions=action_rows[:MAX_ROWS_SHOWN], actions_total=len(action_rows),
         skipped=skipped_rows[:MAX_ROWS_SHOWN], skipped_total=len(skipped_rows),
