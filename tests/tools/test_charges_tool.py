@@ -268,3 +268,20 @@ async def test_export_text_is_data_never_the_plans_wording(server, sb):
     await ok(server, "apply_plan", plan_id=out["plan_id"])
     sent = [x["item_shortdescription"] for x in sb.store.where("ilines") if x.get("item_code") == "ONBOARD"]
     assert sent == [hostile]
+
+
+async def test_a_charge_a_recurring_line_already_bills_is_warned_about(server, sb):
+    ri = sb.store.where("rinvoices", "client_id = ?", [NORTHWIND])[0]
+    template = dict(sb.store.where("rlines", "ihid = ?", [ri["id"]])[0])
+    template.pop("id", None)
+    m365 = sb.store.insert("rlines", {**template, "item_code": "CFQ7TTC0LDPB", "onetimecharge": False})
+    # a charge added once to the recurring invoice earlier is no recurring billing
+    sb.store.insert("rlines", {**template, "item_code": "AZURE-PLAN", "onetimecharge": True,
+                               "startdate": "2026-10-01", "enddate": "2026-10-31"})
+    out = await ok(server, "plan_distributor_charges", source=CSV, distributor="Pax8")
+    [warning] = [w for w in out["warnings"] if "double billing" in w]
+    assert warning.startswith(f"client {NORTHWIND}: possible double billing: export line 13 "
+                              f"(recurring invoice {ri['id']} line {m365['id']})"), warning
+    assert "AZURE-PLAN" not in warning and out["plan_id"]  # a warning: the plan is still built
+    view = await ok(server, "get_plan", plan_id=out["plan_id"])
+    assert any("double billing" in w for w in view["warnings"])

@@ -147,6 +147,7 @@ class RecurringItem(DomainModel):
     start_date: date | None = None
     end_date: date | None = None
     inactive: bool = False
+    billed_once: bool = False  # a one-off charge on the recurring invoice, not a recurring line
 
 
 class InvoiceLine(DomainModel):

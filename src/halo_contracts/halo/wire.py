@@ -350,6 +350,7 @@ _LINE_WIRE: tuple[WireField, ...] = (
     WireField("start_date", "startdate", "date", "first day the line bills"),
     WireField("end_date", "enddate", "date", "last day the line bills"),
     WireField("inactive", "isinactive", "bool", "line switched off", writable=False),
+    WireField("billed_once", "onetimecharge", "bool", "a charge billed once, not a recurring line", writable=False),
 )
 
 _LICENCE_WIRE: tuple[WireField, ...] = (

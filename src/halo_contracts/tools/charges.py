@@ -339,6 +339,7 @@ class _Planner:
             charges = ClientCharges(add=[], set_aside=charges.set_aside, amount_before=charges.amount_before,
                                     cost_before=charges.cost_before, amount_after=ZERO, cost_after=ZERO)
         charges = without_held(charges, self.book.held.get(cid, {}), self.book.where.get(cid, {}), lines)
+        self._double_billing(cid, charges.add)
         self.aside += [SetAsideRow(client_id=cid, **s.model_dump()) for s in charges.set_aside]
         step = self._step(cid, target, invoice, charges) if charges.add else None
         before = _lines_total(invoice.lines) if invoice is not None else ZERO
@@ -356,6 +357,22 @@ class _Planner:
                                     quantity=x.quantity, unit_price=x.unit_price, amount=x.amount,
                                     period=f"{x.period_start.isoformat()}..{x.period_end.isoformat()}",
                                     feed_lines=x.feed_lines) for x in charges.add]
+
+    def _double_billing(self, cid: int, add: list[Any]) -> None:
+        """A charge whose product code a recurring line of the client already bills: say so, naming
+        the export line and the recurring line (ids only: the code is the export's text)."""
+        billed: dict[str, tuple[int, int | None]] = {}
+        for ri in self.book.recurring.get(cid, []):
+            for x in ri.lines:
+                if x.product_code and not x.inactive and not x.billed_once:
+                    billed.setdefault(x.product_code.strip().casefold(), (ri.id, x.id))
+        pairs = sorted({(x.feed_lines[0], *billed[k]) for x in add
+                        if (k := x.product_code.strip().casefold()) in billed})
+        if pairs:
+            shown = ", ".join(f"export line {n} (recurring invoice {ri} line {line})" for n, ri, line in pairs[:5])
+            more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
+            self.warnings.append(f"client {cid}: possible double billing: {shown}{more} has the product code of a "
+                                 "recurring line; check that line before applying")
 
     def _step(self, cid: int, target: str, invoice: Any, charges: ClientCharges) -> int:
         lines = [x.model_dump(mode="json") for x in charges.add]
