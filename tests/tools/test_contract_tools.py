@@ -82,6 +82,22 @@ async def test_search_by_client_and_type(mcp_client):
     assert {c["id"] for c in by_name["contracts"]} == {c["id"] for c in r["contracts"]}
 
 
+async def test_search_says_when_halos_inactive_contracts_are_left_out(mcp_client):
+    sb = mcp_client.sandbox
+    inactive = sb.store.where("contracts", "active = 0")
+    assert inactive, "the demo book holds inactive contracts"
+    client_id = inactive[0]["client_id"]
+    r = await call(mcp_client, "search_contracts", {"client_id": client_id})
+    said = r.content[0].text
+    assert "Halo's inactive contracts (e.g. on hold, expired) are left out: include_inactive=true adds them." in said
+    ids = {c["id"] for c in data(r)["contracts"]}
+    r = await call(mcp_client, "search_contracts", {"client_id": client_id, "include_inactive": True})
+    assert "left out" not in r.content[0].text
+    assert inactive[0]["id"] in {c["id"] for c in data(r)["contracts"]} - ids
+    r = await call(mcp_client, "search_contracts", {"client_id": client_id, "status": "Expired"})
+    assert "left out" not in r.content[0].text  # a status filter reads every contract
+
+
 async def test_search_expiring_window(mcp_client):
     book = mcp_client.sandbox.book
     r = data(await call(mcp_client, "search_contracts", {"ends_within_days": 30, "status": "Active", "limit": 100}))

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from halo_contracts.config import CodeMaps
 from halo_contracts.domain import guardrails as gr
@@ -120,15 +120,19 @@ class SearchContractsResult(Result):
     count: int = Field(description="rows in this page")
     next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
     contracts: list[ContractRow]
+    _active_only: bool = PrivateAttr(default=False)  # Halo's inactive contracts were not read (text only)
 
     def said(self) -> str:
+        left_out = (" Halo's inactive contracts (e.g. on hold, expired) are left out: include_inactive=true adds "
+                    "them." if self._active_only else "")
         if not self.total:
-            return "No contract matches these filters."
-        rows = [f"{r.id} (client {r.client_id}, {r.status}, ends {r.end_date or 'never'}, {money(r.value)}"
-                + (f" {r.billing_frequency})" if r.billing_frequency else ")") for r in self.contracts[:8]]
+            return "No contract matches these filters." + left_out
+        rows = [f"{r.id} (client {r.client_id}, {r.type}, {r.status}, ends {r.end_date or 'never'}, "
+                f"{money(r.value)}" + (f" {r.billing_frequency})" if r.billing_frequency else ")")
+                for r in self.contracts[:8]]
         more = (f" More: cursor='{self.next_cursor}'." if self.next_cursor else "")
-        return (f"{plural(self.total, 'contract')} match; this page has {self.count}: {listed(rows, 8)}.{more} "
-                "get_contract(id) shows one in full.")
+        return (f"{plural(self.total, 'contract')} match; this page has {self.count}: {listed(rows, 8)}.{more}"
+                f"{left_out} get_contract(id) shows one in full.")
 
 
 def contract_row(c: Contract, today: date) -> ContractRow:
@@ -207,8 +211,10 @@ async def search_contracts(
     else:
         matches.sort(key=lambda c: ((c.client_name or "").casefold(), c.ref.casefold(), c.id))
     page, next_cursor = paged(matches, cursor, limit, fp, "search_contracts")
-    return SearchContractsResult(total=len(matches), count=len(page), next_cursor=next_cursor,
-                                 contracts=[contract_row(c, today) for c in page])
+    result = SearchContractsResult(total=len(matches), count=len(page), next_cursor=next_cursor,
+                                   contracts=[contract_row(c, today) for c in page])
+    result._active_only = not query.include_inactive
+    return result
 
 
 # ---- one contract ------------------------------------------------------------------------------
