@@ -471,3 +471,18 @@ def test_halo_text_never_enters_summaries_reasons_or_warnings() -> None:
     # the Halo values are still there, in their own fields
     assert any(a.client_name == clients[0].name for a in r2.actions)
     assert any(c.before == HOSTILE for a in r2.actions for c in a.changes)
+
+
+def test_terms_and_cycles_read_and_change_in_one_vocabulary() -> None:
+    feed = parse_rows([{"customer": "Acme", "product_code": c, "quantity": 1, "term": t}
+                       for c, t in (("A", "Annual"), ("B", "12 months"), ("C", "monthly"), ("D", "P36M"),
+                                    ("E", "NCE flex"))]).lines
+    assert [ln.term for ln in feed] == ["P1Y", "P1Y", "P1M", "P3Y", "NCE flex"]  # unreadable: kept as given
+    halo = [lic(10, 1, "A", 5, term="P1M"), lic(11, 1, "B", 5, term="1 Year"), lic(12, 1, "C", 5, cycle="yearly")]
+    r = run(rows(("Acme Ltd", "A", 5, None, None, "Annual"),  # a real change: P1M -> P1Y, one format
+                 ("Acme Ltd", "B", 5, None, None, "12 Months"),  # the same term written differently
+                 ("Acme Ltd", "C", 5, None, "Monthly")), halo)
+    changes = {a.licence_id: [(c.field, c.before, c.after) for c in a.changes] for a in r.actions}
+    assert changes == {10: [("term", "P1M", "P1Y")], 12: [("billing_cycle", "Annual", "Monthly")]}
+    assert {a.licence_id: a.fields.given() for a in r.actions} == {10: {"term": "P1Y"},
+                                                                   12: {"billing_cycle": "Monthly"}}

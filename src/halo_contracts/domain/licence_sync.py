@@ -133,6 +133,15 @@ def term_months(text: str | None) -> int | None:
     return cycle_months(text)
 
 
+def canonical_term(text: str | None) -> str | None:
+    """A term in one vocabulary, ISO 8601 as Halo and the distributors write it: ``"Annual"``,
+    ``"12 months"``, ``"1 year"`` -> ``"P1Y"``; ``"monthly"`` -> ``"P1M"``; unreadable -> None."""
+    months = term_months(text)
+    if not months:
+        return None
+    return f"P{months // 12}Y" if months % 12 == 0 else f"P{months}M"
+
+
 def same_term(a: str | None, b: str | None) -> bool:
     if (a or "").strip().casefold() == (b or "").strip().casefold():
         return True
@@ -298,6 +307,12 @@ def _check_text(values: Mapping[str, Any], bad: Callable[[str, str, str], None])
                 bad(name, problem[0], problem[1])
 
 
+def _term_of(value: Any) -> str | None:
+    """The feed's term as written to Halo: in the one vocabulary when it can be read, else as given."""
+    text = _text(value)
+    return canonical_term(text) or text
+
+
 def _validate(values: Mapping[str, Any], line: int, problems: list[FeedProblem]) -> SourceLine | None:
     before = len(problems)
 
@@ -347,7 +362,7 @@ def _validate(values: Mapping[str, Any], line: int, problems: list[FeedProblem])
         return None
     return SourceLine(line=line, customer=customer or "", product_code=code or "",
                       product_name=_text(values.get("product_name")), quantity=quantity or 0,
-                      unit_price=price, billing_cycle=cycle, term=_text(values.get("term")))
+                      unit_price=price, billing_cycle=cycle, term=_term_of(values.get("term")))
 
 
 def _check_duplicates(lines: list[SourceLine], problems: list[FeedProblem]) -> None:
@@ -676,10 +691,11 @@ def _changes(sl: SourceLine, lic: Licence, *, adopt: str | None) -> tuple[Licenc
                               after=str(sl.unit_price)))
     if sl.billing_cycle is not None and not same_cycle(sl.billing_cycle, lic.billing_cycle):
         data["billing_cycle"] = sl.billing_cycle
-        changes.append(Change(field="billing_cycle", before=lic.billing_cycle, after=sl.billing_cycle))
+        changes.append(Change(field="billing_cycle", before=canonical_cycle(lic.billing_cycle) or lic.billing_cycle,
+                              after=sl.billing_cycle))
     if sl.term is not None and not same_term(sl.term, lic.term):
         data["term"] = sl.term
-        changes.append(Change(field="term", before=lic.term, after=sl.term))
+        changes.append(Change(field="term", before=canonical_term(lic.term) or lic.term, after=sl.term))
     if not lic.active:
         data["active"] = True
         changes.append(Change(field="active", before=False, after=True))
