@@ -237,6 +237,16 @@ def perf(hours, revenue, sla=(9, 1), target=D("35")):
                               target_margin=target)
 
 
+def test_a_quiet_period_says_the_margin_reflects_billing_only():
+    invoices = [Invoice(id=1, invoice_date=date(2026, 3, 31), lines=[InvoiceLine(contract_id=1, total=D("2769"))])]
+    p = review_performance(contract_id=1, period_start=date(2026, 3, 1), period_end=date(2026, 3, 31), tickets=[],
+                           entries=[], invoices=invoices, cost_rate=D("55"), target_margin=D("35"))
+    assert p.margin == D(100) and "time at the cost rate only, not licences or products resold" in p.reasons[0]
+    assert p.reasons[1].startswith("no tickets and no time in the period: the margin reflects billing only")
+    busy = perf("10", "2000")
+    assert not any("billing only" in r for r in busy.reasons)
+
+
 def test_recommendation_renew_as_is():
     p = perf("10", "2000")  # cost 550, margin 72.5%
     assert p.recommendation == "renew as is" and p.margin == D("72.5") and p.cost == D("550")

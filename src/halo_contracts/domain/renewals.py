@@ -434,7 +434,11 @@ def review_performance(*, contract_id: int, period_start: date, period_end: date
             reasons.insert(0, "no time and no billing in the period: nothing suggests a change")
     else:
         reasons.insert(0, f"margin {_pct(margin)} against a target of {_pct(target_margin)} "
-                          f"(revenue {cents(revenue)}, cost {cents(cost)} for {hours_text(hrs)} hours)")
+                          f"(revenue {cents(revenue)}, cost {cents(cost)} for {hours_text(hrs)} hours; the cost is "
+                          "time at the cost rate only, not licences or products resold)")
+        if hrs == 0 and not own:
+            reasons.insert(1, "no tickets and no time in the period: the margin reflects billing only; review a "
+                              "longer period before deciding")
         if margin < target_margin:
             uplift = uplift_to_target(revenue, cost, target_margin)
         if sla is not None and sla < SLA_REVIEW_BELOW:
