@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from halo_contracts.domain.charges import (
     GLOBAL,
@@ -183,21 +183,11 @@ class RulesArg(ArgModel):
     invoice_id: Annotated[int, Field(strict=True, ge=-2_147_483_648, le=2_147_483_647)] | None = None
 
 
-_RULE_FIX = ("give usage (keep, drop, collapse), drop_favourable_prorates, drop_zero_lines, do_not_invoice, "
-             "exclude (true/false), target (new, last, recurring) or invoice_id")
-
-
-def _rules_arg(given: dict[str, Any]) -> RulesArg:
-    try:
-        rules = RulesArg.model_validate(given)
-        if rules.invoice_id == 0:
-            raise invalid("set.invoice_id", "0 is not an invoice id", "give the invoice's id (recurring ones are "
-                                                                     "negative), or null to clear it")
-        return rules
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise invalid(f"set.{where}" if where else "set", err["msg"].rstrip(".").lower(), _RULE_FIX) from None
+def _rules_arg(given: RulesArg) -> RulesArg:
+    if given.invoice_id == 0:
+        raise invalid("set.invoice_id", "0 is not an invoice id", "give the invoice's id (recurring ones are "
+                                                                 "negative), or null to clear it")
+    return given
 
 
 def _levels(journal: Any, distributor: str) -> dict[tuple[str, int], dict[str, Any]]:
@@ -209,10 +199,10 @@ async def billing_rules(
     ctx: Context,
     distributor: Annotated[Line, Field(max_length=100, description="'*': the global default")] = GLOBAL,
     client_id: ClientId | None = None,
-    set: Annotated[dict[str, Any] | None, Field(description="Rules to store for client_id (or all); null clears "
-                                                            "one")] = None,
+    set: Annotated[RulesArg | None, Field(description="Rules to store for client_id (or all); a field set to null "
+                                                      "clears it")] = None,
 ) -> BillingRulesResult:
-    """Read, or set, how a distributor's charges are invoiced per client (docs: charges)."""
+    """Read, or set, how a distributor's charges are invoiced: per client or for all, the most specific wins."""
     journal = app(ctx).journal
     key = distributor_rule_key(distributor)
     changed = False
