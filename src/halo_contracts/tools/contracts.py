@@ -128,11 +128,17 @@ class SearchContractsResult(Result):
         if not self.total:
             return "No contract matches these filters." + left_out
         rows = [f"{r.id} (client {r.client_id}, {r.type}, {r.status}, ends {r.end_date or 'never'}, "
-                f"{money(r.value)}" + (f" {r.billing_frequency})" if r.billing_frequency else ")")
-                for r in self.contracts[:8]]
+                + _value_said(r.type, r.value, r.billing_frequency) + ")" for r in self.contracts[:8]]
         more = (f" More: cursor='{self.next_cursor}'." if self.next_cursor else "")
         return (f"{plural(self.total, 'contract')} match; this page has {self.count}: {listed(rows, 8)}.{more}"
                 f"{left_out} get_contract(id) shows one in full.")
+
+
+def _value_said(kind: str | None, value: Any, frequency: str | None) -> str:
+    """A contract's value in words: a Prepaid Hours value is the block's price, not a fee per period."""
+    if (kind or "").strip().lower() == "prepaid hours":
+        return f"block {money(value)}"
+    return f"{money(value)} {frequency}" if frequency else money(value)
 
 
 def contract_row(c: Contract, today: date) -> ContractRow:
@@ -269,8 +275,8 @@ class ContractDetail(Result):
         ends = (f"{self.end_date}" + ("" if over or self.days_to_end is None else f" ({self.days_to_end} days left)")
                 if self.end_date else "no end date")
         text = (f"Contract {self.id} of client {self.client_id}: "
-                f"{self.type}, {self.status}, {self.start_date} to {ends}; value {money(self.value)} "
-                f"{self.billing_frequency or ''}".rstrip()
+                f"{self.type}, {self.status}, {self.start_date} to {ends}; value "
+                f"{_value_said(self.type, self.value, self.billing_frequency)}"
                 + (f" (annualised {money(self.annualised)})" if self.annualised is not None else "") + ". ")
         live = [i for i in self.items if i.state == "active"]
         ending = sorted(i.end_date for i in live if i.end_date is not None)
