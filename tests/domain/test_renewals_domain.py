@@ -368,3 +368,15 @@ def test_renewal_value_keeps_value_times_uplift_otherwise_and_warns_with_both_fi
     assert renewal_value(None, D(10), D(10), D(1), D(1)).value is None
     # value and lines agree after the uplift anyway: no warning
     assert renewal_value(D(100), D(0), D(5), D(100), D("100.00")).warning is None
+
+
+def test_renewal_among_a_pending_successor_starting_before_the_old_one_ends():
+    old = c(id=1, ref="Acme 2025-26")  # 2025-07-01 to 2026-06-30
+    early = c(id=7, ref="Hand made", status="Pending", start_date=date(2026, 6, 1), end_date=date(2027, 5, 31))
+    later = c(id=8, ref="Another", status="Pending", start_date=date(2026, 6, 20), end_date=None)
+    inside = c(id=9, ref="Inside", status="Pending", start_date=date(2025, 9, 1), end_date=date(2026, 3, 31))
+    assert renewal_among(old, [old, inside]) is None  # ends before the old one: not a renewal
+    assert renewal_among(old, [old, later, early, inside]) == 7  # the earliest such
+    assert renewal_among(old, [old, later]) == 8  # open-ended counts
+    assert renewal_among(old, [old, c(id=10, ref="Active one", start_date=date(2026, 6, 1),
+                                      end_date=date(2027, 5, 31))]) is None  # only a Pending one

@@ -17,6 +17,7 @@ from halo_contracts.config import load_settings
 from halo_contracts.sandbox import SandboxConfig, create_app, transport
 from halo_contracts.server import build_server
 from support.spec import SpecCheckingTransport
+from support.successors import pending_successors
 
 pytestmark = pytest.mark.anyio
 
@@ -73,8 +74,11 @@ async def test_expiring_dashboard_matches_the_book(tmp_path):
         exp = expected_expiring(sb)
         manifest = {cid for ids in sb.book.expiring.values() for cid in ids}
         assert set(exp) == manifest  # our reading of the raw data agrees with the manifest
-        renewed = {old for old, _ in sb.book.renewed}
-        renewal_of = dict(sb.book.renewed)
+        # renewed: the book's linked renewals, else a Pending successor (what generate_renewals skips)
+        renewal_of = pending_successors(sb.store.where("contracts")) | dict(sb.book.renewed)
+        renewed = set(renewal_of)
+        for cid in exp:
+            exp[cid]["renewed"] = cid in renewed
         got = await call(client, "find_expiring_contracts", {})
         rows = got["contracts"]
         # every expiring contract is listed, the renewed ones flagged with their renewal's id

@@ -79,14 +79,16 @@ def up(value, pct: str) -> str:
 
 def renewable(sb) -> list[int]:
     """Active contracts with an end date that nothing renews yet, from the raw documents: no later
-    contract links back, and no Pending contract of the same client and type starts after it ends."""
+    contract links back, and no Pending contract of the same client and type starts after it starts
+    and ends after it ends (or is open-ended)."""
     docs = sb.store.where("contracts")
     renewed = {c["previouscontract"] for c in docs if c.get("previouscontract")}
 
     def successor(c: dict) -> bool:
         return any(o["id"] != c["id"] and o.get("client_id") == c.get("client_id")
                    and o.get("contracttype") == c.get("contracttype") and o.get("status") == 2
-                   and o.get("start_date") and day(o["start_date"]) >= day(c["end_date"]) for o in docs)
+                   and o.get("start_date") and day(o["start_date"]) > day(c["start_date"])
+                   and (not o.get("end_date") or day(o["end_date"]) > day(c["end_date"])) for o in docs)
 
     return [c["id"] for c in docs if c.get("status") == 1 and c.get("end_date") and c["id"] not in renewed
             and not successor(c)]
@@ -598,3 +600,35 @@ async def test_many_contracts_of_few_clients_read_the_book_once(tmp_path):
         sb.log.clear()
         one_by_one = [await call(client, "generate_renewals", {"contract_ids": [i], "dry_run": True}) for i in ids]
         assert [r["new_ref"] for g in one_by_one for r in g["renewals"]] == [r["new_ref"] for r in got["renewals"]]
+
+
+async def test_the_summary_states_the_change_per_month_and_money_to_the_cent(tmp_path):
+    async with sandbox_server(tmp_path) as (_app, sb, client):
+        ids = renewable(sb)[:4]
+        out = await call(client, "generate_renewals", {"contract_ids": ids, "uplift_percent": 3, "dry_run": True})
+        summary = out["plan"]["summary"]
+        change = sum((d(r["value_after"]) - d(r["value_before"]))
+                     / MONTHS[sb.store.get("contracts", r["contract_id"])["billingperiod"]] for r in out["renewals"])
+        assert summary["monthly_change"] == str(cents(change))  # the change, not the new total
+        before = sum(d(sb.store.get("contracts", i)["periodchargeamount"]) for i in ids)
+        assert summary["value_before"] == str(cents(before))
+        assert re.fullmatch(r"-?\d+\.\d\d", summary["value_after"])
+
+
+async def test_a_pending_contract_starting_before_the_old_one_ends_is_its_renewal(tmp_path):
+    async with sandbox_server(tmp_path) as (_app, sb, client):
+        cid = renewable(sb)[0]
+        old = sb.store.get("contracts", cid)
+        end = day(old["end_date"])
+        doc = {k: v for k, v in old.items() if k != "id"}
+        new = sb.store.insert("contracts", {**doc, "status": 2, "previouscontract": None, "ref": "hand-made",
+                                            "start_date": ts(end - timedelta(days=9)),
+                                            "end_date": ts(end + relativedelta(years=1) - timedelta(days=10))})
+        assert cid not in renewable(sb)
+        result = await client.call_tool("generate_renewals", {"contract_ids": [cid], "dry_run": True})
+        out = result.structured_content
+        [skip] = out["skipped"]
+        assert skip["contract_id"] == cid and f"contract {new['id']} " in skip["reason"]
+        assert out["renewals"] == [] and out["plan_id"] is None
+        # the text gives the reason in whole words, up to its clause's end
+        assert f"{cid} ({skip['reason']})" in result.content[0].text

@@ -18,6 +18,7 @@ from halo_contracts.config import load_settings
 from halo_contracts.sandbox import SandboxConfig, create_app, transport
 from halo_contracts.server import build_server
 from support.spec import SpecCheckingTransport
+from support.successors import pending_successors
 
 pytestmark = pytest.mark.anyio
 
@@ -52,7 +53,9 @@ def day(ts: str | None) -> date | None:
 async def test_expiring_lists_renewed_contracts_flagged_with_their_renewal(tmp_path):
     async with demo(tmp_path) as (sb, client):
         docs = sb.store.where("contracts")
-        renewal_of = {c["previouscontract"]: c["id"] for c in docs if c.get("previouscontract")}
+        # linked by Halo, else a Pending successor (the contract generate_renewals skips it for)
+        renewal_of = pending_successors(docs) | {c["previouscontract"]: c["id"] for c in docs
+                                                 if c.get("previouscontract")}
         ending = {c["id"] for c in docs if c.get("status") == 1 and c.get("end_date")
                   and 0 <= (day(c["end_date"]) - TODAY).days <= 60}
         said, got = await ask(client, "find_expiring_contracts", within_days=60)

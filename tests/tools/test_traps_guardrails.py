@@ -96,7 +96,8 @@ def first_free_client(sb) -> int:
 
 def renewable_recurring(sb) -> int:
     """An Active Recurring contract ending within 90 days that nothing renews yet: no contract
-    links back to it, and no Pending one of its client and type starts after it ends."""
+    links back to it, and no Pending one of its client and type starts after it starts and ends
+    after it ends (or is open-ended)."""
     docs = sb.store.where("contracts")
     linked = {c.get("previouscontract") for c in docs}
     for c in contracts(sb, ACTIVE):
@@ -104,7 +105,8 @@ def renewable_recurring(sb) -> int:
         if end is None or not TODAY <= end <= TODAY + timedelta(days=90) or c["id"] in linked:
             continue
         if not any(o.get("client_id") == c["client_id"] and o.get("contracttype") == 1 and o.get("status") == PENDING
-                   and day(o.get("start_date")) and day(o["start_date"]) >= end for o in docs):
+                   and day(o.get("start_date")) and day(o["start_date"]) > day(c["start_date"])
+                   and (not o.get("end_date") or day(o["end_date"]) > end) for o in docs):
             return c["id"]
     raise AssertionError("the book has no renewable Recurring contract")
 
@@ -321,8 +323,8 @@ async def test_a_pending_contract_after_the_old_end_counts_as_its_renewal(mcp_cl
     assert out["status"] == "nothing to do" and out["plan_id"] is None
     reason = out["skipped"][0]["reason"]
     assert out["skipped"][0]["contract_id"] == old
-    assert (f"a renewal already exists: contract {made['contract_id']} of the same client and type is Pending and "
-            f"starts {start}") in reason
+    assert (f"a renewal already exists: contract {made['contract_id']} of the same client and type is Pending "
+            f"from {start}") in reason
     assert len(writes(sb)) == before
 
 

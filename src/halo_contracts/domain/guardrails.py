@@ -8,8 +8,9 @@ Pure functions over domain models; no I/O, no clock (``today`` is given). Each g
   in force bill per period.
 - ``overlapping``: Active or Pending contracts of the same client and type whose dates overlap
   a new contract's (or a renewal's).
-- ``pending_successor``: a Pending contract of the same client and type starting on or after a
-  contract's end: it is that contract's renewal even without the previous-contract link.
+- ``pending_successor``: a Pending contract of the same client and type starting after a
+  contract starts and ending after it ends (or open-ended): it is that contract's renewal even
+  without the previous-contract link.
 - ``billing_lines`` / ``cancel_lines_issue``: the recurring lines that still bill after a
   cancel date, and the warning when the plan leaves them billing.
 - ``frozen_contract_issue``: changing money, dates or lines of a Cancelled or Expired contract.
@@ -131,12 +132,14 @@ def overlap_issue(found: list[Contract], *, what: str = "the new contract", fiel
 
 
 def pending_successor(old: Contract, others: Iterable[Contract]) -> Contract | None:
-    """A Pending contract of the old one's client and type that starts on or after its end: the
-    renewal made without the previous-contract link (the earliest, when several)."""
-    if old.end_date is None:
+    """A Pending contract of the old one's client and type that starts after the old one starts
+    and ends after it ends (or is open-ended): the renewal made without the previous-contract link,
+    even when its term starts before the old one ends (the earliest, when several)."""
+    if old.end_date is None or old.start_date is None:
         return None
     found = [c for c in others if c.id != old.id and c.client_id == old.client_id and _same(c.type, old.type)
-             and _is(c.status, "pending") and c.start_date is not None and c.start_date >= old.end_date]
+             and _is(c.status, "pending") and c.start_date is not None and c.start_date > old.start_date
+             and (c.end_date is None or c.end_date > old.end_date)]
     return min(found, key=lambda c: (c.start_date, c.id)) if found else None
 
 

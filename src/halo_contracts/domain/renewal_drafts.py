@@ -227,8 +227,8 @@ def _ref_clash(clash: int) -> str:
 
 
 def _pending_renewal(succ: Contract) -> str:
-    return (f"a renewal already exists: contract {succ.id} of the same client and type is Pending and starts "
-            f"{succ.start_date}, after this one ends (it has no previous-contract link)")
+    return (f"a renewal already exists: contract {succ.id} of the same client and type is Pending from "
+            f"{succ.start_date} to {succ.end_date or 'open-ended'} (it has no previous-contract link)")
 
 
 def _overlap_warnings(c: Contract, new_start: date, new_end: date, others: list[Contract]) -> list[str]:
@@ -250,8 +250,8 @@ def select(wanted: list[int], targets: dict[int, Contract], missing: list[int], 
            today: date, term_months: int | None, book: Book | None = None) -> Selection:
     """Every contract checked before anything is planned: renewable ones with their new term and
     reference; those already renewed (a later contract links back, or a Pending one of the same
-    client and type starts after it ends in ``book``, or its new ref is taken) skipped with the
-    reason; the rest as errors. A renewal overlapping another Active or Pending contract of the
+    client and type in ``book`` starts after it starts and ends after it ends, or its new ref is
+    taken) skipped with the reason; the rest as errors. A renewal overlapping another Active or Pending contract of the
     same client and type gets a warning naming it."""
     out = Selection(errors=[f"contract {i}: not found in Halo" for i in missing])
     new_refs: dict[tuple[int | None, str], int] = {}

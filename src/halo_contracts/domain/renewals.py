@@ -46,6 +46,7 @@ from typing import Literal
 
 from dateutil.relativedelta import relativedelta
 
+from halo_contracts.domain.guardrails import pending_successor
 from halo_contracts.domain.models import Contract, Invoice, Ticket, TimeEntry
 from halo_contracts.domain.money import ZERO, add_months, cents
 
@@ -289,7 +290,8 @@ def renewal_among(old: Contract, contracts: list[Contract]) -> int | None:
     """The id of the contract renewing ``old`` (Halo says it is renewed, list rows do not say by
     which): the one naming it as previous; else the one unique contract of the same client
     carrying its rolled reference; else the one of the same client and type starting the day
-    after it ends. None when that is not a single contract."""
+    after it ends; else its Pending successor (``guardrails.pending_successor``). None when none
+    of these names one contract."""
     linked = [c.id for c in contracts if c.previous_contract_id == old.id and c.id != old.id]
     if linked:
         return min(linked)
@@ -306,7 +308,8 @@ def renewal_among(old: Contract, contracts: list[Contract]) -> int | None:
                   [c for c in mine if c.start_date == old.end_date + timedelta(days=1) and c.type == old.type]):
         if len(match) == 1:
             return match[0].id
-    return None
+    pending = pending_successor(old, contracts)  # the rule generate_renewals skips a contract by
+    return pending.id if pending is not None else None
 
 
 def days_remaining(end: date, today: date) -> int:

@@ -29,7 +29,7 @@ from halo_contracts.domain import renewal_drafts as rd
 from halo_contracts.domain import renewals as rn
 from halo_contracts.domain.drafts import ContractFields
 from halo_contracts.domain.models import Contract, RecurringInvoice, RecurringItem
-from halo_contracts.domain.money import annualised
+from halo_contracts.domain.money import annualised, cents
 from halo_contracts.halo.client import ContractQuery, HaloClient, PageCallback
 from halo_contracts.halo.errors import HaloNotFound
 from halo_contracts.plans import consent
@@ -393,10 +393,17 @@ class GenerateRenewalsResult(Result):
             head += " Largest: " + listed([f"{r.contract_id} (client {r.client_id}) {money(r.value_before)} -> "
                                            f"{money(r.value_after)}" for r in top]) + "."
         if self.skipped:
-            head += " Skipped: " + listed([f"{s.contract_id} ({s.reason[:60]})" for s in self.skipped], 3) + "."
+            head += " Skipped: " + listed([f"{s.contract_id} ({_first_clause(s.reason)})"
+                                           for s in self.skipped], 3) + "."
         if self.follow_ups:
             head += f" {plural(len(self.follow_ups), 'follow-up')} for later (follow_ups)."
         return write_said(head, self.plan, self.warnings)
+
+
+def _first_clause(reason: str) -> str:
+    """A skip reason up to its first clause's end (whole words; the row has all of it)."""
+    cut = min((i for i in (reason.find("; "), reason.find(". ")) if i > 0), default=len(reason))
+    return reason[:cut]
 
 
 @dataclass
@@ -602,11 +609,12 @@ def _renewal_plan(halo: HaloClient, drafts: list[rd.Draft], terms: rd.Terms, cho
     plan.summary = {"names": {f"contract:{d.contract.id}": d.contract.ref for d in drafts if d.expire},
                     "contracts": len(drafts), "lines": sum(len(d.lines) for d in drafts),
                     "skipped": len(chosen.skipped),
-                    "value_before": str(sum((d.contract.value or Decimal(0) for d in drafts), Decimal(0))),
-                    "value_after": str(sum((d.value or Decimal(0) for d in drafts), Decimal(0)))}
-    money = [(consent.contract_monthly(d.contract.value, months_of(d.contract.billing_frequency), d.contract.status)
-              if d.expire else Decimal(0), consent.contract_monthly(d.value, months_of(d.contract.billing_frequency),
-                                                                     None)) for d in drafts]
+                    "value_before": str(cents(sum((d.contract.value or Decimal(0) for d in drafts), Decimal(0)))),
+                    "value_after": str(cents(sum((d.value or Decimal(0) for d in drafts), Decimal(0))))}
+    # the change per month: each renewal's run rate against the contract it replaces (whether the
+    # old one is expired now or runs to its end, the new one takes over from it)
+    money = [(consent.contract_monthly(d.contract.value, months_of(d.contract.billing_frequency), None),
+              consent.contract_monthly(d.value, months_of(d.contract.billing_frequency), None)) for d in drafts]
     if money and all(old is not None and new is not None for old, new in money):
         plan.summary |= consent.change_summary(sum((new - old for old, new in money), Decimal(0)))
     return plan
