@@ -28,6 +28,7 @@ from typing import Any
 
 from halo_contracts.plans.models import PLACEHOLDER_BASE
 from support.fuzz import Call, Harness
+from support.successors import pending_successors
 
 CONTRACT_KEYS = ("client_id", "ref", "previouscontract", "status", "contracttype", "start_date", "end_date")
 LINE_KEYS = ("item_shortdescription", "qty_order", "unit_price")
@@ -81,14 +82,11 @@ def renewable_ids(h: Harness, n: int) -> list[int]:
     docs = store.where("contracts")
     renewed = {d.get("previouscontract") for d in docs if d.get("previouscontract")}
 
-    def successor(c: dict[str, Any]) -> bool:
-        """A Pending contract of the same client and type starting on or after c's end: its renewal."""
-        return any(o["id"] != c["id"] and o.get("client_id") == c.get("client_id") and o.get("status") == 2
-                   and o.get("contracttype") == c.get("contracttype") and o.get("start_date")
-                   and o["start_date"][:10] >= c["end_date"][:10] for o in docs)
+    successors = pending_successors(docs)  # a Pending contract renewing it without the link
 
     ids = [d["id"] for d in docs
-           if d.get("status") in (1, 2, 5) and d["id"] not in renewed and d.get("end_date") and not successor(d)]
+           if d.get("status") in (1, 2, 5) and d["id"] not in renewed and d.get("end_date")
+           and d["id"] not in successors]
     if len(ids) < n:
         raise AssertionError(f"the book has only {len(ids)} renewable contracts, {n} wanted")
     return ids[:n]
