@@ -632,3 +632,14 @@ async def test_a_pending_contract_starting_before_the_old_one_ends_is_its_renewa
         assert out["renewals"] == [] and out["plan_id"] is None
         # the text gives the reason in whole words, up to its clause's end
         assert f"{cid} ({skip['reason']})" in result.content[0].text
+
+
+async def test_the_overlap_warning_comes_before_the_minor_ones(tmp_path):
+    async with sandbox_server(tmp_path) as (_app, sb, client):
+        out = await call(client, "generate_renewals", {"contract_ids": renewable(sb), "dry_run": True})
+        warnings = out["warnings"]
+        assert len(warnings) >= 2 and any(w.startswith("the renewals of contract(s) ") for w in warnings), warnings
+        assert warnings[0].startswith("the renewals of contract(s) "), warnings
+        for row in out["renewals"]:
+            overlap = [i for i, w in enumerate(row["warnings"]) if w.startswith("the renewal overlaps")]
+            assert overlap in ([], [0]), row["warnings"]

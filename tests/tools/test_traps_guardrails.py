@@ -144,7 +144,8 @@ async def test_create_contract_with_lines_is_one_plan_previewed_then_applied_onc
     assert "(Annual)" in annual_lines["summary"] and "Annual" in annual_step["summary"]
     # money per month: 10 x 25 + 10 x 26 monthly, 120 a year
     assert out["lines_per_month"] == "520.00" and out["plan"]["summary"]["lines_monthly"] == "520.00"
-    assert text(preview).startswith("The contract's recurring lines bill 520.00 a month. Nothing sent yet.")
+    assert text(preview).startswith("The contract's recurring lines bill 510.00 a month + 120.00 a year (520.00 a "
+                                    "month on average). Nothing sent yet.")
     # the value disagrees with the lines: both figures
     assert any("the contract's value 500.00 disagrees with its recurring lines, which bill 520.00 per Monthly "
                "period" in w for w in out["warnings"]), out["warnings"]
@@ -415,3 +416,70 @@ async def test_a_contract_with_lines_whose_answers_are_lost_is_finished_without_
     assert len(sb.store.where("rinvoices", "contract_id = ?", [mine[0]["id"]])) == 1
     lines = sb.store.where("rlines", "contract_id = ?", [mine[0]["id"]])
     assert sorted(x["item_shortdescription"] for x in lines) == ["Managed seat tier 0", "Managed seat tier 1"]
+
+
+# ---- worked out, and the most serious warning first ---------------------------------------------------
+
+
+def two_lines() -> list[dict]:
+    return [{"description": "Managed support", "quantity": 1, "unit_price": 162.5},
+            {"description": "Backup licence", "quantity": 1, "unit_price": 3000, "billing_frequency": "Annual"}]
+
+
+async def test_a_term_without_an_end_date_gives_the_end_date_and_says_so(mcp_client):
+    sb = mcp_client.sandbox
+    client_id = sb.book.client_ids[0]
+    start = date(TODAY.year + 1, 3, 15)
+    r = await mcp_client.call_tool("create_contract", {
+        "client_id": client_id, "ref": f"{sb.book.client_names[client_id]} - Recurring {start.year}",
+        "type": "Recurring", "start_date": start.isoformat(), "term_months": 12, "billing_frequency": "Monthly",
+        "value": 100, "sla_id": sb.book.sla_ids[0]})
+    out = data(r)
+    end = date(start.year + 1, 3, 14)
+    assert not any("open-ended" in w for w in out["warnings"]), out["warnings"]
+    assert f"End date {end}: start + 12 months - 1 day." in text(r)
+    assert day(sb.store.get("contracts", out["contract_id"])["end_date"]) == end
+
+
+async def test_lines_without_a_value_give_the_value_and_mixed_frequencies_are_said_apart(mcp_client):
+    sb = mcp_client.sandbox
+    client_id = sb.book.client_ids[0]
+    start = date(TODAY.year + 1, 5, 1)
+    r = await mcp_client.call_tool("create_contract", {
+        "client_id": client_id, "ref": f"{sb.book.client_names[client_id]} - Recurring {start.year} lines",
+        "type": "Recurring", "start_date": start.isoformat(), "end_date": date(start.year + 1, 4, 30).isoformat(),
+        "billing_frequency": "Monthly", "sla_id": sb.book.sla_ids[0], "items": two_lines()})
+    out = data(r)
+    # 162.50 a month + 3,000.00 a year = 162.50 + 250.00 per Monthly period
+    assert Decimal(str(out["value"])) == Decimal("412.50")
+    assert Decimal(str(sb.store.get("contracts", out["contract_id"])["periodchargeamount"])) == Decimal("412.50")
+    assert "Value 412.50 per Monthly period: what the lines bill." in text(r)
+    assert "recurring lines bill 162.50 a month + 3,000.00 a year (412.50 a month on average)." in text(r)
+    assert not any("disagrees with its recurring lines" in w for w in out["warnings"]), out["warnings"]
+
+
+async def test_create_shows_the_overlap_and_the_value_against_lines_first(mcp_client):
+    sb = mcp_client.sandbox
+    [old] = [c for c in contracts(sb, ACTIVE) if c.get("end_date")][:1]
+    start = day(old["start_date"]) + timedelta(days=1)
+    r = await mcp_client.call_tool("create_contract", {
+        "client_id": old["client_id"], "ref": "Odd reference", "type": "Recurring", "start_date": start.isoformat(),
+        "end_date": day(old["end_date"]).isoformat(), "billing_frequency": "Monthly", "value": 100,
+        "items": two_lines(), "dry_run": True})
+    out = data(r)
+    warnings = out["warnings"]
+    assert len(warnings) > 3, warnings  # the minor ones (ref, SLA, next invoice date) come after
+    assert warnings[0].startswith("start_date: the new contract overlaps contract"), warnings
+    assert "disagrees with its recurring lines" in warnings[1], warnings
+    shown = text(r).split("warnings: ", 1)[1]
+    assert shown.startswith(warnings[0]) and warnings[1] in shown
+
+
+async def test_update_shows_the_value_against_lines_before_the_minor_warnings(mcp_client):
+    detail = await billing_contract(mcp_client)
+    wrong = lines_total(detail) + 100
+    out = data(await mcp_client.call_tool("update_contract", {
+        "contract_id": detail["id"], "changes": {"value": float(wrong), "ref": "Odd reference"}, "dry_run": True}))
+    warnings = out["warnings"]
+    assert len(warnings) >= 2, warnings
+    assert warnings[0].startswith("changes.value: the contract's value"), warnings

@@ -35,6 +35,11 @@ def add_months(day: date, months: int) -> date:
     return day + relativedelta(months=months)
 
 
+def term_end(start: date, months: int) -> date:
+    """The last day of a term of ``months`` from ``start`` (a 12-month term from 1 Dec ends 30 Nov)."""
+    return add_months(start, months) - timedelta(days=1)
+
+
 def days_inclusive(start: date, end: date) -> int:
     return (end - start).days + 1 if end >= start else 0
 

@@ -185,8 +185,8 @@ def draft_renewal(c: Contract, lines: list[RecurringItem], *, new_ref: str, new_
         warnings.append("no active recurring lines to copy" + (" (see lines_not_copied)" if left_out else ""))
     before, after = lines_totals(c, copied, months_of)
     value = rn.renewal_value(c.value, terms.uplift, terms.item_uplift, before, after)
-    if value.warning:
-        warnings.append(value.warning)
+    if value.warning:  # value against the lines: before the minor ones
+        warnings.insert(0, value.warning)
     expire, action, due = old_contract_fate(c, terms)
     return Draft(contract=c, new_ref=new_ref, new_start=new_start, new_end=new_end, term_months=months,
                  fields=new_contract_fields(c, new_ref, new_start, new_end, months, value.value, terms.uplift),
@@ -290,6 +290,6 @@ def select(wanted: list[int], targets: dict[int, Contract], missing: list[int], 
         out.chosen.append(Chosen(c, new_start, new_end, months, new_ref,
                                  _overlap_warnings(c, new_start, new_end, book.get(c.client_id, []))))
     overlapping = [x.contract.id for x in out.chosen if x.warnings]
-    if overlapping:
-        out.warnings.append(overlaps_note(overlapping))
+    if overlapping:  # the most serious first: the text shows the first few
+        out.warnings.insert(0, overlaps_note(overlapping))
     return out

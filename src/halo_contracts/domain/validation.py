@@ -41,7 +41,7 @@ from typing import Any
 from halo_contracts.config import CodeMaps
 from halo_contracts.domain.drafts import ContractFields, RecurringItemFields
 from halo_contracts.domain.models import Contract, RecurringItem
-from halo_contracts.domain.money import add_months, cents
+from halo_contracts.domain.money import cents, term_end
 
 PREPAID = "Prepaid Hours"
 
@@ -385,7 +385,7 @@ def _warn_practices(r: Report, c: ContractFields, codes: CodeMaps, *, today: dat
                "set next_invoice_date to its first billing date (inside the contract's dates)")
     _warn_status_dates(r, c, today)
     if c.term_months and c.start_date and c.end_date:
-        expected_end = date.fromordinal(add_months(c.start_date, c.term_months).toordinal() - 1)
+        expected_end = term_end(c.start_date, c.term_months)
         if expected_end != c.end_date:
             r.warn("term_months", f"a {c.term_months}-month term from {c.start_date} ends on {expected_end}, "
                    f"not {c.end_date}", "make term_months and end_date agree")

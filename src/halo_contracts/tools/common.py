@@ -439,6 +439,40 @@ def lines_monthly(items: list[RecurringItemFields], contract_frequency: str | No
     return total
 
 
+def lines_period_total(items: list[RecurringItemFields], contract_frequency: str | None,
+                       codes: CodeMaps) -> Decimal | None:
+    """What new lines bill per period of the contract's billing frequency (to the cent); None
+    when that frequency or a line's is unknown."""
+    contract_months = codes.months_of(contract_frequency)
+    if not contract_months:
+        return None
+    total = Decimal(0)
+    for f in items:
+        months = codes.months_of(f.billing_frequency or contract_frequency)
+        if not months:
+            return None
+        total += (f.quantity or Decimal(0)) * (f.unit_price or Decimal(0)) * contract_months / Decimal(months)
+    return cents(total)
+
+
+_EVERY = {1: "a month", 3: "a quarter", 12: "a year"}
+
+
+def lines_billing_text(items: list[RecurringItemFields], contract_frequency: str | None, codes: CodeMaps,
+                       per_month: Decimal) -> str:
+    """What new lines bill, per frequency: "162.50 a month + 3,000.00 a year (412.50 a month on
+    average)"; one monthly figure alone when every line bills monthly."""
+    by_months: dict[int, Decimal] = {}
+    for f in items:
+        months = codes.months_of(f.billing_frequency or contract_frequency)
+        if months and f.quantity is not None and f.unit_price is not None:
+            by_months[months] = by_months.get(months, Decimal(0)) + f.quantity * f.unit_price
+    if set(by_months) <= {1}:
+        return f"{money(per_month)} a month"
+    parts = [f"{money(total)} {_EVERY.get(m, f'every {m} months')}" for m, total in sorted(by_months.items())]
+    return f"{' + '.join(parts)} ({money(cents(per_month))} a month on average)"
+
+
 def item_months(item: RecurringItem, contract: Contract, codes: CodeMaps) -> tuple[str | None, int | None]:
     """The line's billing frequency (its own, else the contract's) and its months."""
     freq = item.billing_frequency or contract.billing_frequency

@@ -19,7 +19,7 @@ from halo_contracts.config import CodeMaps
 from halo_contracts.domain import guardrails as gr
 from halo_contracts.domain.drafts import ContractFields, RecurringItemFields
 from halo_contracts.domain.models import Contract, RecurringItem
-from halo_contracts.domain.money import annualised, cents, monthly_equivalent
+from halo_contracts.domain.money import annualised, cents, monthly_equivalent, term_end
 from halo_contracts.domain.validation import (
     MONEY_PLACES,
     PREPAID,
@@ -70,7 +70,9 @@ from halo_contracts.tools.common import (
     invalid,
     item_fields,
     item_rows,
+    lines_billing_text,
     lines_monthly,
+    lines_period_total,
     listed,
     money,
     paged,
@@ -374,10 +376,13 @@ class CreateContractResult(Result):
     warnings: list[str]
     message: str
 
+    _lines_text: str | None = PrivateAttr(default=None)  # per frequency, when they are mixed
+
     def said(self) -> str:
         head = self.message
         if self.lines_per_month is not None:
-            head = f"The contract's recurring lines bill {money(self.lines_per_month)} a month. {head}"
+            billed = self._lines_text or f"{money(self.lines_per_month)} a month"
+            head = f"The contract's recurring lines bill {billed}. {head}"
         return write_said(head, self.plan, self.warnings)
 
 
@@ -428,6 +433,21 @@ def _check_new(fields: ContractFields, lines: list[RecurringItemFields], codes: 
     if not (check.report.ok and items.ok):
         raise rejected(Report(errors=check.report.errors + items.errors))
     return check, items
+
+
+def _work_out(given: dict[str, Any], lines: list[RecurringItemFields], codes: CodeMaps) -> list[str]:
+    """Fields the arguments imply, filled in and said: the end date of a term given in months, and
+    the value of a contract given lines but no value (what the lines bill per its period)."""
+    said: list[str] = []
+    if given["end_date"] is None and given["term_months"] is not None:
+        given["end_date"] = term_end(given["start_date"], given["term_months"])
+        said.append(f"End date {given['end_date']}: start + {given['term_months']} months - 1 day.")
+    if given["value"] is None and lines and not _is_status(given["type"], PREPAID):
+        value = lines_period_total(lines, given["billing_frequency"], codes)
+        if value is not None:
+            given["value"] = value
+            said.append(f"Value {money(value)} per {given['billing_frequency']} period: what the lines bill.")
+    return said
 
 
 def _line_warnings(to_send: ContractFields, lines: list[RecurringItemFields], codes: CodeMaps,
@@ -503,9 +523,10 @@ async def create_contract(
         "sla_id": sla_id, "site_id": site_id, "next_invoice_date": next_invoice_date, "term_months": term_months,
         "prepaid_hours": prepaid_hours, "prepay_expiry_months": prepay_expiry_months,
     }
+    lines = [item_fields(i, codes) for i in items or []]
+    worked_out = _work_out(given, lines, codes)
     fields, defaulted = _default_next_invoice(ContractFields(**{k: v for k, v in given.items() if v is not None}),
                                               codes, today)
-    lines = [item_fields(i, codes) for i in items or []]
     # 1. business rules, the contract's and its lines' (no request)
     _check_new(fields, lines, codes, today, hourly_rate)
     # 2. references and the client's contracts (reads)
@@ -517,10 +538,9 @@ async def create_contract(
     to_send = check.fields
     overlaps = gr.overlapping(client_id, to_send.type, start_date, to_send.end_date, book,
                               exclude=[existing.id] if existing else [])
-    warnings = (notes_ + [str(w) for w in check.report.warnings] + defaulted + [str(w) for w in item_report.warnings]
-                + _line_warnings(to_send, lines, codes, today))
-    if overlaps:
-        warnings.append(str(gr.overlap_issue(overlaps)))
+    # the most serious first (the text shows the first few): overlap, value against the lines
+    warnings = ([str(gr.overlap_issue(overlaps))] if overlaps else []) + _line_warnings(to_send, lines, codes, today)
+    warnings += notes_ + [str(w) for w in check.report.warnings] + defaulted + [str(w) for w in item_report.warnings]
     common: dict[str, Any] = {"client_id": client_id, "client": client.name, "warnings": warnings,
                               "overlaps": [existing_row(c) for c in overlaps]}
     if existing is not None:
@@ -543,11 +563,15 @@ async def create_contract(
     new_id = outcome.plan.steps[0].result["id"] if outcome else None
     item_ids = [i for st in outcome.plan.steps if st.kind == "add_recurring_lines"
                 for i in (st.result or {}).get("ids") or []] if outcome and lines else []
-    return CreateContractResult(
+    done = (f"Created contract {new_id}" + (f" with {len(item_ids)} line(s)" if lines else "")
+            + f".{confirmation_note(outcome)}" if outcome else preview_message(plan))
+    result = CreateContractResult(
         outcome="created" if outcome else "planned", contract_id=new_id, ref=to_send.ref or "", value=to_send.value,
         item_ids=item_ids, lines_per_month=per_month, plan_id=plan.id, plan=view, **common,
-        message=(f"Created contract {new_id}" + (f" with {len(item_ids)} line(s)" if lines else "")
-                 + f".{confirmation_note(outcome)}" if outcome else preview_message(plan)))
+        message=" ".join([*worked_out, done]))
+    if per_month is not None:
+        result._lines_text = lines_billing_text(lines, to_send.billing_frequency, codes, per_month)
+    return result
 
 
 # ---- update ---------------------------------------------------------------------------------------
@@ -763,7 +787,7 @@ async def update_contract(
             raise invalid("changes.ref", f"the client's contract {clash.id} already has this reference",
                           "pick a reference no other contract of this client uses")
     guarded = await _guardrails(ac, existing, check, today, end_recurring_lines)
-    warnings += guarded.warnings
+    warnings = guarded.warnings + warnings  # frozen contract, value against lines, lines billing: first
     names = ", ".join(r.field for r in rows)
     plan = Plan(tool="update_contract", title=f"Update contract {contract_id}"
                 + (f" and end {len(guarded.end_lines)} recurring line(s)" if guarded.end_lines else ""))

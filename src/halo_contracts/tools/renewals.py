@@ -565,7 +565,7 @@ async def generate_renewals(
                                new_end=x.new_end, months=x.months, terms=terms, months_of=ac.codes.months_of)
               for x in chosen.chosen]
     for d, x in zip(drafts, chosen.chosen, strict=True):
-        d.warnings.extend(x.warnings)
+        d.warnings[:0] = x.warnings  # the overlap first
     plan = _renewal_plan(ac.halo, drafts, terms, chosen, ac.codes.months_of)
     return await _submit_renewals(ctx, plan, drafts, chosen, terms, dry_run=dry_run, detail=detail)
 
