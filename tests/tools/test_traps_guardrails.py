@@ -483,3 +483,14 @@ async def test_update_shows_the_value_against_lines_before_the_minor_warnings(mc
     warnings = out["warnings"]
     assert len(warnings) >= 2, warnings
     assert warnings[0].startswith("changes.value: the contract's value"), warnings
+
+
+async def test_added_lines_of_mixed_frequencies_are_said_per_frequency(mcp_client):
+    detail = await billing_contract(mcp_client)
+    lines = [{"description": "Monitoring", "quantity": 2, "unit_price": 50, "billing_frequency": "Monthly"},
+             {"description": "Domain", "quantity": 1, "unit_price": 1200, "billing_frequency": "Annual"}]
+    r = await mcp_client.call_tool("add_recurring_items", {"contract_id": detail["id"], "items": lines,
+                                                           "dry_run": True})
+    out = data(r)
+    assert Decimal(str(out["adds_per_month"])) == Decimal("200.00")  # 2 x 50 + 1200 / 12
+    assert "The lines add 100.00 a month + 1,200.00 a year (200.00 a month on average)." in text(r)

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from mcp.server.mcpserver import Context
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from halo_contracts.domain import guardrails as gr
 from halo_contracts.domain.drafts import RecurringItemFields
@@ -48,6 +48,7 @@ from halo_contracts.tools.common import (
     invalid,
     item_fields,
     item_rows,
+    lines_billing_text,
     lines_monthly,
     listed,
     money,
@@ -125,9 +126,10 @@ class AddItemsResult(Result):
     plan: PlanView
     warnings: list[str]
     message: str
+    _lines_text: str | None = PrivateAttr(default=None)  # per frequency, when they are mixed
 
     def said(self) -> str:
-        head = f"{self.message} The lines add {money(self.adds_per_month)} a month."
+        head = f"{self.message} The lines add {self._lines_text or money(self.adds_per_month) + ' a month'}."
         if self.creates_recurring_invoice:
             head += " The plan first creates the contract's recurring invoice."
         return write_said(head, self.plan, self.warnings)
@@ -225,10 +227,12 @@ async def add_recurring_items(
                f"Added {len(ids)} line(s) to contract {contract_id}" +
                (f" on its existing recurring invoice {ri_id} (it appeared after the plan was built)." if reused
                 else "."))
-    return AddItemsResult(
+    result = AddItemsResult(
         outcome="added" if outcome else "planned", contract_id=contract_id, recurring_invoice_id=ri_id,
         creates_recurring_invoice=creates, item_ids=ids, adds_per_month=month_added, plan_id=plan.id, plan=view,
         warnings=warnings, message=message + confirmation_note(outcome))
+    result._lines_text = lines_billing_text(fields, contract.billing_frequency, codes, month_added)
+    return result
 
 
 class ItemChanges(ArgModel):
