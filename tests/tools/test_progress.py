@@ -17,6 +17,7 @@ from halo_contracts.halo.pacing import Backoff, RequestBudget, wait_listener
 from halo_contracts.progress import CallProgress
 from halo_contracts.sandbox import SandboxConfig, create_app, transport
 from halo_contracts.server import build_server
+from support.successors import pending_successors
 
 pytestmark = pytest.mark.anyio
 
@@ -40,7 +41,7 @@ def increasing(seen: Seen) -> bool:
 
 def renewable(sb) -> list[int]:
     docs = sb.store.where("contracts")
-    renewed = {c["previouscontract"] for c in docs if c.get("previouscontract")}
+    renewed = {c["previouscontract"] for c in docs if c.get("previouscontract")} | set(pending_successors(docs))
     return [c["id"] for c in docs if c.get("status") == 1 and c.get("end_date") and c["id"] not in renewed]
 
 
