@@ -4,6 +4,7 @@ held back, and a first sync that plans no cleanup deletes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,24 @@ async def test_bad_product_mappings_are_refused_before_reading_halo(server, sb) 
                             distributor="Pax8", product_mappings={" ": "M365"})
     assert "Invalid 'product_mappings'" in text and "Nothing was sent to Halo" in text
     assert sb.log.count(path_prefix="/api") == 0
+
+
+async def test_a_whole_book_first_sync_under_new_codes_stays_within_the_result_budget(server, sb) -> None:
+    """Every client's licences under the distributor's own SKUs, each client with one product that
+    only keeps its Halo code, plus customers Halo lacks: mismatches, first-sync cleanup and
+    unmatched customers all at once, the answer still fits the 25,000-byte budget (rows capped,
+    totals whole; the plan keeps every step)."""
+    names = {c["id"]: c["name"] for c in sb.store.where("clients")}
+    licences = [x for x in sb.store.where("licences") if x.get("is_active", True)]
+    rows = [{"customer": names[x["client_id"]], "product_code": x["product_sku"] if n % 3 == 0 else f"PX8-{n:03d}",
+             "product_name": f"{x['name']} (NCE)", "quantity": x["count"] + 1, "unit_price": float(x["price"]),
+             "billing_cycle": "Monthly"} for n, x in enumerate(licences)]
+    rows += [{"customer": f"Unknown Customer {k} Pty", "product_code": f"PX8-U{k}", "quantity": 2} for k in range(30)]
+    async with Client(server) as client:
+        result = await client.call_tool("plan_license_sync", {"source": rows, "distributor": "Pax8"})
+    assert not result.is_error, result.content[0].text
+    out = result.structured_content
+    size = len(json.dumps(out, separators=(",", ":"))) + len(result.content[0].text)
+    assert size <= 25_000, size
+    assert out["skipped_total"] + out["actions_total"] + out["likely_code_mismatches_total"] > 25
+    assert len(result.content[0].text.encode()) <= 1_500

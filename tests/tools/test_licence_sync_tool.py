@@ -490,7 +490,9 @@ async def test_sure_matches_show_no_candidates_in_the_result_or_the_stored_plan(
         assert not view.is_error, view.content[0].text
     table = {r["customer"]: r for r in out["matching"]}
     sure = [r for r in table.values() if r["status"] == "matched" and r["score"] >= 95]
-    assert len(sure) >= 20 and all(r["candidates"] == [] and r["client_id"] for r in sure)
+    # the table may be cut to fit the result's byte share (the total stays whole; the ones to settle come first)
+    assert out["matching_total"] == len(names) + 2 and len(sure) >= 5
+    assert all(r["candidates"] == [] and r["client_id"] for r in sure)
     assert len(table["Totally Unknown Widgets"]["candidates"]) == 3  # the user has to choose: candidates shown
     assert table[f"{names[0]} Holdings"]["status"] != "matched" and table[f"{names[0]} Holdings"]["candidates"]
     stored = Journal(tmp_path / "j.sqlite3").get_plan(out["plan_id"]).summary["matching"]

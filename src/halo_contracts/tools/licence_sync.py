@@ -13,6 +13,7 @@ name Halo clients and licences by id.
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -54,7 +55,7 @@ from halo_contracts.tools.common import (
     save_plan,
 )
 
-MAX_ROWS_SHOWN = 200  # action / skipped rows in the result; the plan keeps every step
+MAX_ROWS_SHOWN = 200  # rows per list at most; fewer when the result would pass its byte share (_fitted)
 
 
 class FeedLine(ArgModel):
@@ -450,7 +451,7 @@ async def plan_license_sync(
                                product_mappings if remember_mappings else None)
     await _progress(ctx, 100, f"plan {plan.id} ready with {len(plan.steps)} step(s)")
     s = decision.summary
-    return LicenceSyncPlan(
+    return _fitted(LicenceSyncPlan(
         plan_id=plan.id, title=title, distributor=distributor, feed_lines=len(feed.lines), steps=len(plan.steps),
         matching=[MatchRow(**_match_row(d)) for d in _first_rows(decision.matching)],
         matching_total=len(decision.matching),
@@ -465,7 +466,34 @@ async def plan_license_sync(
             customers=s.customers, actions=s.actions, monthly_before=s.monthly_before,
             monthly_after=s.monthly_after,
             money=[ClientMoneyRow(**m.model_dump()) for m in s.money[:MAX_ROWS_SHOWN]], money_total=len(s.money)),
-        remembered_mappings=remembered_now, warnings=plan.warnings, next_step=_next_step(plan, decision, distributor))
+        remembered_mappings=remembered_now, warnings=plan.warnings, next_step=_next_step(plan, decision, distributor)))
+
+
+RESULT_BYTES = 22_000  # the answer's share of a single result's 25,000 bytes (the text adds about 1,000)
+_CAPPED = ("matching", "actions", "skipped", "likely_code_mismatches", "would_delete")
+
+
+def _fitted(result: LicenceSyncPlan) -> LicenceSyncPlan:
+    """The result cut to its byte share: the longest list (in bytes) halves until it fits, each
+    down to 5 rows at least. Totals stay whole, the rows that need the user come first, and the
+    plan keeps every step (get_plan pages them)."""
+    def size(value: Any) -> int:
+        return len(json.dumps(value, separators=(",", ":"), default=str))
+
+    data = result.model_dump(mode="json")
+    if size(data) <= RESULT_BYTES:
+        return result
+    # customers the user must settle first, so cutting the list never hides one of them
+    result = result.model_copy(update={"matching": sorted(
+        result.matching, key=lambda m: m.status not in ("ambiguous", "unmatched"))})
+    data = result.model_dump(mode="json")
+    while size(data) > RESULT_BYTES:
+        name = max(_CAPPED, key=lambda k: size(data[k]) if len(data[k]) > 5 else -1)
+        if len(data[name]) <= 5:
+            break
+        data[name] = data[name][:max(5, len(data[name]) // 2)]
+    rows = {k: getattr(result, k)[:len(data[k])] for k in _CAPPED}
+    return result.model_copy(update=rows)
 
 
 def _check_options(mappings: dict[str, int] | None, exclude_clients: list[str | int] | None,
