@@ -218,7 +218,9 @@ async def test_a_whole_book_first_sync_under_new_codes_stays_within_the_result_b
     rows += [{"customer": f"Unknown Customer {k} Pty", "product_code": f"PX8-U{k}", "quantity": 2} for k in range(30)]
     async with Client(server) as client:
         result = await client.call_tool("plan_license_sync", {"source": rows, "distributor": "Pax8"})
-    assert not result.is_error, result.content[0].text
+        assert not result.is_error, result.content[0].text
+        view = await client.call_tool("get_plan", {"plan_id": result.structured_content["plan_id"]})
+    assert not view.is_error and len(view.content[0].text.encode()) <= 1_500, view.content[0].text
     out = result.structured_content
     size = len(json.dumps(out, separators=(",", ":"))) + len(result.content[0].text)
     assert size <= 25_000, size

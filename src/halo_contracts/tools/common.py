@@ -642,16 +642,21 @@ class PlanView(Result):
         counts = ", ".join(f"{n} {status}" for status, n in self.step_counts.items())
         head = (f"Plan {self.plan_id} ({self.status}{', expired' if self.expired else ''}): {self.title}. "
                 f"{plural(self.steps_total, 'step')} ({counts})" + ("; it deletes in Halo" if self.deletes else ""))
-        lines = [s.line() for s in self.steps[:10]]
-        more = self.steps_total - len(lines)
-        body = "\n".join(lines) + (f"\n... and {more} more steps (next_cursor pages through them)" if more > 0
-                                    else "")
         notes = []
         if self.warnings:
             notes.append(f"{plural(len(self.warnings), 'warning')}: {listed(self.warnings, 3)}")
         if self.skipped:
             notes.append(f"{len(self.skipped)} left out: {listed(self.skipped, 3)}")
-        return "\n".join([head + ":", body, *notes, self.next_step()])
+        shown = 10
+        while True:  # at most 10 step lines, fewer when long lines would make the text pass 1,500 bytes
+            lines = [s.line() for s in self.steps[:shown]]
+            more = self.steps_total - len(lines)
+            body = "\n".join(lines) + (f"\n... and {more} more steps (next_cursor pages through them)"
+                                        if more > 0 else "")
+            text = "\n".join([head + ":", body, *notes, self.next_step()])
+            if len(text.encode()) <= 1_500 or shown <= 3:
+                return text
+            shown -= 1
 
     def next_step(self) -> str:
         if self.expired:
