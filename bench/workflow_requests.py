@@ -48,6 +48,28 @@ TODAY = date(2026, 11, 20)
 RENEW = 50
 PAGE = 100
 
+def renewed_by_pending(docs: list[dict]) -> set[int]:
+    """Contracts a Pending one (naming no previous contract) renews: of the same client and type,
+    it starts after the contract starts and ends after it ends (or is open-ended), and follows no
+    other contract of the client more closely; generate_renewals skips them."""
+    def follows(new: dict, old: dict) -> bool:
+        return (new["id"] != old["id"] and new.get("client_id") == old.get("client_id")
+                and new.get("contracttype") == old.get("contracttype") and bool(old.get("start_date"))
+                and bool(old.get("end_date")) and new["start_date"][:10] > old["start_date"][:10]
+                and (not new.get("end_date") or new["end_date"][:10] > old["end_date"][:10]))
+
+    def gap(new: dict, old: dict) -> int:
+        return abs((date.fromisoformat(new["start_date"][:10]) - date.fromisoformat(old["end_date"][:10])).days - 1)
+
+    out = set()
+    for new in docs:
+        if new.get("status") == 2 and not new.get("previouscontract") and new.get("start_date"):
+            olds = [o for o in docs if follows(new, o)]
+            if olds:
+                out.add(min(olds, key=lambda o: (gap(new, o), o["id"]))["id"])
+    return out
+
+
 
 def pages(n: int) -> int:
     return max(1, math.ceil(n / PAGE))
@@ -116,7 +138,7 @@ async def measure(size: int, workdir: Path) -> list[dict]:
     n_invoices = store.count("invoices")
     n_prepay = store.count("prepay")
     prepaid_active = [d for d in docs if d.get("contracttype") == 2 and d.get("status") == 1]
-    renewed = {d["previouscontract"] for d in docs if d.get("previouscontract")}
+    renewed = {d["previouscontract"] for d in docs if d.get("previouscontract")} | renewed_by_pending(docs)
     renewable = [d["id"] for d in docs if d.get("status") == 1 and d.get("end_date") and d["id"] not in renewed]
     month = book.billing_months[-2]
     start, end = month, month_end(month)

@@ -380,3 +380,20 @@ def test_renewal_among_a_pending_successor_starting_before_the_old_one_ends():
     assert renewal_among(old, [old, later]) == 8  # open-ended counts
     assert renewal_among(old, [old, c(id=10, ref="Active one", start_date=date(2026, 6, 1),
                                       end_date=date(2027, 5, 31))]) is None  # only a Pending one
+
+
+def test_another_contracts_renewal_is_not_this_ones():
+    old = c(id=1, ref="Acme 2025-26")
+    theirs = c(id=11, ref="Acme other", status="Pending", start_date=date(2026, 6, 1), end_date=date(2027, 5, 31),
+               previous_contract_id=2)
+    assert renewal_among(old, [old, theirs]) is None
+
+
+def test_a_pending_contract_renews_the_contract_it_follows_most_closely():
+    a = c(id=1, ref="Acme A")  # 2025-07-01 to 2026-06-30
+    b = c(id=2, ref="Acme B", start_date=date(2025, 10, 1), end_date=date(2026, 9, 30))
+    a_next = c(id=3, ref="Acme A next", status="Pending", start_date=date(2026, 7, 1), end_date=date(2027, 6, 30))
+    assert renewal_among(a, [a, b, a_next]) == 3
+    assert renewal_among(b, [a, b, a_next]) is None  # A's renewal, not B's
+    b_next = c(id=4, ref="Acme B next", status="Pending", start_date=date(2026, 9, 20), end_date=date(2027, 9, 30))
+    assert renewal_among(b, [a, b, a_next, b_next]) == 4  # starting before B ends, still B's

@@ -22,6 +22,7 @@ from halo_contracts.plans.executor import apply_plan
 from halo_contracts.plans.journal import Journal
 from halo_contracts.sandbox import SandboxConfig, create_app, transport
 from halo_contracts.server import build_server
+from support.successors import pending_successors
 
 pytestmark = pytest.mark.anyio
 
@@ -80,18 +81,10 @@ def up(value, pct: str) -> str:
 def renewable(sb) -> list[int]:
     """Active contracts with an end date that nothing renews yet, from the raw documents: no later
     contract links back, and no Pending contract of the same client and type starts after it starts
-    and ends after it ends (or is open-ended)."""
+    and ends after it ends (or is open-ended), naming no previous contract."""
     docs = sb.store.where("contracts")
-    renewed = {c["previouscontract"] for c in docs if c.get("previouscontract")}
-
-    def successor(c: dict) -> bool:
-        return any(o["id"] != c["id"] and o.get("client_id") == c.get("client_id")
-                   and o.get("contracttype") == c.get("contracttype") and o.get("status") == 2
-                   and o.get("start_date") and day(o["start_date"]) > day(c["start_date"])
-                   and (not o.get("end_date") or day(o["end_date"]) > day(c["end_date"])) for o in docs)
-
-    return [c["id"] for c in docs if c.get("status") == 1 and c.get("end_date") and c["id"] not in renewed
-            and not successor(c)]
+    renewed = {c["previouscontract"] for c in docs if c.get("previouscontract")} | set(pending_successors(docs))
+    return [c["id"] for c in docs if c.get("status") == 1 and c.get("end_date") and c["id"] not in renewed]
 
 
 def copyable_lines(sb, cid: int) -> list[dict]:

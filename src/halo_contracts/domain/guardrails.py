@@ -131,16 +131,30 @@ def overlap_issue(found: list[Contract], *, what: str = "the new contract", fiel
                         "client and type", "check it is not a duplicate; if it is, change that contract instead")
 
 
+def _follows(new: Contract, old: Contract) -> bool:
+    """``new`` could renew ``old``: same client and type, starting after it starts and ending
+    after it ends (or open-ended)."""
+    return (new.id != old.id and new.client_id == old.client_id and _same(new.type, old.type)
+            and new.start_date is not None and old.start_date is not None and old.end_date is not None
+            and new.start_date > old.start_date and (new.end_date is None or new.end_date > old.end_date))
+
+
+def _gap(new: Contract, old: Contract) -> int:
+    """Days between ``old``'s end and ``new``'s start (0: it starts the day after)."""
+    assert new.start_date is not None and old.end_date is not None
+    return abs((new.start_date - old.end_date).days - 1)
+
+
 def pending_successor(old: Contract, others: Iterable[Contract]) -> Contract | None:
     """A Pending contract of the old one's client and type that starts after the old one starts
     and ends after it ends (or is open-ended): the renewal made without the previous-contract link,
-    even when its term starts before the old one ends (the earliest, when several)."""
-    if old.end_date is None or old.start_date is None:
-        return None
-    found = [c for c in others if c.id != old.id and c.client_id == old.client_id and _same(c.type, old.type)
-             and _is(c.status, "pending") and c.start_date is not None and c.start_date > old.start_date
-             and (c.end_date is None or c.end_date > old.end_date)]
-    return min(found, key=lambda c: (c.start_date, c.id)) if found else None
+    even when its term starts before the old one ends (the earliest, when several). A Pending
+    contract that follows another contract of the client more closely (that one's end nearer its
+    start) is that one's renewal, not this one's."""
+    pool = [c for c in others if c.id != old.id] + [old]
+    found = [c for c in pool if _is(c.status, "pending") and not c.previous_contract_id and _follows(c, old)
+             and min((o for o in pool if _follows(c, o)), key=lambda o: (_gap(c, o), o.id)) is old]
+    return min(found, key=lambda c: (c.start_date or date.min, c.id)) if found else None
 
 
 # ---- cancelling with lines still billing ----------------------------------------------------------
