@@ -89,7 +89,7 @@ async def test_search_says_when_halos_inactive_contracts_are_left_out(mcp_client
     client_id = inactive[0]["client_id"]
     r = await call(mcp_client, "search_contracts", {"client_id": client_id})
     said = r.content[0].text
-    assert "Halo's inactive contracts (e.g. on hold, expired) are left out: include_inactive=true adds them." in said
+    assert "Inactive ones (e.g. on hold) left out: include_inactive=true." in said
     ids = {c["id"] for c in data(r)["contracts"]}
     r = await call(mcp_client, "search_contracts", {"client_id": client_id, "include_inactive": True})
     assert "left out" not in r.content[0].text

@@ -125,8 +125,7 @@ class SearchContractsResult(Result):
     _active_only: bool = PrivateAttr(default=False)  # Halo's inactive contracts were not read (text only)
 
     def said(self) -> str:
-        left_out = (" Halo's inactive contracts (e.g. on hold, expired) are left out: include_inactive=true adds "
-                    "them." if self._active_only else "")
+        left_out = " Inactive ones (e.g. on hold) left out: include_inactive=true." if self._active_only else ""
         if not self.total:
             return "No contract matches these filters." + left_out
         rows = [f"{r.id} (client {r.client_id}, {r.type}, {r.status}, ends {r.end_date or 'never'}, "
