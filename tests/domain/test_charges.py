@@ -68,6 +68,17 @@ def test_every_problem_is_reported_with_its_line_and_fix():
         parse_charge_rows([{"customer": "Acme", "sku": "M365"}])
 
 
+def test_a_row_with_an_unquoted_delimiter_is_refused_not_shifted():
+    # "Azure, prod" unquoted would move every later cell one column on: 1 -> unit cost, 400.10 -> price...
+    with pytest.raises(FeedError) as err:
+        feed(f"Acme,AZ,Azure, prod,1,400.10,460.12,Azure,{NOV}")
+    (problem,) = err.value.problems
+    assert problem.line == 2 and "10 fields but the header has 9" in problem.problem
+    # a short row (trailing optional cells left off) is still read
+    (one,) = feed("Acme,SETUP,Onboarding,1,0,150,One-off,2026-11-10")
+    assert one.period_end == date(2026, 11, 10)
+
+
 def test_rows_read_like_csv():
     [cl] = parse_charge_rows([{"customer": "Acme", "product_code": "M365", "quantity": 2, "unit_price": 22,
                                "unit_cost": "18.50", "charge_type": "usage", "period_start": "2026-11-01"}]).lines

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from halo_contracts.domain.licence_sync import FeedError, FeedProblem, _number
+from halo_contracts.domain.licence_sync import FeedError, FeedProblem, _number, csv_rows
 from halo_contracts.domain.matching import name_key
 from halo_contracts.domain.money import ZERO, cents
 from halo_contracts.domain.validation import text_problem
@@ -281,20 +281,7 @@ def parse_charges_csv(text: str) -> ChargeFeed:
     width = len(next(reader))
     problems: list[FeedProblem] = []
     lines: list[ChargeLine] = []
-    while True:
-        at = first + reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(FeedProblem(line=at, field=None, problem=f"the row cannot be read ({exc})",
-                                        fix="check the quotes on this line"))
-            break
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) < width:
-            row = [*row, *[""] * (width - len(row))]
+    for at, row in csv_rows(reader, width=width, offset=first, problems=problems, pad_short=True):
         cl = _validate({f: row[i] for f, i in index.items()}, at, problems)
         if cl is not None:
             lines.append(cl)

@@ -45,7 +45,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -470,30 +470,42 @@ def _columns(header: list[str], warnings: list[str]) -> tuple[dict[str, int], di
     return index, columns
 
 
-def _read_rows(reader: Any, index: dict[str, int], *, width: int, offset: int,
-               problems: list[FeedProblem]) -> list[SourceLine]:
-    """The data rows after the header, validated; ``offset`` is the physical lines before it."""
-    lines: list[SourceLine] = []
+def csv_rows(reader: Any, *, width: int, offset: int, problems: list[FeedProblem],
+             pad_short: bool = False) -> Iterator[tuple[int, list[str]]]:
+    """(physical line, cells) of each data row after the header, ``width`` cells each; a row
+    that cannot be read stops the file, blank rows are skipped, trailing empty cells dropped
+    (spreadsheet exports pad rows); a row of another width is a problem (a cell with the
+    delimiter unquoted would shift every column after it), unless ``pad_short`` fills a short one."""
     while True:
         start = offset + reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as exc:
             problems.append(FeedProblem(line=start, field=None, problem=f"the row cannot be read ({exc})",
                                         fix="check the quotes on this line"))
-            break
+            return
         if not any(cell.strip() for cell in row):
             continue
         while len(row) > width and not row[-1].strip():
-            row = row[:-1]  # trailing empty cells (spreadsheet exports pad rows)
+            row = row[:-1]
+        if pad_short and len(row) < width:
+            row = [*row, *[""] * (width - len(row))]
         if len(row) != width:
             problems.append(FeedProblem(
                 line=start, field=None,
                 problem=f"the row has {len(row)} fields but the header has {width}",
                 fix="quote values that contain the delimiter, or remove the extra/missing separators"))
             continue
+        yield start, row
+
+
+def _read_rows(reader: Any, index: dict[str, int], *, width: int, offset: int,
+               problems: list[FeedProblem]) -> list[SourceLine]:
+    """The data rows after the header, validated; ``offset`` is the physical lines before it."""
+    lines: list[SourceLine] = []
+    for start, row in csv_rows(reader, width=width, offset=offset, problems=problems):
         sl = _validate({f: row[i] for f, i in index.items()}, start, problems)
         if sl is not None:
             lines.append(sl)
