@@ -29,6 +29,7 @@ from pathlib import Path
 import anyio
 from mcp import Client
 
+from book_picks import renewed_by_pending
 from halo_contracts.config import load_settings
 from halo_contracts.sandbox import SandboxConfig, create_app, transport
 from halo_contracts.server import build_server
@@ -37,26 +38,6 @@ TODAY = date(2026, 6, 15)
 SANDBOX = dict(base_url="http://sandbox", client_id="sandbox-client", client_secret="sandbox-secret",
                allow_insecure_http=True)  # the sandbox is reached in-process
 
-def renewed_by_pending(docs: list[dict]) -> set[int]:
-    """Contracts a Pending one (naming no previous contract) renews: of the same client and type,
-    it starts after the contract starts and ends after it ends (or is open-ended), and follows no
-    other contract of the client more closely; generate_renewals skips them."""
-    def follows(new: dict, old: dict) -> bool:
-        return (new["id"] != old["id"] and new.get("client_id") == old.get("client_id")
-                and new.get("contracttype") == old.get("contracttype") and bool(old.get("start_date"))
-                and bool(old.get("end_date")) and new["start_date"][:10] > old["start_date"][:10]
-                and (not new.get("end_date") or new["end_date"][:10] > old["end_date"][:10]))
-
-    def gap(new: dict, old: dict) -> int:
-        return abs((date.fromisoformat(new["start_date"][:10]) - date.fromisoformat(old["end_date"][:10])).days - 1)
-
-    out = set()
-    for new in docs:
-        if new.get("status") == 2 and not new.get("previouscontract") and new.get("start_date"):
-            olds = [o for o in docs if follows(new, o)]
-            if olds:
-                out.add(min(olds, key=lambda o: (gap(new, o), o["id"]))["id"])
-    return out
 
 
 
